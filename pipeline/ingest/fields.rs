@@ -1,0 +1,236 @@
+//! Parsing of single field values: timestamps (with and without offset),
+//! dates, numbers, booleans. Each parser returns a reject reason and a
+//! sentence saying what was expected, never a panic.
+
+use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, TimeZone};
+use chrono_tz::Tz;
+
+use super::Reason;
+
+/// A parse failure: the reason code and a message for the user.
+pub type FieldError = (Reason, String);
+
+/// Microseconds since the Unix epoch, UTC.
+pub type Micros = i64;
+
+/// Naive (offset-less) formats accepted besides RFC 3339. Spreadsheet exports
+/// often use a space instead of `T`, slashes, or drop the seconds.
+const NAIVE_FORMATS: [&str; 6] = [
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d %H:%M",
+    "%Y/%m/%d %H:%M:%S%.f",
+    "%Y/%m/%d %H:%M",
+];
+
+/// Parses an RFC 3339 timestamp, or a local time without offset in `tz`.
+/// A local time that does not exist (skipped by a daylight-saving change) is
+/// rejected; an ambiguous one (repeated hour) takes the earlier instant.
+pub fn parse_timestamp(s: &str, tz: Tz) -> Result<Micros, FieldError> {
+    if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
+        return Ok(dt.timestamp_micros());
+    }
+    // RFC 3339 with a space separator, as many databases print it.
+    if s.len() > 10 && s.as_bytes()[10] == b' ' {
+        let mut t = s.to_string();
+        t.replace_range(10..11, "T");
+        if let Ok(dt) = DateTime::parse_from_rfc3339(&t) {
+            return Ok(dt.timestamp_micros());
+        }
+    }
+    let naive = NAIVE_FORMATS
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
+        .or_else(|| {
+            // A bare date is midnight local time.
+            parse_date_str(s).and_then(|d| d.and_hms_opt(0, 0, 0))
+        });
+    let Some(naive) = naive else {
+        return Err((
+            Reason::BadTimestamp,
+            format!(
+                "`{}` is not a timestamp; expected RFC 3339 such as 2026-03-01T09:30:00+08:00, or local time 2026-03-01 09:30:00",
+                clip(s)
+            ),
+        ));
+    };
+    local_to_utc(naive, tz).map_err(|_| {
+        (
+            Reason::NonexistentLocalTime,
+            format!(
+                "`{}` does not exist in {} (the clocks skipped it at a daylight-saving change); give an offset",
+                clip(s),
+                tz.name()
+            ),
+        )
+    })
+}
+
+/// Local wall-clock time to UTC microseconds; `Err` inside a DST gap.
+pub fn local_to_utc(naive: NaiveDateTime, tz: Tz) -> Result<Micros, ()> {
+    match tz.from_local_datetime(&naive) {
+        LocalResult::Single(dt) => Ok(dt.timestamp_micros()),
+        LocalResult::Ambiguous(first, _) => Ok(first.timestamp_micros()),
+        LocalResult::None => Err(()),
+    }
+}
+
+fn parse_date_str(s: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .or_else(|_| NaiveDate::parse_from_str(s, "%Y/%m/%d"))
+        .ok()
+}
+
+/// Days since 1970-01-01 of an ISO date (`2026-03-01`, also `2026/03/01`).
+pub fn parse_date(s: &str) -> Result<i32, FieldError> {
+    parse_date_str(s).map(days_since_epoch).ok_or_else(|| {
+        (
+            Reason::BadDate,
+            format!("`{}` is not a date; expected 2026-03-01", clip(s)),
+        )
+    })
+}
+
+pub fn days_since_epoch(d: NaiveDate) -> i32 {
+    (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")).num_days() as i32
+}
+
+pub fn date_from_days(days: i32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date") + chrono::Duration::days(days as i64)
+}
+
+/// Last day of the month that `days` falls in.
+pub fn month_end(days: i32) -> i32 {
+    let d = date_from_days(days);
+    let (y, m) = if d.month() == 12 {
+        (d.year() + 1, 1)
+    } else {
+        (d.year(), d.month() + 1)
+    };
+    days_since_epoch(NaiveDate::from_ymd_opt(y, m, 1).expect("valid date")) - 1
+}
+
+/// `YYYY-MM` of an instant in `tz`.
+pub fn month_of_instant(us: Micros, tz: Tz) -> String {
+    let dt = DateTime::from_timestamp_micros(us)
+        .expect("timestamp within chrono's range")
+        .with_timezone(&tz);
+    format!("{:04}-{:02}", dt.year(), dt.month())
+}
+
+/// `YYYY-MM` of a date.
+pub fn month_of_date(days: i32) -> String {
+    let d = date_from_days(days);
+    format!("{:04}-{:02}", d.year(), d.month())
+}
+
+/// A finite decimal number. `-0` becomes `0`.
+pub fn parse_number(s: &str) -> Result<f64, FieldError> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| (Reason::BadNumber, format!("`{}` is not a number", clip(s))))?;
+    if !v.is_finite() {
+        return Err((
+            Reason::BadNumber,
+            format!("`{}` is not a finite number", clip(s)),
+        ));
+    }
+    Ok(if v == 0.0 { 0.0 } else { v })
+}
+
+/// Booleans as exports spell them: true/false, 1/0, yes/no, y/n, 是/否.
+pub fn parse_bool(s: &str) -> Result<bool, FieldError> {
+    match s.to_ascii_lowercase().as_str() {
+        "true" | "t" | "1" | "yes" | "y" | "是" => Ok(true),
+        "false" | "f" | "0" | "no" | "n" | "否" => Ok(false),
+        _ => Err((
+            Reason::BadBool,
+            format!(
+                "`{}` is not a yes/no value; expected true/false, 1/0, yes/no or 是/否",
+                clip(s)
+            ),
+        )),
+    }
+}
+
+/// Shortens a value for a message; the full raw record is kept in rejects.
+pub fn clip(s: &str) -> String {
+    const MAX: usize = 60;
+    if s.chars().count() <= MAX {
+        s.to_string()
+    } else {
+        let head: String = s.chars().take(MAX).collect();
+        format!("{head}…")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHANGHAI: Tz = chrono_tz::Asia::Shanghai;
+    const NEW_YORK: Tz = chrono_tz::America::New_York;
+
+    #[test]
+    fn offset_and_local_forms_agree() {
+        // 2026-03-01 09:30 in Shanghai (UTC+8) is 01:30 UTC:
+        // 1772328600 s after the epoch (2026-03-01T00:00Z = 1772323200).
+        let expected = 1_772_328_600_000_000;
+        assert_eq!(
+            parse_timestamp("2026-03-01T09:30:00+08:00", SHANGHAI).unwrap(),
+            expected
+        );
+        assert_eq!(
+            parse_timestamp("2026-03-01T01:30:00Z", SHANGHAI).unwrap(),
+            expected
+        );
+        assert_eq!(
+            parse_timestamp("2026-03-01 09:30:00", SHANGHAI).unwrap(),
+            expected
+        );
+        assert_eq!(
+            parse_timestamp("2026/03/01 09:30", SHANGHAI).unwrap(),
+            expected
+        );
+    }
+
+    #[test]
+    fn dst_gap_is_rejected_and_overlap_takes_earlier() {
+        // 2026-03-08 02:30 does not exist in New York (clocks jump 02:00 -> 03:00).
+        let err = parse_timestamp("2026-03-08 02:30:00", NEW_YORK).unwrap_err();
+        assert_eq!(err.0, Reason::NonexistentLocalTime);
+        // 2026-11-01 01:30 happens twice; the earlier is EDT (UTC-4) = 05:30Z.
+        let us = parse_timestamp("2026-11-01 01:30:00", NEW_YORK).unwrap();
+        assert_eq!(
+            us,
+            parse_timestamp("2026-11-01T05:30:00Z", NEW_YORK).unwrap()
+        );
+    }
+
+    #[test]
+    fn month_of_late_evening_on_last_day() {
+        // 23:30 on 31 January local is 15:30Z the same day: still January.
+        let us = parse_timestamp("2026-01-31 23:30:00", SHANGHAI).unwrap();
+        assert_eq!(month_of_instant(us, SHANGHAI), "2026-01");
+        // The same instant is already February 1st in Tokyo? No: 00:30 on Feb 1 in UTC+9.
+        assert_eq!(month_of_instant(us, chrono_tz::Asia::Tokyo), "2026-02");
+    }
+
+    #[test]
+    fn numbers_reject_non_finite() {
+        assert_eq!(parse_number("1e309").unwrap_err().0, Reason::BadNumber);
+        assert_eq!(parse_number("NaN").unwrap_err().0, Reason::BadNumber);
+        assert_eq!(parse_number("-0").unwrap().to_bits(), 0.0f64.to_bits());
+        assert_eq!(parse_number("4.5").unwrap(), 4.5);
+    }
+
+    #[test]
+    fn leap_day_and_month_end() {
+        let d = parse_date("2028-02-29").unwrap();
+        assert_eq!(date_from_days(month_end(d)).to_string(), "2028-02-29");
+        assert!(parse_date("2026-02-29").is_err());
+        let d = parse_date("2026-12-05").unwrap();
+        assert_eq!(date_from_days(month_end(d)).to_string(), "2026-12-31");
+    }
+}

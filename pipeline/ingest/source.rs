@@ -1,0 +1,508 @@
+//! Finding input files and turning each into raw records: one text value per
+//! contract column, with the line it came from and its raw text.
+//!
+//! CSV and JSON Lines are parsed here rather than by polars so that one bad
+//! line becomes one reject with its line number instead of failing the file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+use super::tables::TableSpec;
+use super::Reason;
+use crate::policy::Encoding;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Format {
+    Csv,
+    Jsonl,
+    Parquet,
+}
+
+impl Format {
+    pub fn from_path(p: &Path) -> Option<Format> {
+        let ext = p.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "csv" => Some(Format::Csv),
+            "jsonl" | "ndjson" => Some(Format::Jsonl),
+            "parquet" => Some(Format::Parquet),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Jsonl => "jsonl",
+            Format::Parquet => "parquet",
+        }
+    }
+}
+
+/// One input file of one table.
+#[derive(Debug, Clone)]
+pub struct InputFile {
+    pub table: &'static TableSpec,
+    pub path: PathBuf,
+    /// Path relative to the input folder, with `/` separators: the name used
+    /// in rejects, the lake's `source_file` and the ingest log.
+    pub rel: String,
+    pub format: Format,
+}
+
+/// Lists the input files per table (DESIGN.md section 5): `NAME.ext` or a
+/// folder `NAME/` of such files, searched recursively, in name order.
+/// Returns the files and the names of entries that were not recognised.
+pub fn discover(input: &Path) -> std::io::Result<(Vec<InputFile>, Vec<String>)> {
+    let mut files = Vec::new();
+    let mut ignored = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(input)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || name == "policy.toml" {
+            continue;
+        }
+        let path = entry.path();
+        if path.is_dir() {
+            match super::tables::by_name(&name) {
+                Some(table) => {
+                    let mut found = Vec::new();
+                    walk(&path, &mut found)?;
+                    found.sort();
+                    for p in found {
+                        match Format::from_path(&p) {
+                            Some(format) => files.push(InputFile {
+                                table,
+                                rel: relative(input, &p),
+                                path: p,
+                                format,
+                            }),
+                            None => ignored.push(relative(input, &p)),
+                        }
+                    }
+                }
+                None => ignored.push(format!("{name}/")),
+            }
+        } else {
+            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+            match (super::tables::by_name(stem), Format::from_path(&path)) {
+                (Some(table), Some(format)) => files.push(InputFile {
+                    table,
+                    rel: relative(input, &path),
+                    path,
+                    format,
+                }),
+                _ => ignored.push(name),
+            }
+        }
+    }
+    Ok((files, ignored))
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let p = entry.path();
+        if p.is_dir() {
+            walk(&p, out)?;
+        } else {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+fn relative(base: &Path, p: &Path) -> String {
+    let rel = p.strip_prefix(base).unwrap_or(p);
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// A record as read: text per contract column (`None` = absent or empty).
+#[derive(Debug, Clone)]
+pub struct RawRecord {
+    /// 1-based line (CSV: where the record starts; Parquet: row number).
+    pub line: u64,
+    pub fields: Vec<Option<String>>,
+    pub raw: String,
+}
+
+/// A problem with one record found while reading, before typed validation.
+#[derive(Debug, Clone)]
+pub struct ReadReject {
+    pub line: u64,
+    pub column: Option<String>,
+    pub reason: Reason,
+    pub message: String,
+    pub raw: String,
+}
+
+/// What reading a file gave.
+#[derive(Debug, Default)]
+pub struct ReadOutcome {
+    pub records: Vec<RawRecord>,
+    pub rejects: Vec<ReadReject>,
+    /// `utf-8`, `utf-8-bom`, `gb18030` or `parquet`.
+    pub encoding: &'static str,
+}
+
+/// A problem that makes a whole file unusable.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct FileError {
+    pub file: String,
+    pub message: String,
+}
+
+/// Reads one file into raw records, given its bytes.
+pub fn read(file: &InputFile, bytes: &[u8], encoding: Encoding) -> Result<ReadOutcome, FileError> {
+    let fail = |message: String| FileError {
+        file: file.rel.clone(),
+        message,
+    };
+    match file.format {
+        Format::Parquet => read_parquet(file.table, bytes).map_err(fail),
+        Format::Csv | Format::Jsonl => {
+            let (text, enc) = decode(bytes, encoding).map_err(fail)?;
+            let mut out = if file.format == Format::Csv {
+                read_csv(file.table, &text).map_err(fail)?
+            } else {
+                read_jsonl(file.table, &text).map_err(fail)?
+            };
+            out.encoding = enc;
+            Ok(out)
+        }
+    }
+}
+
+/// Decodes text strictly. `Auto` takes UTF-8 when every byte is valid UTF-8,
+/// else GB18030 (a superset of GBK and GB2312). A file that is mostly valid
+/// UTF-8 with a few broken bytes is a damaged UTF-8 file, not GB18030: it
+/// fails with the line of the first bad byte rather than being garbled.
+pub fn decode(bytes: &[u8], encoding: Encoding) -> Result<(String, &'static str), String> {
+    let (bytes, had_bom) = match bytes.strip_prefix(b"\xEF\xBB\xBF") {
+        Some(rest) => (rest, true),
+        None => (bytes, false),
+    };
+    let utf8_label = if had_bom { "utf-8-bom" } else { "utf-8" };
+    let utf8 = std::str::from_utf8(bytes);
+    match utf8 {
+        Ok(s) if encoding != Encoding::Gb18030 => return Ok((s.to_string(), utf8_label)),
+        Err(e) if encoding == Encoding::Utf8 || had_bom => {
+            return Err(bad_utf8_message(bytes, e.valid_up_to()));
+        }
+        Err(e) if encoding == Encoding::Auto => {
+            // Count multi-byte UTF-8 characters against invalid sequences.
+            let mut multibyte = 0usize;
+            let mut invalid = 0usize;
+            for chunk in bytes.utf8_chunks() {
+                multibyte += chunk.valid().chars().filter(|c| c.len_utf8() > 1).count();
+                if !chunk.invalid().is_empty() {
+                    invalid += 1;
+                }
+            }
+            // GB18030 text only rarely forms valid multi-byte UTF-8 by
+            // chance, and then among many invalid sequences.
+            if multibyte > 0 && multibyte >= invalid {
+                return Err(bad_utf8_message(bytes, e.valid_up_to()));
+            }
+        }
+        _ => {}
+    }
+    match encoding_rs::GB18030.decode_without_bom_handling_and_without_replacement(bytes) {
+        Some(s) => Ok((s.into_owned(), "gb18030")),
+        None => {
+            let at = utf8.err().map_or(0, |e| e.valid_up_to());
+            let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+            Err(format!(
+                "the file is neither valid UTF-8 (first bad byte on line {line}) nor valid GB18030/GBK text; re-export it as UTF-8"
+            ))
+        }
+    }
+}
+
+fn bad_utf8_message(bytes: &[u8], at: usize) -> String {
+    let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+    format!(
+        "line {line}: invalid UTF-8 at byte {at}; the file looks like UTF-8 with damaged bytes. Fix the export, or set ingest.encoding = \"gb18030\" in the policy if it really is GB18030"
+    )
+}
+
+/// Maps a header to contract columns; fails naming missing required columns.
+fn map_header(table: &TableSpec, header: &[String]) -> Result<Vec<Option<usize>>, String> {
+    let mut seen = BTreeMap::new();
+    for (i, h) in header.iter().enumerate() {
+        if let Some(prev) = seen.insert(h.as_str(), i) {
+            return Err(format!(
+                "column `{h}` appears twice in the header (positions {} and {})",
+                prev + 1,
+                i + 1
+            ));
+        }
+    }
+    let missing: Vec<&str> = table.required().filter(|c| !seen.contains_key(c)).collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "missing required column{} {} for table `{}`; the file has columns: {}",
+            if missing.len() == 1 { "" } else { "s" },
+            missing
+                .iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            table.name,
+            if header.is_empty() {
+                "(none)".to_string()
+            } else {
+                header.join(", ")
+            }
+        ));
+    }
+    Ok(table
+        .columns
+        .iter()
+        .map(|c| seen.get(c.name).copied())
+        .collect())
+}
+
+fn clean(v: &str) -> Option<String> {
+    let t = v.trim();
+    (!t.is_empty()).then(|| t.to_string())
+}
+
+fn read_csv(table: &TableSpec, text: &str) -> Result<ReadOutcome, String> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let header: Vec<String> = rdr
+        .headers()
+        .map_err(|e| format!("cannot read the header: {e}"))?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    if header.iter().all(|h| h.is_empty()) {
+        return Err("the file is empty: a CSV file needs a header line".into());
+    }
+    let map = map_header(table, &header)?;
+    let mut out = ReadOutcome::default();
+    let mut starts: Vec<(u64, usize, csv::StringRecord)> = Vec::new();
+    let mut record = csv::StringRecord::new();
+    loop {
+        let pos_before = rdr.position().clone();
+        match rdr.read_record(&mut record) {
+            Ok(true) => {
+                let start = record.position().map(|p| p.byte() as usize).unwrap_or(0);
+                let line = record
+                    .position()
+                    .map(|p| p.line())
+                    .unwrap_or(pos_before.line());
+                starts.push((line, start, record.clone()));
+            }
+            Ok(false) => break,
+            Err(e) => {
+                // The csv reader only fails here on I/O or UTF-8, neither of
+                // which can happen on an in-memory string; report and stop.
+                return Err(format!("line {}: {e}", pos_before.line()));
+            }
+        }
+    }
+    for (i, (line, start, rec)) in starts.iter().enumerate() {
+        let end = starts.get(i + 1).map(|s| s.1).unwrap_or(text.len());
+        let raw = text[*start..end].trim_end_matches(['\r', '\n']).to_string();
+        if rec.len() == 1 && rec.get(0).is_some_and(|f| f.trim().is_empty()) {
+            continue; // a blank line
+        }
+        if rec.len() != header.len() {
+            out.rejects.push(ReadReject {
+                line: *line,
+                column: None,
+                reason: Reason::RaggedRow,
+                message: format!(
+                    "expected {} fields as in the header, found {}",
+                    header.len(),
+                    rec.len()
+                ),
+                raw,
+            });
+            continue;
+        }
+        let fields = map
+            .iter()
+            .map(|m| m.and_then(|i| rec.get(i)).and_then(clean))
+            .collect();
+        out.records.push(RawRecord {
+            line: *line,
+            fields,
+            raw,
+        });
+    }
+    Ok(out)
+}
+
+fn read_jsonl(table: &TableSpec, text: &str) -> Result<ReadOutcome, String> {
+    let mut out = ReadOutcome::default();
+    let mut keys_seen = std::collections::BTreeSet::new();
+    for (i, line_text) in text.lines().enumerate() {
+        let line = i as u64 + 1;
+        let raw = line_text.trim_end_matches('\r');
+        if raw.trim().is_empty() {
+            continue;
+        }
+        let value: serde_json::Value = match serde_json::from_str(raw) {
+            Ok(v) => v,
+            Err(e) => {
+                out.rejects.push(ReadReject {
+                    line,
+                    column: None,
+                    reason: Reason::BadJson,
+                    message: format!("not valid JSON: {e}"),
+                    raw: raw.to_string(),
+                });
+                continue;
+            }
+        };
+        let Some(obj) = value.as_object() else {
+            out.rejects.push(ReadReject {
+                line,
+                column: None,
+                reason: Reason::BadJson,
+                message: "expected a JSON object on each line".into(),
+                raw: raw.to_string(),
+            });
+            continue;
+        };
+        keys_seen.extend(obj.keys().cloned());
+        let mut fields = Vec::with_capacity(table.columns.len());
+        let mut bad = None;
+        for col in table.columns {
+            let v = match obj.get(col.name) {
+                None | Some(serde_json::Value::Null) => None,
+                Some(serde_json::Value::String(s)) => clean(s),
+                Some(serde_json::Value::Bool(b)) => Some(b.to_string()),
+                Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+                Some(_) => {
+                    bad = Some(col.name);
+                    None
+                }
+            };
+            fields.push(v);
+        }
+        if let Some(col) = bad {
+            out.rejects.push(ReadReject {
+                line,
+                column: Some(col.to_string()),
+                reason: Reason::NotScalar,
+                message: "expected a string, number or boolean, found an array or object".into(),
+                raw: raw.to_string(),
+            });
+            continue;
+        }
+        out.records.push(RawRecord {
+            line,
+            fields,
+            raw: raw.to_string(),
+        });
+    }
+    // A required key that no record has is a missing column, as in CSV.
+    if !out.records.is_empty() || !out.rejects.is_empty() {
+        let header: Vec<String> = keys_seen.iter().cloned().collect();
+        if table.required().any(|c| !keys_seen.contains(c)) {
+            map_header(table, &header)?;
+        }
+    }
+    Ok(out)
+}
+
+fn read_parquet(table: &TableSpec, bytes: &[u8]) -> Result<ReadOutcome, String> {
+    let df = ParquetReader::new(std::io::Cursor::new(bytes))
+        .finish()
+        .map_err(|e| format!("not a readable Parquet file: {e}"))?;
+    let header: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let map = map_header(table, &header)?;
+    let mut columns: Vec<Option<Vec<Option<String>>>> = Vec::new();
+    for m in &map {
+        columns.push(match m {
+            Some(i) => Some(
+                column_as_text(&df.columns()[*i])
+                    .map_err(|e| format!("column `{}` cannot be read as text: {e}", header[*i]))?,
+            ),
+            None => None,
+        });
+    }
+    let mut out = ReadOutcome {
+        encoding: "parquet",
+        ..Default::default()
+    };
+    for row in 0..df.height() {
+        let fields: Vec<Option<String>> = columns
+            .iter()
+            .map(|c| c.as_ref().and_then(|v| v[row].as_deref()).and_then(clean))
+            .collect();
+        let raw = table
+            .columns
+            .iter()
+            .zip(&fields)
+            .filter_map(|(c, v)| v.as_ref().map(|v| format!("{}={v}", c.name)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.records.push(RawRecord {
+            line: row as u64 + 1,
+            fields,
+            raw,
+        });
+    }
+    Ok(out)
+}
+
+/// A Parquet column as text. Timestamps are written as RFC 3339 (UTC when
+/// the column has a time zone, local time otherwise) so they go through the
+/// same validation as CSV text.
+fn column_as_text(col: &Column) -> PolarsResult<Vec<Option<String>>> {
+    let s = col.as_materialized_series();
+    match s.dtype() {
+        DataType::Datetime(unit, tz) => {
+            let ca = s.datetime()?;
+            let to_us = |v: i64| match unit {
+                TimeUnit::Nanoseconds => v / 1000,
+                TimeUnit::Microseconds => v,
+                TimeUnit::Milliseconds => v * 1000,
+            };
+            Ok(ca
+                .physical()
+                .iter()
+                .map(|v| {
+                    v.and_then(|v| chrono::DateTime::from_timestamp_micros(to_us(v)))
+                        .map(|dt| match tz {
+                            Some(_) => dt.format("%Y-%m-%dT%H:%M:%S%.fZ").to_string(),
+                            None => dt.naive_utc().format("%Y-%m-%d %H:%M:%S%.f").to_string(),
+                        })
+                })
+                .collect())
+        }
+        DataType::Date => {
+            let ca = s.date()?;
+            Ok(ca
+                .physical()
+                .iter()
+                .map(|v| v.map(|d| super::fields::date_from_days(d).to_string()))
+                .collect())
+        }
+        _ => {
+            let t = s.cast(&DataType::String)?;
+            Ok(t.str()?.iter().map(|v| v.map(str::to_string)).collect())
+        }
+    }
+}

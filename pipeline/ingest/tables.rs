@@ -1,0 +1,227 @@
+//! The input tables of the data contract (DESIGN.md section 5): their
+//! columns, types, keys and the column that places a record in a month.
+
+/// How a column's text is validated and stored.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Kind {
+    /// Free text or an identifier, stored as a string.
+    Text,
+    /// RFC 3339 or local time, stored as UTC microseconds.
+    Timestamp,
+    /// ISO date.
+    Date,
+    /// A finite number, optionally with a lower bound.
+    Number {
+        min: Option<f64>,
+    },
+    Bool,
+    /// One of a fixed set of values.
+    Enum(&'static [&'static str]),
+    /// A department id that must exist in `departments`.
+    DeptRef,
+    /// A department type the policy defines.
+    DeptType,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub required: bool,
+}
+
+/// What makes two records "the same record" for deduplication.
+#[derive(Debug, Clone, Copy)]
+pub enum Key {
+    Columns(&'static [&'static str]),
+    /// `event_id` where given, else every input column.
+    EventIdOrAll,
+}
+
+#[derive(Debug)]
+pub struct TableSpec {
+    pub name: &'static str,
+    pub columns: &'static [Column],
+    pub key: Key,
+    /// The column that places a record in `month=YYYY-MM`; `None` for
+    /// reference data stored unpartitioned.
+    pub month_column: Option<&'static str>,
+}
+
+impl TableSpec {
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+
+    pub fn required(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.columns.iter().filter(|c| c.required).map(|c| c.name)
+    }
+
+    /// Columns the lake sorts by inside a partition: event time, then key.
+    pub fn sort_columns(&self) -> Vec<&'static str> {
+        let mut cols: Vec<&'static str> = self.month_column.into_iter().collect();
+        match self.key {
+            Key::Columns(k) => cols.extend(k.iter().copied()),
+            Key::EventIdOrAll => cols.extend(self.columns.iter().map(|c| c.name)),
+        }
+        cols.dedup();
+        cols
+    }
+}
+
+const fn req(name: &'static str, kind: Kind) -> Column {
+    Column {
+        name,
+        kind,
+        required: true,
+    }
+}
+
+const fn opt(name: &'static str, kind: Kind) -> Column {
+    Column {
+        name,
+        kind,
+        required: false,
+    }
+}
+
+const TEXT: Kind = Kind::Text;
+const TS: Kind = Kind::Timestamp;
+const NONNEG: Kind = Kind::Number { min: Some(0.0) };
+const ANY_NUMBER: Kind = Kind::Number { min: None };
+
+pub const EVENTS: &[&str] = &[
+    "received",
+    "responded",
+    "transferred",
+    "suspended",
+    "resumed",
+    "resolved",
+    "reopened",
+    "notified",
+    "visit",
+    "cancelled",
+];
+
+pub const DEPARTMENTS: TableSpec = TableSpec {
+    name: "departments",
+    columns: &[
+        req("dept_id", TEXT),
+        req("name", TEXT),
+        req("dept_type", Kind::DeptType),
+        opt("name_en", TEXT),
+        opt("parent_id", Kind::DeptRef),
+    ],
+    key: Key::Columns(&["dept_id"]),
+    month_column: None,
+};
+
+pub const RATINGS: TableSpec = TableSpec {
+    name: "ratings",
+    columns: &[
+        req("rating_id", TEXT),
+        req("rated_at", TS),
+        req("dept_id", Kind::DeptRef),
+        opt("staff_id", TEXT),
+        req("rater_id", TEXT),
+        req("rater_group", Kind::Enum(&crate::policy::RATER_GROUPS)),
+        req("item", TEXT),
+        req("score", ANY_NUMBER),
+        opt("scale_min", ANY_NUMBER),
+        opt("scale_max", ANY_NUMBER),
+        opt("case_id", TEXT),
+        opt("channel", TEXT),
+        opt("comment", TEXT),
+    ],
+    key: Key::Columns(&["rating_id", "item"]),
+    month_column: Some("rated_at"),
+};
+
+pub const RATING_APPEALS: TableSpec = TableSpec {
+    name: "rating_appeals",
+    columns: &[
+        req("rating_id", TEXT),
+        req("decided_at", TS),
+        req("decision", Kind::Enum(&["removed", "upheld"])),
+    ],
+    key: Key::Columns(&["rating_id"]),
+    month_column: Some("decided_at"),
+};
+
+pub const PROCESS_EVENTS: TableSpec = TableSpec {
+    name: "process_events",
+    columns: &[
+        req("case_id", TEXT),
+        req("event", Kind::Enum(EVENTS)),
+        req("at", TS),
+        req("dept_id", Kind::DeptRef),
+        opt("staff_id", TEXT),
+        opt("service_type", TEXT),
+        opt("due_at", TS),
+        opt("response_due_at", TS),
+        opt("instant", Kind::Bool),
+        opt("event_id", TEXT),
+    ],
+    key: Key::EventIdOrAll,
+    month_column: Some("at"),
+};
+
+pub const COMPLAINTS: TableSpec = TableSpec {
+    name: "complaints",
+    columns: &[
+        req("complaint_id", TEXT),
+        req("received_at", TS),
+        req("dept_id", Kind::DeptRef),
+        req("severity", Kind::Enum(&["major", "general"])),
+        req("valid", Kind::Bool),
+        opt("case_id", TEXT),
+        opt("root_cause", TEXT),
+        opt("due_at", TS),
+        opt("rectified_at", TS),
+    ],
+    key: Key::Columns(&["complaint_id"]),
+    month_column: Some("received_at"),
+};
+
+pub const INCIDENTS: TableSpec = TableSpec {
+    name: "incidents",
+    columns: &[
+        req("incident_id", TEXT),
+        req("occurred_at", TS),
+        req("dept_id", Kind::DeptRef),
+        req("kind", TEXT),
+        req("confirmed", Kind::Bool),
+    ],
+    key: Key::Columns(&["incident_id"]),
+    month_column: Some("occurred_at"),
+};
+
+pub const MEASUREMENTS: TableSpec = TableSpec {
+    name: "measurements",
+    columns: &[
+        req("dept_id", Kind::DeptRef),
+        req("metric", TEXT),
+        req("period_start", Kind::Date),
+        opt("period_end", Kind::Date),
+        opt("value", ANY_NUMBER),
+        opt("numerator", NONNEG),
+        opt("denominator", NONNEG),
+    ],
+    key: Key::Columns(&["dept_id", "metric", "period_start", "period_end"]),
+    month_column: Some("period_start"),
+};
+
+/// Every input table; `departments` first because the others refer to it.
+pub const ALL: [&TableSpec; 7] = [
+    &DEPARTMENTS,
+    &RATINGS,
+    &RATING_APPEALS,
+    &PROCESS_EVENTS,
+    &COMPLAINTS,
+    &INCIDENTS,
+    &MEASUREMENTS,
+];
+
+pub fn by_name(name: &str) -> Option<&'static TableSpec> {
+    ALL.iter().copied().find(|t| t.name == name)
+}

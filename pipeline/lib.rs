@@ -1,0 +1,56 @@
+//! service-scorecard: links functional departments' performance assessment
+//! to the quality of the service they give.
+//!
+//! The pipeline reads the stages below in order (see `ARCHITECTURE.md`);
+//! [`run::run`] is the table of contents. Each stage reads and writes Parquet
+//! under one output folder, so any stage can be re-run alone and inspected.
+//!
+//! ```text
+//! ingest   raw exports -> lake/ (Parquet), rejects/         ingest
+//! render   lake/ + marts/ -> site/ (static HTML)            render
+//! ```
+
+pub mod cli;
+pub mod generate;
+pub mod ingest;
+pub mod init;
+pub mod lake;
+pub mod policy;
+pub mod progress;
+pub mod query;
+pub mod render;
+pub mod run;
+
+/// Failures with their own exit status (DESIGN.md section 4). Anything else
+/// that goes wrong exits with 1.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// Bad command line or unusable paths: exit 2.
+    #[error("{0}")]
+    Usage(String),
+    /// The policy file is invalid: exit 2.
+    #[error(transparent)]
+    Policy(#[from] policy::PolicyError),
+    /// Input data problems (missing column, rejects over the limit): exit 3.
+    #[error(transparent)]
+    Input(#[from] ingest::InputFailure),
+}
+
+/// Exit status for an error: 2 usage or policy, 3 input data, 1 otherwise.
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    for cause in err.chain() {
+        if let Some(f) = cause.downcast_ref::<Failure>() {
+            return match f {
+                Failure::Usage(_) | Failure::Policy(_) => 2,
+                Failure::Input(_) => 3,
+            };
+        }
+        if cause.downcast_ref::<policy::PolicyError>().is_some() {
+            return 2;
+        }
+        if cause.downcast_ref::<ingest::InputFailure>().is_some() {
+            return 3;
+        }
+    }
+    1
+}

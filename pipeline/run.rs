@@ -1,0 +1,221 @@
+//! The pipeline's table of contents: which stages a command runs, in order,
+//! and the run manifest (`OUT/run.json`) that records what happened.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use crate::ingest::{self, IngestReport, Mode};
+use crate::lake::{OutDir, Staging};
+use crate::policy::{self, LoadedPolicy};
+use crate::progress::Progress;
+use crate::render;
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub input: PathBuf,
+    pub out: PathBuf,
+    pub policy: Option<PathBuf>,
+    pub as_of: Option<NaiveDate>,
+    /// `scorecard ingest`: stop after ingest.
+    pub ingest_only: bool,
+}
+
+/// Seconds one stage took.
+#[derive(Debug, Serialize)]
+pub struct StageTiming {
+    pub stage: &'static str,
+    pub seconds: f64,
+}
+
+/// `OUT/run.json`: the only file with wall-clock times, so the site and the
+/// marts stay deterministic.
+#[derive(Debug, Serialize)]
+pub struct Manifest {
+    pub tool: &'static str,
+    pub version: &'static str,
+    pub command: &'static str,
+    pub started_at: String,
+    pub finished_at: String,
+    pub input: String,
+    pub out: String,
+    pub as_of: Option<String>,
+    pub policy: PolicyInfo,
+    pub stages: Vec<StageTiming>,
+    pub ingest: IngestReport,
+    pub rejects_total: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PolicyInfo {
+    pub source: String,
+    pub sha256: String,
+    pub version: String,
+    pub timezone: String,
+    pub locale: String,
+}
+
+/// `scorecard run` and `scorecard ingest`.
+pub fn run(opts: &RunOptions, progress: &Progress) -> Result<Manifest> {
+    let started = chrono::Utc::now();
+    let policy = policy::resolve(opts.policy.as_deref(), &[opts.input.join("policy.toml")])?;
+    progress.step(&format!("policy: {}", policy.source));
+    let out = OutDir::new(&opts.out);
+    std::fs::create_dir_all(&out.root)
+        .with_context(|| format!("cannot create output folder {}", out.root.display()))?;
+    let mut stages = Vec::new();
+
+    let t = Instant::now();
+    let report = ingest::ingest(&opts.input, &out, &policy, Mode::Write, progress)?;
+    write_atomic(&out.policy(), policy.text.as_bytes(), &out)?;
+    stages.push(StageTiming {
+        stage: "ingest",
+        seconds: t.elapsed().as_secs_f64(),
+    });
+    summarise(&report, progress);
+
+    let as_of = resolve_as_of(opts.as_of, report.latest_event.as_deref(), &policy);
+    if !opts.ingest_only {
+        let t = Instant::now();
+        render::render(&out, &policy, as_of, progress)?;
+        stages.push(StageTiming {
+            stage: "render",
+            seconds: t.elapsed().as_secs_f64(),
+        });
+    }
+
+    let rejects_total = crate::lake::count_rows_file(&out.rejects())?;
+    let manifest = Manifest {
+        tool: "service-scorecard",
+        version: env!("CARGO_PKG_VERSION"),
+        command: if opts.ingest_only { "ingest" } else { "run" },
+        started_at: started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        input: opts.input.display().to_string(),
+        out: opts.out.display().to_string(),
+        as_of: as_of.map(|d| d.to_string()),
+        policy: policy_info(&policy),
+        stages,
+        ingest: report,
+        rejects_total,
+    };
+    let json = serde_json::to_vec_pretty(&manifest)?;
+    write_atomic(&out.manifest(), &json, &out)?;
+    progress.step(&format!("wrote {}", out.root.display()));
+    Ok(manifest)
+}
+
+/// The default `--as-of`: the latest event's date, never after today.
+fn resolve_as_of(
+    explicit: Option<NaiveDate>,
+    latest: Option<&str>,
+    policy: &LoadedPolicy,
+) -> Option<NaiveDate> {
+    if explicit.is_some() {
+        return explicit;
+    }
+    let today = chrono::Utc::now().with_timezone(&policy.tz).date_naive();
+    latest
+        .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+        .map(|d| d.min(today))
+}
+
+fn policy_info(p: &LoadedPolicy) -> PolicyInfo {
+    PolicyInfo {
+        source: p.source.to_string(),
+        sha256: p.sha256(),
+        version: p.policy.version.clone(),
+        timezone: p.policy.timezone.clone(),
+        locale: p.policy.locale.clone(),
+    }
+}
+
+fn summarise(report: &IngestReport, progress: &Progress) {
+    let read = report
+        .files
+        .iter()
+        .filter(|f| f.status != "unchanged")
+        .count();
+    let skipped = report.files.len() - read;
+    progress.step(&format!(
+        "ingest: {read} file(s) read, {skipped} unchanged, {} record(s) rejected",
+        report.rejects_new
+    ));
+    for (table, c) in &report.tables {
+        if c.rows_after > 0 {
+            progress.step(&format!(
+                "  {table}: {} rows in the lake ({:+})",
+                c.rows_after,
+                c.rows_after as i64 - c.rows_before as i64
+            ));
+        }
+    }
+}
+
+/// Writes one file atomically through the output folder's staging area.
+pub fn write_atomic(path: &Path, bytes: &[u8], out: &OutDir) -> Result<()> {
+    let mut staging = Staging::new(out)?;
+    let staged = staging.stage(path);
+    if let Some(parent) = staged.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(&staged, bytes).with_context(|| format!("cannot write {}", staged.display()))?;
+    staging.publish()
+}
+
+/// `scorecard render`: the site from what the output folder holds.
+pub fn render_only(out: &Path, policy: Option<&Path>, progress: &Progress) -> Result<()> {
+    let out = OutDir::new(out);
+    if !out.lake().is_dir() {
+        return Err(crate::Failure::Usage(format!(
+            "{} has no lake/: run `scorecard ingest` or `scorecard run` first",
+            out.root.display()
+        ))
+        .into());
+    }
+    let policy = policy::resolve(policy, &[out.policy()])?;
+    let as_of = std::fs::read(out.manifest())
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v.get("as_of")?.as_str().map(str::to_string))
+        .and_then(|s| NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok());
+    render::render(&out, &policy, as_of, progress)
+}
+
+/// `scorecard check`: reads and validates everything, writes nothing.
+pub fn check(input: &Path, policy: Option<&Path>, progress: &Progress) -> Result<()> {
+    let policy = policy::resolve(policy, &[input.join("policy.toml")])?;
+    progress.step(&format!("policy: {} is valid", policy.source));
+    let out = OutDir::new(std::env::temp_dir().join("scorecard-check-unused"));
+    let report = ingest::ingest(input, &out, &policy, Mode::CheckOnly, progress)?;
+    println!(
+        "{} file(s), {} record(s) rejected",
+        report.files.len(),
+        report.rejects_new
+    );
+    for (table, c) in &report.tables {
+        if c.valid_read > 0 {
+            println!(
+                "  {table}: {} valid record(s), {} after deduplication",
+                c.valid_read, c.rows_after
+            );
+        }
+    }
+    for (reason, n) in &report.rejects_by_reason {
+        println!("  rejected, {reason}: {n}");
+    }
+    for r in &report.reject_examples {
+        println!(
+            "  {}:{} column {}: {} ({})",
+            r.file,
+            r.line,
+            r.column.as_deref().unwrap_or("-"),
+            r.message,
+            r.reason.as_str()
+        );
+    }
+    Ok(())
+}

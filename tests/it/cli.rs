@@ -1,0 +1,259 @@
+//! The command line end to end: the README's run on data_samples/, exit
+//! statuses, init, check and query.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::Workspace;
+
+fn scorecard(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_scorecard"))
+        .args(args)
+        .output()
+        .expect("run scorecard")
+}
+
+fn samples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data_samples")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn manifest(out: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn run_on_the_samples_writes_every_output_and_is_idempotent() {
+    let ws = Workspace::new();
+    let out = ws.out.to_str().unwrap();
+    let input = samples();
+    let args = [
+        "run",
+        "--quiet",
+        "--input",
+        input.to_str().unwrap(),
+        "--out",
+        out,
+        "--as-of",
+        "2026-10-31",
+    ];
+    let first = scorecard(&args);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    for p in [
+        "lake/departments.parquet",
+        "lake/_ingest_log.parquet",
+        "rejects/rejects.parquet",
+        "site/index.html",
+        "run.json",
+        "policy.toml",
+    ] {
+        assert!(ws.out.join(p).is_file(), "{p} is missing");
+    }
+    for t in ["ratings", "process_events", "measurements"] {
+        let month = ws.out.join("lake").join(t).join("month=2026-10");
+        assert!(month.is_dir(), "{t} has no October partition");
+    }
+    for t in ["rating_appeals", "complaints", "incidents"] {
+        assert!(ws.out.join("lake").join(t).is_dir(), "{t} is missing");
+    }
+    // The policy used is copied beside the outputs: the samples' own file.
+    assert_eq!(
+        std::fs::read_to_string(ws.out.join("policy.toml")).unwrap(),
+        std::fs::read_to_string(input.join("policy.toml")).unwrap()
+    );
+
+    let m1 = manifest(&ws.out);
+    assert_eq!(m1["as_of"], "2026-10-31");
+    // The generator plants ten invalid records (see generate.rs: six bad
+    // ratings, a truncated JSON line and an unknown event, one complaint
+    // with valid=maybe, one measurement with no value).
+    assert_eq!(
+        m1["rejects_total"], 10,
+        "{:#}",
+        m1["ingest"]["rejects_by_reason"]
+    );
+    let reasons = &m1["ingest"]["rejects_by_reason"];
+    for (reason, n) in [
+        ("out_of_range", 1),
+        ("unknown_department", 1),
+        ("bad_timestamp", 1),
+        ("bad_value", 2),
+        ("missing_value", 1),
+        ("bad_number", 1),
+        ("bad_json", 1),
+        ("bad_bool", 1),
+        ("incomplete_measurement", 1),
+    ] {
+        assert_eq!(reasons[reason], n, "{reason}");
+    }
+    assert_eq!(m1["ingest"]["tables"]["departments"]["rows_after"], 14);
+
+    let second = scorecard(&args);
+    assert!(second.status.success(), "{}", text(&second.stderr));
+    let m2 = manifest(&ws.out);
+    for (table, c) in m1["ingest"]["tables"].as_object().unwrap() {
+        assert_eq!(
+            c["rows_after"], m2["ingest"]["tables"][table]["rows_after"],
+            "{table}"
+        );
+        assert!(c["rows_after"].as_u64().unwrap() > 0, "{table} is empty");
+    }
+    assert!(m2["ingest"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["status"] == "unchanged"));
+    assert_eq!(m2["rejects_total"], 10);
+
+    let page = std::fs::read_to_string(ws.out.join("site/index.html")).unwrap();
+    assert!(page.contains("人力资源部"), "department names are listed");
+    assert!(page.contains("unknown_department"), "rejects are listed");
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "no external resources"
+    );
+}
+
+#[test]
+fn exit_status_is_2_for_a_bad_policy_and_every_problem_is_listed() {
+    let ws = Workspace::new();
+    ws.put_departments();
+    let policy = ws.input.join("policy.toml");
+    std::fs::write(
+        &policy,
+        scorecard::policy::DEFAULT_POLICY
+            .replace("locale = \"zh-CN\"", "locale = \"de\"")
+            .replace("max_reject_share = 0.05", "max_reject_share = 5"),
+    )
+    .unwrap();
+    let o = scorecard(&[
+        "run",
+        "--input",
+        ws.input.to_str().unwrap(),
+        "--out",
+        ws.out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert!(err.contains("has 2 problems"), "{err}");
+    assert!(err.contains("locale: `de` is not supported"), "{err}");
+    assert!(
+        err.contains("ingest.max_reject_share: 5 must be between 0 and 1"),
+        "{err}"
+    );
+    assert!(!ws.out.exists(), "nothing is written for a bad policy");
+}
+
+#[test]
+fn exit_status_is_3_when_rejects_pass_the_limit() {
+    let ws = Workspace::new();
+    ws.put_departments();
+    // 60 records (at least min_records_for_limit = 50), 4 rejected: 6.7% > 5%.
+    let mut csv = String::from("rating_id,rated_at,dept_id,rater_id,rater_group,item,score\n");
+    for i in 0..56 {
+        csv.push_str(&format!("r{i},2026-03-01 10:00:00,hr,E1,peer,overall,4\n"));
+    }
+    for i in 0..4 {
+        csv.push_str(&format!("x{i},2026-03-01 10:00:00,hr,E1,peer,overall,0\n"));
+    }
+    ws.put("ratings.csv", csv);
+    let o = scorecard(&[
+        "ingest",
+        "--input",
+        ws.input.to_str().unwrap(),
+        "--out",
+        ws.out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("ratings.csv: 4 of 60 records rejected (6.7%)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("line 58, column score: score 0 is outside its scale 1-5"),
+        "{err}"
+    );
+    assert!(!ws.out.join("lake").exists());
+}
+
+#[test]
+fn compute_says_it_is_not_built_yet() {
+    let o = scorecard(&["compute", "--out", "does-not-matter"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("not built yet"));
+}
+
+#[test]
+fn init_writes_the_default_policy_and_never_overwrites_it() {
+    let ws = Workspace::new();
+    let dir = ws.input.join("starter");
+    let o = scorecard(&["init", dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("policy.toml")).unwrap(),
+        scorecard::policy::DEFAULT_POLICY
+    );
+    assert!(dir.join("ratings").is_dir() && dir.join("README.md").is_file());
+    let again = scorecard(&["init", dir.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(text(&again.stderr).contains("already exists"));
+}
+
+#[test]
+fn check_reports_rejects_and_writes_nothing() {
+    let ws = Workspace::new();
+    ws.put_departments();
+    ws.put(
+        "ratings.csv",
+        "rating_id,rated_at,dept_id,rater_id,rater_group,item,score\nr1,2026-03-01 10:00:00,hr,E1,peer,overall,4\nr2,2026-03-01 10:00:00,zz,E1,peer,overall,4\n",
+    );
+    let before: Vec<_> = std::fs::read_dir(&ws.input)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    let o = Command::new(env!("CARGO_BIN_EXE_scorecard"))
+        .args(["check", "--input", ws.input.to_str().unwrap()])
+        .current_dir(ws.input.parent().unwrap())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let stdout = text(&o.stdout);
+    assert!(
+        stdout.contains(
+            "ratings.csv:3 column dept_id: department `zz` is not in the departments table"
+        ),
+        "{stdout}"
+    );
+    let after: Vec<_> = std::fs::read_dir(&ws.input)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(before, after);
+    assert!(!ws.out.exists() && !ws.input.parent().unwrap().join("out").exists());
+}
+
+#[test]
+fn query_runs_sql_over_the_lake_as_csv() {
+    let ws = Workspace::new();
+    ws.put_departments();
+    ws.ingest().unwrap();
+    let o = scorecard(&[
+        "query",
+        "--out",
+        ws.out.to_str().unwrap(),
+        "--format",
+        "csv",
+        "SELECT dept_id, dept_type FROM departments WHERE parent_id IS NOT NULL ORDER BY dept_id",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stdout),
+        "dept_id,dept_type\nlegal,professional_support\n"
+    );
+}
