@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use crate::ingest::{self, IngestReport, Mode};
+use crate::ingest::{self, IngestReport};
 use crate::lake::{OutDir, Staging};
 use crate::policy::{self, LoadedPolicy};
 use crate::progress::Progress;
@@ -69,7 +69,7 @@ pub fn run(opts: &RunOptions, progress: &Progress) -> Result<Manifest> {
     let mut stages = Vec::new();
 
     let t = Instant::now();
-    let report = ingest::ingest(&opts.input, &out, &policy, Mode::Write, progress)?;
+    let report = ingest::ingest(&opts.input, Some(&out), &policy, progress)?;
     write_atomic(&out.policy(), policy.text.as_bytes(), &out)?;
     stages.push(StageTiming {
         stage: "ingest",
@@ -189,8 +189,7 @@ pub fn render_only(out: &Path, policy: Option<&Path>, progress: &Progress) -> Re
 pub fn check(input: &Path, policy: Option<&Path>, progress: &Progress) -> Result<()> {
     let policy = policy::resolve(policy, &[input.join("policy.toml")])?;
     progress.step(&format!("policy: {} is valid", policy.source));
-    let out = OutDir::new(std::env::temp_dir().join("scorecard-check-unused"));
-    let report = ingest::ingest(input, &out, &policy, Mode::CheckOnly, progress)?;
+    let report = ingest::ingest(input, None, &policy, progress)?;
     println!(
         "{} file(s), {} record(s) rejected",
         report.files.len(),

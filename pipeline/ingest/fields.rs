@@ -55,7 +55,7 @@ pub fn parse_timestamp(s: &str, tz: Tz) -> Result<Micros, FieldError> {
             ),
         ));
     };
-    local_to_utc(naive, tz).map_err(|_| {
+    local_to_utc(naive, tz).ok_or_else(|| {
         (
             Reason::NonexistentLocalTime,
             format!(
@@ -67,12 +67,12 @@ pub fn parse_timestamp(s: &str, tz: Tz) -> Result<Micros, FieldError> {
     })
 }
 
-/// Local wall-clock time to UTC microseconds; `Err` inside a DST gap.
-pub fn local_to_utc(naive: NaiveDateTime, tz: Tz) -> Result<Micros, ()> {
+/// Local wall-clock time to UTC microseconds; `None` inside a DST gap.
+pub fn local_to_utc(naive: NaiveDateTime, tz: Tz) -> Option<Micros> {
     match tz.from_local_datetime(&naive) {
-        LocalResult::Single(dt) => Ok(dt.timestamp_micros()),
-        LocalResult::Ambiguous(first, _) => Ok(first.timestamp_micros()),
-        LocalResult::None => Err(()),
+        LocalResult::Single(dt) => Some(dt.timestamp_micros()),
+        LocalResult::Ambiguous(first, _) => Some(first.timestamp_micros()),
+        LocalResult::None => None,
     }
 }
 

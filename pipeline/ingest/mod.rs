@@ -188,13 +188,6 @@ fn render_failures(f: &[String]) -> String {
     s
 }
 
-/// Whether ingest writes the lake, or only checks (`scorecard check`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Write,
-    CheckOnly,
-}
-
 /// Everything read from one file.
 struct FileResult {
     file: InputFile,
@@ -203,12 +196,12 @@ struct FileResult {
     rejects: Vec<Reject>,
 }
 
-/// Runs ingest from `input` into `out` (or only validates, in `CheckOnly`).
+/// Runs ingest from `input` into the lake of `out`; with `out = None` it
+/// only reads and validates (`scorecard check`), as if the lake were empty.
 pub fn ingest(
     input: &Path,
-    out: &OutDir,
+    out: Option<&OutDir>,
     policy: &LoadedPolicy,
-    mode: Mode,
     progress: &Progress,
 ) -> Result<IngestReport> {
     if !input.is_dir() {
@@ -236,9 +229,9 @@ pub fn ingest(
     }
 
     // What was ingested before: (table, file) -> sha256.
-    let log = match mode {
-        Mode::Write => read_log(out)?,
-        Mode::CheckOnly => Vec::new(),
+    let log = match out {
+        Some(out) => read_log(out)?,
+        None => Vec::new(),
     };
     let known_hashes: HashSet<(String, String)> = log
         .iter()
@@ -277,9 +270,9 @@ pub fn ingest(
     }
 
     // Departments first: the other tables are checked against them.
-    let mut lake_depts = match mode {
-        Mode::Write => lake::read_table(out, "departments", false)?,
-        Mode::CheckOnly => None,
+    let mut lake_depts = match out {
+        Some(out) => lake::read_table(out, "departments", false)?,
+        None => None,
     };
     let (dept_files, other_files): (Vec<_>, Vec<_>) = to_read
         .into_iter()
@@ -331,17 +324,17 @@ pub fn ingest(
     }
 
     // Build and merge each table's frame.
-    let mut staging = match mode {
-        Mode::Write => Some(Staging::new(out)?),
-        Mode::CheckOnly => None,
+    let mut staging = match out {
+        Some(out) => Some((out, Staging::new(out)?)),
+        None => None,
     };
     let mut latest: Option<i64> = None;
     for spec in tables::ALL {
         let partitioned = spec.month_column.is_some();
-        let existing = match (mode, spec.name) {
-            (Mode::CheckOnly, _) => None,
-            (_, "departments") => lake_depts.take(),
-            _ => lake::read_table(out, spec.name, partitioned)?,
+        let existing = match (out, spec.name) {
+            (None, _) => None,
+            (Some(_), "departments") => lake_depts.take(),
+            (Some(out), _) => lake::read_table(out, spec.name, partitioned)?,
         };
         let rows_before = existing.as_ref().map_or(0, |d| d.height());
         let Some(results) = by_table.get(spec.name) else {
@@ -368,12 +361,12 @@ pub fn ingest(
                 valid_read,
             },
         );
-        if let Some(staging) = staging.as_mut() {
+        if let Some((out, staging)) = staging.as_mut() {
             write_table(staging, out, spec, merged, policy.tz)?;
         }
     }
 
-    if let Some(mut staging) = staging {
+    if let Some((out, mut staging)) = staging {
         // Rejects: earlier rejects of files read again are replaced.
         let reread: HashSet<(String, String)> = report
             .files
@@ -719,7 +712,7 @@ fn check_measurement(
     let numer = num(vals, idx("numerator"));
     let denom = num(vals, idx("denominator"));
     match (value, numer, denom) {
-        (_, Some(_), Some(d)) if d == 0.0 => Err((
+        (_, Some(_), Some(0.0)) => Err((
             "denominator",
             Reason::OutOfRange,
             "denominator is 0; leave the row out or give `value`".into(),

@@ -79,7 +79,8 @@ pub fn discover(input: &Path) -> std::io::Result<(Vec<InputFile>, Vec<String>)> 
                                 path: p,
                                 format,
                             }),
-                            None => ignored.push(relative(input, &p)),
+                            None if looks_like_data(&p) => ignored.push(relative(input, &p)),
+                            None => {}
                         }
                     }
                 }
@@ -94,11 +95,26 @@ pub fn discover(input: &Path) -> std::io::Result<(Vec<InputFile>, Vec<String>)> 
                     path,
                     format,
                 }),
+                // Notes beside the data (README.md, ...) are not data.
+                _ if !looks_like_data(&path) => {}
                 _ => ignored.push(name),
             }
         }
     }
     Ok((files, ignored))
+}
+
+/// Files a user may have meant as input: warned about when not recognised.
+fn looks_like_data(p: &Path) -> bool {
+    let ext = p
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    matches!(
+        ext.as_str(),
+        "csv" | "jsonl" | "ndjson" | "json" | "parquet" | "tsv" | "xlsx" | "xls" | "gz" | "zip"
+    )
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -287,7 +303,7 @@ fn read_csv(table: &TableSpec, text: &str) -> Result<ReadOutcome, String> {
         .headers()
         .map_err(|e| format!("cannot read the header: {e}"))?
         .iter()
-        .map(|h| h.trim().to_string())
+        .map(|h| h.trim().to_lowercase())
         .collect();
     if header.iter().all(|h| h.is_empty()) {
         return Err("the file is empty: a CSV file needs a header line".into());
@@ -429,7 +445,7 @@ fn read_parquet(table: &TableSpec, bytes: &[u8]) -> Result<ReadOutcome, String> 
     let header: Vec<String> = df
         .get_column_names()
         .iter()
-        .map(|s| s.to_string())
+        .map(|s| s.trim().to_lowercase())
         .collect();
     let map = map_header(table, &header)?;
     let mut columns: Vec<Option<Vec<Option<String>>>> = Vec::new();

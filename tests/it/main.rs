@@ -17,6 +17,12 @@ pub struct Workspace {
     pub out: PathBuf,
 }
 
+impl Default for Workspace {
+    fn default() -> Self {
+        Workspace::new()
+    }
+}
+
 impl Workspace {
     pub fn new() -> Workspace {
         let tmp = tempfile::tempdir().expect("temp dir");
