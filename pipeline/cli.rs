@@ -193,10 +193,7 @@ fn dispatch(command: Command, progress: &Progress) -> Result<()> {
             )?;
         }
         Command::Compute(a) => {
-            let _ = (a.out, a.policy, a.as_of);
-            anyhow::bail!(
-                "`scorecard compute` is not built yet: cases, indicators and scores come in a later release; `scorecard run` ingests and renders what exists"
-            );
+            run::compute_only(&a.out.out, a.policy.as_deref(), a.as_of, progress)?;
         }
         Command::Render(a) => run::render_only(&a.out.out, a.policy.as_deref(), progress)?,
         Command::Check(a) => run::check(&a.input.input, a.policy.as_deref(), progress)?,

@@ -40,7 +40,7 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 24_000)]
     pub ratings: u64,
     /// Approximate number of cases (each gives several process events).
-    #[arg(long, default_value_t = 3_000)]
+    #[arg(long, default_value_t = 8_000)]
     pub cases: u64,
     /// Random seed: the same seed gives the same files.
     #[arg(long, default_value_t = 20_261_001)]
@@ -625,7 +625,7 @@ fn make_departments(n: usize, rng: &mut Rng) -> Vec<Dept> {
                 } else {
                     suffix(parent)
                 },
-                base: 0.55 + 0.3 * rng.f(),
+                base: 0.72 + 0.2 * rng.f(),
                 slope,
                 headcount: 8 + rng.below(40) as u32,
             }
@@ -818,7 +818,7 @@ fn make_case(
         ev(received + Duration::hours(2), "cancelled", &d.id);
         return;
     }
-    let slow = 1.0 + 2.0 * (1.0 - q);
+    let slow = 1.0 + 0.8 * (1.0 - q);
     let respond = received + Duration::minutes((rng.f() * 90.0 * slow) as i64 + 5);
     ev(respond, "responded", &d.id);
     let mut holder = d.id.clone();

@@ -6,20 +6,33 @@
 //! under one output folder, so any stage can be re-run alone and inspected.
 //!
 //! ```text
-//! ingest   raw exports -> lake/ (Parquet), rejects/         ingest
-//! render   lake/ + marts/ -> site/ (static HTML)            render
+//! ingest        raw exports -> lake/ (Parquet), rejects/          ingest
+//! derive        process events -> cases                           cases
+//! satisfaction  ratings -> satisfaction per rater group           satisfaction
+//! measure       indicator SQL -> values per dept x period         measure
+//! score         targets, rules, veto, grade, rank, bonus          score
+//! render        lake/ + marts/ -> site/ (static HTML)             render
 //! ```
+//! `compute` runs derive to score over the lake and writes `marts/`.
 
+pub mod calendar;
+pub mod cases;
 pub mod cli;
+pub mod compute;
+pub mod frame;
 pub mod generate;
 pub mod ingest;
 pub mod init;
 pub mod lake;
+pub mod measure;
+pub mod periods;
 pub mod policy;
 pub mod progress;
 pub mod query;
 pub mod render;
 pub mod run;
+pub mod satisfaction;
+pub mod score;
 
 /// Failures with their own exit status (DESIGN.md section 4). Anything else
 /// that goes wrong exits with 1.

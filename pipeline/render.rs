@@ -79,7 +79,7 @@ pub fn render(
         t => t,
         css => CSS,
         as_of => as_of.map(|d| d.to_string()),
-        policy_version => p.version,
+        policy_version => p.version_for(as_of.unwrap_or_else(|| chrono::Utc::now().date_naive())).id,
         tool_version => env!("CARGO_PKG_VERSION"),
         departments => departments,
         tables => tables,

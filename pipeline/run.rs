@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use chrono::NaiveDate;
 use serde::Serialize;
 
+use crate::compute;
 use crate::ingest::{self, IngestReport};
 use crate::lake::{OutDir, Staging};
 use crate::policy::{self, LoadedPolicy};
@@ -46,6 +47,7 @@ pub struct Manifest {
     pub policy: PolicyInfo,
     pub stages: Vec<StageTiming>,
     pub ingest: IngestReport,
+    pub compute: Option<compute::ComputeReport>,
     pub rejects_total: usize,
 }
 
@@ -53,7 +55,8 @@ pub struct Manifest {
 pub struct PolicyInfo {
     pub source: String,
     pub sha256: String,
-    pub version: String,
+    /// Ids of the policy's versions, oldest first.
+    pub versions: Vec<String>,
     pub timezone: String,
     pub locale: String,
 }
@@ -62,7 +65,13 @@ pub struct PolicyInfo {
 pub fn run(opts: &RunOptions, progress: &Progress) -> Result<Manifest> {
     let started = chrono::Utc::now();
     let policy = policy::resolve(opts.policy.as_deref(), &[opts.input.join("policy.toml")])?;
-    progress.step(&format!("policy: {}", policy.source));
+    // Indicator definitions are checked before any data is read.
+    let catalog = compute::check_definitions(&policy)?;
+    progress.step(&format!(
+        "policy: {}; {} indicator definitions",
+        policy.source,
+        catalog.len()
+    ));
     let out = OutDir::new(&opts.out);
     std::fs::create_dir_all(&out.root)
         .with_context(|| format!("cannot create output folder {}", out.root.display()))?;
@@ -78,7 +87,16 @@ pub fn run(opts: &RunOptions, progress: &Progress) -> Result<Manifest> {
     summarise(&report, progress);
 
     let as_of = resolve_as_of(opts.as_of, report.latest_event.as_deref(), &policy);
+    let mut computed = None;
     if !opts.ingest_only {
+        if let Some(as_of) = as_of {
+            let t = Instant::now();
+            computed = Some(compute::compute(&out, &policy, &catalog, as_of, progress)?);
+            stages.push(StageTiming {
+                stage: "compute",
+                seconds: t.elapsed().as_secs_f64(),
+            });
+        }
         let t = Instant::now();
         render::render(&out, &policy, as_of, progress)?;
         stages.push(StageTiming {
@@ -100,6 +118,7 @@ pub fn run(opts: &RunOptions, progress: &Progress) -> Result<Manifest> {
         policy: policy_info(&policy),
         stages,
         ingest: report,
+        compute: computed,
         rejects_total,
     };
     let json = serde_json::to_vec_pretty(&manifest)?;
@@ -127,7 +146,7 @@ fn policy_info(p: &LoadedPolicy) -> PolicyInfo {
     PolicyInfo {
         source: p.source.to_string(),
         sha256: p.sha256(),
-        version: p.policy.version.clone(),
+        versions: p.policy.versions.iter().map(|v| v.id.clone()).collect(),
         timezone: p.policy.timezone.clone(),
         locale: p.policy.locale.clone(),
     }
@@ -185,9 +204,58 @@ pub fn render_only(out: &Path, policy: Option<&Path>, progress: &Progress) -> Re
     render::render(&out, &policy, as_of, progress)
 }
 
+/// `scorecard compute`: the marts from an output folder's lake.
+pub fn compute_only(
+    out: &Path,
+    policy: Option<&Path>,
+    as_of: Option<NaiveDate>,
+    progress: &Progress,
+) -> Result<()> {
+    let out = OutDir::new(out);
+    if !out.lake().is_dir() {
+        return Err(crate::Failure::Usage(format!(
+            "{} has no lake/: run `scorecard ingest` or `scorecard run` first",
+            out.root.display()
+        ))
+        .into());
+    }
+    let policy = policy::resolve(policy, &[out.policy()])?;
+    let catalog = compute::check_definitions(&policy)?;
+    let latest = latest_in_lake(&out, &policy)?;
+    let Some(as_of) = resolve_as_of(as_of, latest.as_deref(), &policy) else {
+        progress.warn("the lake holds no events: nothing to compute");
+        return Ok(());
+    };
+    let report = compute::compute(&out, &policy, &catalog, as_of, progress)?;
+    progress.step(&format!("compute: marts as of {}", report.as_of));
+    Ok(())
+}
+
+/// Latest event date in the lake, from a no-op ingest of nothing.
+fn latest_in_lake(out: &OutDir, policy: &LoadedPolicy) -> Result<Option<String>> {
+    let mut latest: Option<i64> = None;
+    for spec in crate::ingest::tables::ALL {
+        let Some(col) = spec.month_column else {
+            continue;
+        };
+        if spec.name == "measurements" {
+            continue;
+        }
+        if let Some(df) = crate::lake::read_table(out, spec.name, true)? {
+            latest = latest.max(crate::frame::micros(&df, col)?.into_iter().flatten().max());
+        }
+    }
+    Ok(latest.map(|us| crate::satisfaction::local_day(us, policy.tz).to_string()))
+}
+
 /// `scorecard check`: reads and validates everything, writes nothing.
 pub fn check(input: &Path, policy: Option<&Path>, progress: &Progress) -> Result<()> {
     let policy = policy::resolve(policy, &[input.join("policy.toml")])?;
+    let catalog = compute::check_definitions(&policy)?;
+    progress.step(&format!(
+        "{} indicator definitions are valid",
+        catalog.len()
+    ));
     progress.step(&format!("policy: {} is valid", policy.source));
     let report = ingest::ingest(input, None, &policy, progress)?;
     println!(

@@ -789,6 +789,11 @@ fn check_parents(mut results: Vec<FileResult>, depts: &HashSet<String>) -> Vec<F
     results
 }
 
+/// An empty frame with a table's lake schema.
+pub fn empty_frame(spec: &TableSpec) -> Result<DataFrame> {
+    build_frame(spec, &[])
+}
+
 /// Builds the typed frame of a table's new rows, in file then line order,
 /// with lineage columns `source_file` and `source_line`.
 fn build_frame(spec: &TableSpec, results: &[FileResult]) -> Result<DataFrame> {

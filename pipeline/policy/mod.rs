@@ -32,8 +32,6 @@ pub const RATER_GROUPS: [&str; 6] = [
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
-    /// Label written to score rows so every mart says which rules produced it.
-    pub version: String,
     /// IANA time zone of local timestamps and of period boundaries.
     #[serde(default = "default_timezone")]
     pub timezone: String,
@@ -42,9 +40,14 @@ pub struct Policy {
     pub locale: String,
     #[serde(default)]
     pub ingest: IngestPolicy,
-    /// Category weights in points of 100.
-    pub categories: BTreeMap<String, f64>,
     pub raters: RaterPolicy,
+    pub scoring: ScoringPolicy,
+    pub complaints: ComplaintPolicy,
+    #[serde(default)]
+    pub calendar: Calendar,
+    /// Time limits by `service_type` (`default` for any other).
+    #[serde(default)]
+    pub service_limits: BTreeMap<String, ServiceLimit>,
     /// Grade bands, highest first.
     pub grades: Vec<Grade>,
     /// Phase-in of the bonus link.
@@ -52,6 +55,8 @@ pub struct Policy {
     pub veto: VetoPolicy,
     /// Department types by id.
     pub department_types: BTreeMap<String, DepartmentType>,
+    /// Weights and targets, each in force from its `from` date.
+    pub versions: Vec<Version>,
     #[serde(default)]
     pub site: SitePolicy,
 }
@@ -85,9 +90,53 @@ impl Default for IngestPolicy {
 pub struct RaterPolicy {
     /// Smallest number of distinct raters a group needs to be shown alone.
     pub anonymity_min: u32,
-    /// Weight of each rater group in satisfaction; `client` covers both
-    /// client groups.
-    pub group_weights: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoringPolicy {
+    /// `rescale` or `zero`: what missing indicators do to the total.
+    pub missing: String,
+    /// Relative miss (share of target) still counted as `near`.
+    pub near_tolerance: f64,
+    /// Days after a period's end when its results close.
+    pub close_after_days: u32,
+    /// Least share (0-1) of a department's indicator weight that must have
+    /// data for the period to get a total at all.
+    #[serde(default = "default_min_coverage")]
+    pub min_coverage: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComplaintPolicy {
+    /// Rectification deadline, in working days, when `due_at` is not given.
+    pub rectify_working_days: u32,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Calendar {
+    /// Weekday names (`mon` ... `sun`) that are not working days.
+    #[serde(default)]
+    pub weekend: Vec<String>,
+    /// Public holidays (ISO dates).
+    #[serde(default)]
+    pub holidays: Vec<String>,
+    /// Make-up working days on a weekend (调休).
+    #[serde(default)]
+    pub workdays: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceLimit {
+    /// Clock hours from receipt to the resolution deadline.
+    pub hours: Option<f64>,
+    /// Working days after the day of receipt (deadline at that day's end).
+    pub working_days: Option<u32>,
+    /// Clock hours from receipt to the response deadline.
+    pub response_hours: Option<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -127,8 +176,27 @@ pub struct DepartmentType {
     pub name_en: String,
     #[serde(default)]
     pub description: String,
-    /// Indicator id -> target, weight and rule.
-    pub indicators: BTreeMap<String, IndicatorTarget>,
+    /// Client rater groups that carry the service-object weight.
+    pub serves: Vec<String>,
+}
+
+/// Weights and targets in force from a date.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Version {
+    /// Written to every score row (`policy_version`).
+    pub id: String,
+    /// First day (ISO date) the version applies to.
+    pub from: String,
+    /// Category weights in points of 100.
+    pub categories: BTreeMap<String, f64>,
+    /// Weight of each rater group in satisfaction.
+    pub group_weights: BTreeMap<String, f64>,
+    /// Per department type overrides of `group_weights`.
+    #[serde(default)]
+    pub group_weights_by_type: BTreeMap<String, BTreeMap<String, f64>>,
+    /// Department type -> indicator id -> target, weight and rule.
+    pub indicators: BTreeMap<String, BTreeMap<String, IndicatorTarget>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -138,12 +206,19 @@ pub struct IndicatorTarget {
     pub target: f64,
     /// Points of 100 this indicator carries for the department type.
     pub weight: f64,
-    /// `linear` (default): `deduct` points per `per` units short of target;
-    /// `anchored`: a behaviour-anchored level scored as a share of the weight.
-    #[serde(default = "default_rule")]
+    /// `linear`, `ratio`, `bands` or `levels`.
     pub rule: String,
+    /// linear: units of shortfall per deduction step.
     pub per: Option<f64>,
+    /// linear: points deducted per step.
     pub deduct: Option<f64>,
+    /// linear: count whole steps only.
+    #[serde(default)]
+    pub stepped: bool,
+    /// bands: `[threshold, points]`, best first.
+    pub bands: Option<Vec<[f64; 2]>>,
+    /// levels: `[level code, points]`, best first.
+    pub levels: Option<Vec<[f64; 2]>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -155,6 +230,9 @@ pub struct SitePolicy {
     /// Folder of template overrides, relative to the policy file.
     #[serde(default)]
     pub templates: String,
+    /// Folder of indicator SQL files, relative to the policy file.
+    #[serde(default)]
+    pub indicators: String,
 }
 
 impl Default for SitePolicy {
@@ -162,6 +240,7 @@ impl Default for SitePolicy {
         SitePolicy {
             publish_rater_audit: true,
             templates: String::new(),
+            indicators: String::new(),
         }
     }
 }
@@ -181,8 +260,8 @@ fn default_max_reject_share() -> f64 {
 fn default_min_records_for_limit() -> u64 {
     50
 }
-fn default_rule() -> String {
-    "linear".into()
+fn default_min_coverage() -> f64 {
+    0.5
 }
 fn default_true() -> bool {
     true
@@ -245,13 +324,22 @@ impl LoadedPolicy {
 
     /// Override folder for report templates, if the policy names one.
     pub fn templates_dir(&self) -> Option<PathBuf> {
-        let t = self.policy.site.templates.trim();
-        if t.is_empty() {
+        self.relative_path(&self.policy.site.templates)
+    }
+
+    /// Folder of extra indicator definitions, if the policy names one.
+    pub fn indicators_dir(&self) -> Option<PathBuf> {
+        self.relative_path(&self.policy.site.indicators)
+    }
+
+    fn relative_path(&self, p: &str) -> Option<PathBuf> {
+        let p = p.trim();
+        if p.is_empty() {
             return None;
         }
         Some(match self.base_dir() {
-            Some(base) => base.join(t),
-            None => PathBuf::from(t),
+            Some(base) => base.join(p),
+            None => PathBuf::from(p),
         })
     }
 }
@@ -288,12 +376,10 @@ impl Policy {
         toml::from_str(text).map_err(|e| e.to_string().trim_end().replace('\n', "\n    "))
     }
 
-    /// Checks the whole policy and returns every problem found.
+    /// Checks the whole policy and returns every problem found. Checks that
+    /// need the indicator catalog are in [`Policy::validate_indicators`].
     pub fn validate(&self) -> Vec<String> {
         let mut p = Vec::new();
-        if self.version.trim().is_empty() {
-            p.push("version: must not be empty".into());
-        }
         if self.timezone.parse::<Tz>().is_err() {
             p.push(format!(
                 "timezone: `{}` is not an IANA time zone name (for example `Asia/Shanghai`)",
@@ -318,46 +404,62 @@ impl Policy {
                 "ingest.max_reject_share: {share} must be between 0 and 1"
             ));
         }
-
-        const CATEGORIES: [&str; 3] = ["result", "process", "development"];
-        for k in self.categories.keys() {
-            if !CATEGORIES.contains(&k.as_str()) {
-                p.push(format!(
-                    "categories.{k}: unknown category; expected one of {}",
-                    CATEGORIES.join(", ")
-                ));
-            }
-        }
-        for c in CATEGORIES {
-            if !self.categories.contains_key(c) {
-                p.push(format!("categories.{c}: missing"));
-            }
-        }
-        check_sum(&mut p, "categories", self.categories.values().sum());
-
-        const WEIGHT_GROUPS: [&str; 5] = ["client", "superior", "peer", "self", "third_party"];
-        for k in self.raters.group_weights.keys() {
-            if !WEIGHT_GROUPS.contains(&k.as_str()) {
-                p.push(format!(
-                    "raters.group_weights.{k}: unknown rater group; expected one of {}",
-                    WEIGHT_GROUPS.join(", ")
-                ));
-            }
-        }
-        for (k, w) in &self.raters.group_weights {
-            if *w < 0.0 || !w.is_finite() {
-                p.push(format!(
-                    "raters.group_weights.{k}: {w} must be a non-negative number"
-                ));
-            }
-        }
-        check_sum(
-            &mut p,
-            "raters.group_weights",
-            self.raters.group_weights.values().sum(),
-        );
         if self.raters.anonymity_min == 0 {
             p.push("raters.anonymity_min: must be at least 1".into());
+        }
+        if !matches!(self.scoring.missing.as_str(), "rescale" | "zero") {
+            p.push(format!(
+                "scoring.missing: `{}` is not one of `rescale`, `zero`",
+                self.scoring.missing
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.scoring.min_coverage) {
+            p.push(format!(
+                "scoring.min_coverage: {} must be a share between 0 and 1",
+                self.scoring.min_coverage
+            ));
+        }
+        if !(0.0..1.0).contains(&self.scoring.near_tolerance) {
+            p.push(format!(
+                "scoring.near_tolerance: {} must be a share between 0 and 1",
+                self.scoring.near_tolerance
+            ));
+        }
+
+        for d in &self.calendar.weekend {
+            if weekday(d).is_none() {
+                p.push(format!(
+                    "calendar.weekend: `{d}` is not a weekday name (mon, tue, wed, thu, fri, sat, sun)"
+                ));
+            }
+        }
+        for (key, list) in [
+            ("calendar.holidays", &self.calendar.holidays),
+            ("calendar.workdays", &self.calendar.workdays),
+        ] {
+            for (i, d) in list.iter().enumerate() {
+                if parse_date(d).is_none() {
+                    p.push(format!("{key}[{i}]: `{d}` is not a date like 2026-10-01"));
+                }
+            }
+        }
+        for (k, lim) in &self.service_limits {
+            let key = format!("service_limits.{k}");
+            match (lim.hours, lim.working_days) {
+                (Some(_), Some(_)) => {
+                    p.push(format!("{key}: give `hours` or `working_days`, not both"))
+                }
+                (Some(h), None) if !(h > 0.0 && h.is_finite()) => {
+                    p.push(format!("{key}.hours: {h} must be positive"))
+                }
+                (None, Some(0)) => p.push(format!("{key}.working_days: must be at least 1")),
+                _ => {}
+            }
+            if let Some(h) = lim.response_hours {
+                if !(h > 0.0 && h.is_finite()) {
+                    p.push(format!("{key}.response_hours: {h} must be positive"));
+                }
+            }
         }
 
         if self.grades.is_empty() {
@@ -382,6 +484,7 @@ impl Policy {
                 ));
             }
         }
+        let mut seen = std::collections::BTreeSet::new();
         for (i, g) in self.grades.iter().enumerate() {
             if !(-1.0..=1.0).contains(&g.bonus) {
                 p.push(format!(
@@ -389,9 +492,6 @@ impl Policy {
                     g.bonus
                 ));
             }
-        }
-        let mut seen = std::collections::BTreeSet::new();
-        for (i, g) in self.grades.iter().enumerate() {
             if !seen.insert(g.id.as_str()) {
                 p.push(format!("grades[{i}].id: `{}` appears twice", g.id));
             }
@@ -403,24 +503,12 @@ impl Policy {
             ));
         }
 
-        let mut last_from: Option<NaiveDate> = None;
+        check_dates_ascending(
+            &mut p,
+            "bonus_phases",
+            self.bonus_phases.iter().map(|b| b.from.as_str()),
+        );
         for (i, ph) in self.bonus_phases.iter().enumerate() {
-            match NaiveDate::parse_from_str(&ph.from, "%Y-%m-%d") {
-                Ok(d) => {
-                    if let Some(prev) = last_from {
-                        if d <= prev {
-                            p.push(format!(
-                                "bonus_phases[{i}].from: {d} must be after the phase before it ({prev})"
-                            ));
-                        }
-                    }
-                    last_from = Some(d);
-                }
-                Err(_) => p.push(format!(
-                    "bonus_phases[{i}].from: `{}` is not a date like 2026-01-01",
-                    ph.from
-                )),
-            }
             if !(0.0..=1.0).contains(&ph.linked_share) {
                 p.push(format!(
                     "bonus_phases[{i}].linked_share: {} must be between 0 and 1",
@@ -438,48 +526,118 @@ impl Policy {
                     "department_types.{t}: type ids use lower-case letters, digits and `_`"
                 ));
             }
-            if dt.indicators.is_empty() {
-                p.push(format!("department_types.{t}.indicators: no indicators"));
+            if dt.serves.is_empty() {
+                p.push(format!(
+                    "department_types.{t}.serves: name at least one client group"
+                ));
             }
-            for (id, ind) in &dt.indicators {
-                let key = format!("department_types.{t}.indicators.{id}");
-                if !ind.target.is_finite() {
-                    p.push(format!("{key}.target: must be a finite number"));
+            for g in &dt.serves {
+                if g != "client_internal" && g != "client_external" {
+                    p.push(format!(
+                        "department_types.{t}.serves: `{g}` is not `client_internal` or `client_external`"
+                    ));
                 }
-                if !(ind.weight > 0.0 && ind.weight.is_finite()) {
-                    p.push(format!("{key}.weight: {} must be positive", ind.weight));
-                }
-                match ind.rule.as_str() {
-                    "linear" => match (ind.per, ind.deduct) {
-                        (Some(per), Some(deduct)) => {
-                            if !(per > 0.0 && per.is_finite()) {
-                                p.push(format!("{key}.per: {per} must be positive"));
-                            }
-                            if !(deduct >= 0.0 && deduct.is_finite()) {
-                                p.push(format!("{key}.deduct: {deduct} must not be negative"));
-                            }
-                        }
-                        _ => p.push(format!(
-                            "{key}: a linear rule needs both `per` and `deduct` (deduct points for every `per` units short of target)"
-                        )),
-                    },
-                    "anchored" => {
-                        if ind.per.is_some() || ind.deduct.is_some() {
-                            p.push(format!(
-                                "{key}: `per` and `deduct` do not apply to an anchored rule"
-                            ));
-                        }
-                    }
-                    other => p.push(format!(
-                        "{key}.rule: `{other}` is not one of `linear`, `anchored`"
-                    )),
+            }
+        }
+
+        if self.versions.is_empty() {
+            p.push("versions: at least one [[versions]] block is needed".into());
+        }
+        check_dates_ascending(
+            &mut p,
+            "versions",
+            self.versions.iter().map(|v| v.from.as_str()),
+        );
+        for (vi, v) in self.versions.iter().enumerate() {
+            let vk = format!("versions[{vi}]");
+            if v.id.trim().is_empty() {
+                p.push(format!("{vk}.id: must not be empty"));
+            }
+            for k in v.categories.keys() {
+                if !CATEGORIES.contains(&k.as_str()) {
+                    p.push(format!(
+                        "{vk}.categories.{k}: unknown category; expected one of {}",
+                        CATEGORIES.join(", ")
+                    ));
                 }
             }
             check_sum(
                 &mut p,
-                &format!("department_types.{t}.indicators (weights)"),
-                dt.indicators.values().map(|i| i.weight).sum(),
+                &format!("{vk}.categories"),
+                v.categories.values().sum(),
             );
+            let mut weight_sets = vec![(format!("{vk}.group_weights"), &v.group_weights)];
+            for (t, w) in &v.group_weights_by_type {
+                if !self.department_types.contains_key(t) {
+                    p.push(format!(
+                        "{vk}.group_weights_by_type.{t}: unknown department type"
+                    ));
+                }
+                weight_sets.push((format!("{vk}.group_weights_by_type.{t}"), w));
+            }
+            for (key, weights) in weight_sets {
+                for (k, w) in weights {
+                    if !WEIGHT_GROUPS.contains(&k.as_str()) {
+                        p.push(format!(
+                            "{key}.{k}: unknown rater group; expected one of {}",
+                            WEIGHT_GROUPS.join(", ")
+                        ));
+                    }
+                    if *w < 0.0 || !w.is_finite() {
+                        p.push(format!("{key}.{k}: {w} must be a non-negative number"));
+                    }
+                }
+                check_sum(&mut p, &key, weights.values().sum());
+            }
+            for t in self.department_types.keys() {
+                if !v.indicators.contains_key(t) {
+                    p.push(format!(
+                        "{vk}.indicators.{t}: department type `{t}` has no indicators in this version"
+                    ));
+                }
+            }
+            for (t, inds) in &v.indicators {
+                if !self.department_types.contains_key(t) {
+                    p.push(format!("{vk}.indicators.{t}: unknown department type"));
+                    continue;
+                }
+                for (id, ind) in inds {
+                    check_indicator(&mut p, &format!("{vk}.indicators.{t}.{id}"), ind);
+                }
+                check_sum(
+                    &mut p,
+                    &format!("{vk}.indicators.{t} (weights)"),
+                    inds.values().map(|i| i.weight).sum(),
+                );
+            }
+        }
+        p
+    }
+
+    /// Checks that need the indicator catalog: unknown indicator ids, and
+    /// indicator weights per category against the category weights.
+    pub fn validate_indicators(&self, category_of: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
+        let mut p = Vec::new();
+        for (vi, v) in self.versions.iter().enumerate() {
+            for (t, inds) in &v.indicators {
+                let mut per_cat: BTreeMap<String, f64> = BTreeMap::new();
+                for (id, ind) in inds {
+                    match category_of(id) {
+                        Some(c) => *per_cat.entry(c).or_default() += ind.weight,
+                        None => p.push(format!(
+                            "versions[{vi}].indicators.{t}.{id}: no indicator `{id}` is defined in the indicator folder"
+                        )),
+                    }
+                }
+                for (c, w) in &v.categories {
+                    let got = per_cat.get(c).copied().unwrap_or(0.0);
+                    if (got - w).abs() > 1e-6 {
+                        p.push(format!(
+                            "versions[{vi}].indicators.{t}: {c} indicators weigh {got}, but versions[{vi}].categories.{c} is {w}"
+                        ));
+                    }
+                }
+            }
         }
         p
     }
@@ -487,6 +645,164 @@ impl Policy {
     /// Department type ids, sorted.
     pub fn dept_type_ids(&self) -> Vec<&str> {
         self.department_types.keys().map(String::as_str).collect()
+    }
+
+    /// The version in force on `day` (the last whose `from` is on or before
+    /// it; the first version for days before every `from`).
+    pub fn version_for(&self, day: NaiveDate) -> &Version {
+        self.versions
+            .iter()
+            .rev()
+            .find(|v| parse_date(&v.from).is_some_and(|f| f <= day))
+            .unwrap_or(&self.versions[0])
+    }
+
+    /// Share of the bonus linked to the grade on `day` (0 before any phase).
+    pub fn linked_share(&self, day: NaiveDate) -> f64 {
+        self.bonus_phases
+            .iter()
+            .rev()
+            .find(|b| parse_date(&b.from).is_some_and(|f| f <= day))
+            .map_or(0.0, |b| b.linked_share)
+    }
+
+    /// The grade a total score earns.
+    pub fn grade_for(&self, score: f64) -> &Grade {
+        self.grades
+            .iter()
+            .find(|g| score >= g.min_score)
+            .unwrap_or_else(|| self.grades.last().expect("validated: grades not empty"))
+    }
+
+    pub fn grade(&self, id: &str) -> Option<&Grade> {
+        self.grades.iter().find(|g| g.id == id)
+    }
+}
+
+/// Indicator categories, in the order pages show them.
+pub const CATEGORIES: [&str; 3] = ["result", "process", "development"];
+/// Keys of `group_weights`; `client` stands for the groups a type serves.
+pub const WEIGHT_GROUPS: [&str; 5] = ["client", "superior", "peer", "self", "third_party"];
+
+pub fn parse_date(s: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
+}
+
+pub fn weekday(s: &str) -> Option<chrono::Weekday> {
+    use chrono::Weekday::*;
+    Some(match s.to_ascii_lowercase().as_str() {
+        "mon" => Mon,
+        "tue" => Tue,
+        "wed" => Wed,
+        "thu" => Thu,
+        "fri" => Fri,
+        "sat" => Sat,
+        "sun" => Sun,
+        _ => return None,
+    })
+}
+
+fn check_dates_ascending<'a>(p: &mut Vec<String>, key: &str, dates: impl Iterator<Item = &'a str>) {
+    let mut last: Option<NaiveDate> = None;
+    for (i, s) in dates.enumerate() {
+        match parse_date(s) {
+            Some(d) => {
+                if let Some(prev) = last {
+                    if d <= prev {
+                        p.push(format!(
+                            "{key}[{i}].from: {d} must be after the one before it ({prev}); periods may not overlap"
+                        ));
+                    }
+                }
+                last = Some(d);
+            }
+            None => p.push(format!(
+                "{key}[{i}].from: `{s}` is not a date like 2026-01-01"
+            )),
+        }
+    }
+}
+
+fn check_indicator(p: &mut Vec<String>, key: &str, ind: &IndicatorTarget) {
+    if !ind.target.is_finite() {
+        p.push(format!("{key}.target: must be a finite number"));
+    }
+    if !(ind.weight > 0.0 && ind.weight.is_finite()) {
+        p.push(format!("{key}.weight: {} must be positive", ind.weight));
+    }
+    let extra = |p: &mut Vec<String>, name: &str, present: bool| {
+        if present {
+            p.push(format!(
+                "{key}.{name}: does not apply to rule `{}`",
+                ind.rule
+            ));
+        }
+    };
+    match ind.rule.as_str() {
+        "linear" => {
+            match (ind.per, ind.deduct) {
+                (Some(per), Some(deduct)) => {
+                    if !(per > 0.0 && per.is_finite()) {
+                        p.push(format!("{key}.per: {per} must be positive"));
+                    }
+                    if !(deduct >= 0.0 && deduct.is_finite()) {
+                        p.push(format!("{key}.deduct: {deduct} must not be negative"));
+                    }
+                }
+                _ => p.push(format!(
+                    "{key}: rule `linear` needs `per` and `deduct` (deduct points for every `per` units short of target)"
+                )),
+            }
+            extra(p, "bands", ind.bands.is_some());
+            extra(p, "levels", ind.levels.is_some());
+        }
+        "ratio" => {
+            if ind.target <= 0.0 {
+                p.push(format!(
+                    "{key}.target: rule `ratio` needs a positive target"
+                ));
+            }
+            extra(p, "per", ind.per.is_some());
+            extra(p, "deduct", ind.deduct.is_some());
+            extra(p, "bands", ind.bands.is_some());
+            extra(p, "levels", ind.levels.is_some());
+        }
+        "bands" | "levels" => {
+            let (name, list) = if ind.rule == "bands" {
+                ("bands", &ind.bands)
+            } else {
+                ("levels", &ind.levels)
+            };
+            match list {
+                Some(l) if !l.is_empty() => {
+                    for (i, [_, pts]) in l.iter().enumerate() {
+                        if *pts < 0.0 || *pts > ind.weight {
+                            p.push(format!(
+                                "{key}.{name}[{i}]: {pts} points must be between 0 and the weight {}",
+                                ind.weight
+                            ));
+                        }
+                    }
+                }
+                _ => p.push(format!(
+                    "{key}: rule `{name}` needs `{name} = [[threshold, points], ...]`"
+                )),
+            }
+            extra(p, "per", ind.per.is_some());
+            extra(p, "deduct", ind.deduct.is_some());
+            extra(
+                p,
+                if name == "bands" { "levels" } else { "bands" },
+                if name == "bands" {
+                    ind.levels.is_some()
+                } else {
+                    ind.bands.is_some()
+                },
+            );
+        }
+        other => p.push(format!(
+            "{key}.rule: `{other}` is not one of `linear`, `ratio`, `bands`, `levels`"
+        )),
     }
 }
 
@@ -561,8 +877,8 @@ mod tests {
         let p = load_text(DEFAULT_POLICY.into(), PolicySource::Embedded).unwrap();
         assert_eq!(p.policy.timezone, "Asia/Shanghai");
         assert_eq!(p.policy.locale, "zh-CN");
-        // The source document's rater-group weights, in points of 100.
-        assert_eq!(p.policy.raters.group_weights["client"], 50.0);
+        // The rater-group weights of the source document, in points of 100.
+        assert_eq!(p.policy.versions[0].group_weights["client"], 50.0);
         // Bonus +20% for excellent, -15% for unqualified.
         assert_eq!(p.policy.grades[0].bonus, 0.20);
         assert_eq!(p.policy.grades.last().unwrap().bonus, -0.15);
@@ -589,9 +905,9 @@ mod tests {
         let all = err.problems.join("\n");
         assert!(all.contains("timezone: `Mars/Olympus`"), "{all}");
         assert!(all.contains("locale: `fr`"), "{all}");
-        // 50 + 35 + 10 + 5 + 10 = 110
+        // client 50 + superior 35 + peer 15 + self 5 + third party 5 = 110
         assert!(
-            all.contains("raters.group_weights: weights add up to 110"),
+            all.contains("versions[0].group_weights: weights add up to 110"),
             "{all}"
         );
         assert_eq!(err.problems.len(), 3, "{all}");

@@ -1,0 +1,312 @@
+//! Stage: derive. Process events -> one row per case (DESIGN.md section 6).
+//!
+//! Consumes `process_events` up to `--as-of`; produces the `cases` mart and
+//! `case_time` (hours each department held each case, so a report can show
+//! where the time of transferred cases went). A case belongs to the
+//! department and period of its `received` event (intake cohort).
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use chrono_tz::Tz;
+use polars::prelude::DataFrame;
+
+use crate::calendar::WorkCalendar;
+use crate::frame::{self, Builder};
+use crate::policy::Policy;
+
+const HOUR_US: f64 = 3_600_000_000.0;
+
+/// Events at the same instant are taken in this order.
+fn event_rank(e: &str) -> u8 {
+    match e {
+        "received" => 0,
+        "visit" => 1,
+        "responded" => 2,
+        "transferred" => 3,
+        "suspended" => 4,
+        "resumed" => 5,
+        "resolved" => 6,
+        "reopened" => 7,
+        "notified" => 8,
+        "cancelled" => 9,
+        _ => 10,
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Event {
+    at: i64,
+    event: String,
+    dept: String,
+    service_type: Option<String>,
+    due_at: Option<i64>,
+    response_due_at: Option<i64>,
+    instant: Option<bool>,
+}
+
+/// One derived case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Case {
+    pub case_id: String,
+    pub dept_id: String,
+    pub service_type: Option<String>,
+    pub received_at: i64,
+    pub instant: Option<bool>,
+    pub first_response_at: Option<i64>,
+    pub response_due_at: Option<i64>,
+    pub response_hours: Option<f64>,
+    pub response_on_time: Option<bool>,
+    pub resolved_at: Option<i64>,
+    pub due_at: Option<i64>,
+    pub resolution_hours: Option<f64>,
+    pub on_time: Option<bool>,
+    pub status: &'static str,
+    pub reopen_count: i64,
+    pub visit_count: i64,
+    pub transfer_count: i64,
+    pub notified: bool,
+    /// (department, hours held), in the order held.
+    pub held: Vec<(String, f64)>,
+}
+
+/// Derives cases from process events as they stood at `as_of_end` (UTC
+/// micros, inclusive). Events after it must already be filtered out.
+/// Returns the cases and the number of case ids without a `received` event.
+pub fn derive(
+    events: &DataFrame,
+    policy: &Policy,
+    cal: &WorkCalendar,
+    tz: Tz,
+    as_of_end: i64,
+) -> Result<(Vec<Case>, usize)> {
+    let ids = frame::strs(events, "case_id")?;
+    let kinds = frame::strs(events, "event")?;
+    let ats = frame::micros(events, "at")?;
+    let depts = frame::strs(events, "dept_id")?;
+    let services = frame::strs(events, "service_type")?;
+    let dues = frame::micros(events, "due_at")?;
+    let rdues = frame::micros(events, "response_due_at")?;
+    let instants = frame::bools(events, "instant")?;
+    let mut by_case: BTreeMap<String, Vec<Event>> = BTreeMap::new();
+    for i in 0..events.height() {
+        let (Some(id), Some(kind), Some(at), Some(dept)) = (&ids[i], &kinds[i], ats[i], &depts[i])
+        else {
+            continue;
+        };
+        by_case.entry(id.clone()).or_default().push(Event {
+            at,
+            event: kind.clone(),
+            dept: dept.clone(),
+            service_type: services[i].clone(),
+            due_at: dues[i],
+            response_due_at: rdues[i],
+            instant: instants[i],
+        });
+    }
+    let mut cases = Vec::with_capacity(by_case.len());
+    let mut orphans = 0;
+    for (id, mut evs) in by_case {
+        evs.sort_by(|a, b| (a.at, event_rank(&a.event)).cmp(&(b.at, event_rank(&b.event))));
+        match one_case(id, &evs, policy, cal, tz, as_of_end) {
+            Some(c) => cases.push(c),
+            None => orphans += 1,
+        }
+    }
+    Ok((cases, orphans))
+}
+
+fn one_case(
+    case_id: String,
+    evs: &[Event],
+    policy: &Policy,
+    cal: &WorkCalendar,
+    tz: Tz,
+    as_of_end: i64,
+) -> Option<Case> {
+    let recv = evs.iter().find(|e| e.event == "received")?;
+    let received_at = recv.at;
+    let first = |f: &dyn Fn(&Event) -> bool| evs.iter().find(|e| f(e));
+    let service_type = first(&|e| e.service_type.is_some()).and_then(|e| e.service_type.clone());
+    let instant = first(&|e| e.instant.is_some()).and_then(|e| e.instant);
+    let limit = service_type
+        .as_deref()
+        .and_then(|s| policy.service_limits.get(s))
+        .or_else(|| policy.service_limits.get("default"));
+    let due_at = first(&|e| e.due_at.is_some())
+        .and_then(|e| e.due_at)
+        .or_else(|| {
+            let l = limit?;
+            match (l.hours, l.working_days) {
+                (Some(h), _) => Some(received_at + (h * HOUR_US) as i64),
+                (None, Some(n)) => Some(cal.deadline(received_at, n, tz)),
+                _ => None,
+            }
+        });
+    let response_due_at = first(&|e| e.response_due_at.is_some())
+        .and_then(|e| e.response_due_at)
+        .or_else(|| {
+            limit?
+                .response_hours
+                .map(|h| received_at + (h * HOUR_US) as i64)
+        });
+
+    let mut first_response_at = None;
+    let mut resolved_at: Option<i64> = None;
+    let mut cancelled_at: Option<i64> = None;
+    let (mut reopens, mut visits, mut transfers) = (0, 0, 0);
+    let mut notified_at: Option<i64> = None;
+    let mut suspended: Vec<(i64, i64)> = Vec::new();
+    let mut suspend_start: Option<i64> = None;
+    let mut holder = recv.dept.clone();
+    let mut hold_start = received_at;
+    let mut segments: Vec<(String, i64, i64)> = Vec::new();
+    for e in evs.iter().filter(|e| e.at >= received_at) {
+        match e.event.as_str() {
+            "responded" if first_response_at.is_none() => first_response_at = Some(e.at),
+            "visit" => visits += 1,
+            "transferred" => {
+                transfers += 1;
+                segments.push((holder.clone(), hold_start, e.at));
+                holder = e.dept.clone();
+                hold_start = e.at;
+            }
+            "suspended" if suspend_start.is_none() => suspend_start = Some(e.at),
+            "resumed" => {
+                if let Some(s) = suspend_start.take() {
+                    suspended.push((s, e.at));
+                }
+            }
+            "resolved" => resolved_at = Some(e.at),
+            "reopened" => {
+                reopens += 1;
+                resolved_at = None;
+                notified_at = None;
+            }
+            "notified" => notified_at = Some(e.at),
+            "cancelled" => cancelled_at = Some(e.at),
+            _ => {}
+        }
+    }
+    let end = resolved_at.or(cancelled_at).unwrap_or(as_of_end);
+    if let Some(s) = suspend_start {
+        suspended.push((s, end.max(s)));
+    }
+    segments.push((holder, hold_start, end.max(hold_start)));
+    let active_hours = |from: i64, to: i64| -> f64 {
+        let paused: i64 = suspended
+            .iter()
+            .map(|&(s, e)| (e.min(to) - s.max(from)).max(0))
+            .sum();
+        ((to - from) - paused).max(0) as f64 / HOUR_US
+    };
+    let mut held: Vec<(String, f64)> = Vec::new();
+    for (dept, s, e) in &segments {
+        let h = active_hours(*s, *e);
+        match held.iter_mut().find(|(d, _)| d == dept) {
+            Some(x) => x.1 += h,
+            None => held.push((dept.clone(), h)),
+        }
+    }
+
+    let cancelled = cancelled_at.is_some() && resolved_at.is_none();
+    let status = if cancelled {
+        "cancelled"
+    } else if resolved_at.is_some() {
+        "resolved"
+    } else if due_at.is_some_and(|d| d < as_of_end) {
+        "overdue"
+    } else {
+        "pending"
+    };
+    let on_time = match status {
+        "resolved" => due_at.map(|d| resolved_at.expect("resolved") <= d),
+        "overdue" => Some(false),
+        _ => None,
+    };
+    let response_on_time = if cancelled {
+        None
+    } else {
+        match (response_due_at, first_response_at) {
+            (Some(due), Some(r)) => Some(r <= due),
+            (Some(due), None) if due < as_of_end => Some(false),
+            _ => None,
+        }
+    };
+    Some(Case {
+        case_id,
+        dept_id: recv.dept.clone(),
+        service_type,
+        received_at,
+        instant,
+        first_response_at,
+        response_due_at,
+        response_hours: first_response_at.map(|r| active_hours(received_at, r)),
+        response_on_time,
+        resolved_at: if cancelled { None } else { resolved_at },
+        due_at,
+        resolution_hours: if status == "resolved" {
+            resolved_at.map(|r| active_hours(received_at, r))
+        } else {
+            None
+        },
+        on_time,
+        status,
+        reopen_count: reopens,
+        visit_count: visits,
+        transfer_count: transfers,
+        notified: status == "resolved" && notified_at.is_some(),
+        held,
+    })
+}
+
+/// The `cases` mart, sorted by case id.
+pub fn cases_frame(cases: &[Case]) -> Result<DataFrame> {
+    Builder::new()
+        .str("case_id", cases.iter().map(|c| Some(c.case_id.as_str())))
+        .str("dept_id", cases.iter().map(|c| Some(c.dept_id.as_str())))
+        .str(
+            "service_type",
+            cases.iter().map(|c| c.service_type.as_deref()),
+        )
+        .ts("received_at", cases.iter().map(|c| Some(c.received_at)))
+        .bool("instant", cases.iter().map(|c| c.instant))
+        .ts(
+            "first_response_at",
+            cases.iter().map(|c| c.first_response_at),
+        )
+        .ts("response_due_at", cases.iter().map(|c| c.response_due_at))
+        .f64("response_hours", cases.iter().map(|c| c.response_hours))
+        .bool("response_on_time", cases.iter().map(|c| c.response_on_time))
+        .ts("resolved_at", cases.iter().map(|c| c.resolved_at))
+        .ts("due_at", cases.iter().map(|c| c.due_at))
+        .f64("resolution_hours", cases.iter().map(|c| c.resolution_hours))
+        .bool("on_time", cases.iter().map(|c| c.on_time))
+        .str("status", cases.iter().map(|c| Some(c.status)))
+        .i64("reopen_count", cases.iter().map(|c| Some(c.reopen_count)))
+        .i64("visit_count", cases.iter().map(|c| Some(c.visit_count)))
+        .i64(
+            "transfer_count",
+            cases.iter().map(|c| Some(c.transfer_count)),
+        )
+        .bool("notified", cases.iter().map(|c| Some(c.notified)))
+        .build()
+}
+
+/// The `case_time` mart: hours each department held each case (suspended
+/// time excluded), in the order held.
+pub fn case_time_frame(cases: &[Case]) -> Result<DataFrame> {
+    let rows: Vec<(&str, &str, f64)> = cases
+        .iter()
+        .flat_map(|c| {
+            c.held
+                .iter()
+                .map(move |(d, h)| (c.case_id.as_str(), d.as_str(), *h))
+        })
+        .collect();
+    Builder::new()
+        .str("case_id", rows.iter().map(|r| Some(r.0)))
+        .str("dept_id", rows.iter().map(|r| Some(r.1)))
+        .f64("hours", rows.iter().map(|r| Some(r.2)))
+        .build()
+}

@@ -1,0 +1,356 @@
+//! `scorecard compute`: lake -> marts. The order of the stages:
+//!
+//! 1. views: lake tables as they stood at the end of `--as-of` (later rows
+//!    dropped, later rectifications not yet known), ratings removed on
+//!    appeal left out of `scored_ratings`
+//! 2. derive: `cases`, `case_time`
+//! 3. satisfaction
+//! 4. measure: every indicator definition -> `indicator_values`
+//! 5. score: `indicator_scores`, `department_scores`
+//!
+//! All marts are written to a staging folder and the `marts/` folder is
+//! swapped in whole, so readers never see marts of two different runs.
+
+use std::collections::{HashMap, HashSet};
+
+use anyhow::{Context, Result};
+use chrono::{Duration, NaiveDate, NaiveTime};
+use chrono_tz::Tz;
+use polars::prelude::*;
+
+use crate::calendar::WorkCalendar;
+use crate::frame::{self, Builder};
+use crate::ingest::{self, fields::local_to_utc, tables};
+use crate::lake::{self, OutDir, Staging};
+use crate::measure::{self, Indicator};
+use crate::policy::{LoadedPolicy, PolicyError};
+use crate::progress::Progress;
+use crate::satisfaction::{self, local_day};
+use crate::{cases, score};
+
+/// Lake tables and derived frames that indicator SQL can read.
+pub struct Views {
+    pub tables: Vec<(&'static str, DataFrame)>,
+    pub cases: Vec<cases::Case>,
+    pub satisfaction: Vec<satisfaction::Row>,
+    /// First local day with a rating or a case: where scoring starts.
+    pub first_day: Option<NaiveDate>,
+}
+
+impl Views {
+    pub fn get(&self, name: &str) -> &DataFrame {
+        &self
+            .tables
+            .iter()
+            .find(|(n, _)| *n == name)
+            .expect("view exists")
+            .1
+    }
+}
+
+/// The last microsecond of `as_of` in the policy's time zone, as UTC.
+pub fn end_of_day(as_of: NaiveDate, tz: Tz) -> i64 {
+    let next = (as_of + Duration::days(1)).and_time(NaiveTime::MIN);
+    local_to_utc(next, tz)
+        .or_else(|| local_to_utc(next + Duration::hours(1), tz))
+        .expect("a local time an hour after a gap exists")
+        - 1
+}
+
+/// Checks the indicator catalog against the policy, and every definition's
+/// SQL against the schemas, before any data is read.
+pub fn check_definitions(policy: &LoadedPolicy) -> Result<Vec<Indicator>, PolicyError> {
+    let catalog = measure::load_catalog(policy)?;
+    let category: HashMap<&str, &str> = catalog
+        .iter()
+        .map(|i| (i.id.as_str(), i.category.as_str()))
+        .collect();
+    let mut problems = policy
+        .policy
+        .validate_indicators(&|id| category.get(id).map(|c| c.to_string()));
+    let as_of = NaiveDate::from_ymd_opt(2000, 1, 1).expect("valid date");
+    match empty_lake().and_then(|lake| build_views(lake, policy, as_of)) {
+        Ok(views) => problems.extend(measure::validate(&catalog, &views.tables)),
+        Err(e) => problems.push(format!("cannot prepare the indicator views: {e:#}")),
+    }
+    if problems.is_empty() {
+        Ok(catalog)
+    } else {
+        Err(PolicyError {
+            source_name: policy.source.to_string(),
+            problems,
+        })
+    }
+}
+
+fn empty_lake() -> Result<Vec<(&'static str, DataFrame)>> {
+    tables::ALL
+        .iter()
+        .map(|s| Ok((s.name, ingest::empty_frame(s)?)))
+        .collect()
+}
+
+fn read_lake(out: &OutDir) -> Result<Vec<(&'static str, DataFrame)>> {
+    tables::ALL
+        .iter()
+        .map(|s| {
+            let df = match lake::read_table(out, s.name, s.month_column.is_some())? {
+                Some(df) => df,
+                None => ingest::empty_frame(s)?,
+            };
+            Ok((s.name, df))
+        })
+        .collect()
+}
+
+/// Keeps rows whose timestamp column is at or before `limit` (UTC micros).
+fn until(df: &DataFrame, col: &str, limit: i64) -> Result<DataFrame> {
+    let mask: BooleanChunked = frame::micros(df, col)?
+        .into_iter()
+        .map(|v| Some(v.is_some_and(|v| v <= limit)))
+        .collect();
+    Ok(df.filter(&mask)?)
+}
+
+/// Builds the views as the data stood at the end of `as_of`.
+pub fn build_views(
+    lake: Vec<(&'static str, DataFrame)>,
+    policy: &LoadedPolicy,
+    as_of: NaiveDate,
+) -> Result<Views> {
+    let tz = policy.tz;
+    let p = &policy.policy;
+    let end = end_of_day(as_of, tz);
+    let cal = WorkCalendar::from_policy(p);
+    let mut lake: HashMap<&str, DataFrame> = lake.into_iter().collect();
+    let mut take = |name: &str| lake.remove(name).expect("every lake table is present");
+
+    let departments = take("departments");
+    let ratings = until(&take("ratings"), "rated_at", end)?;
+    let appeals = until(&take("rating_appeals"), "decided_at", end)?;
+    let events = until(&take("process_events"), "at", end)?;
+    let complaints = until(&take("complaints"), "received_at", end)?;
+    let incidents = until(&take("incidents"), "occurred_at", end)?;
+    let measurements = {
+        let df = take("measurements");
+        let mask: BooleanChunked = frame::dates(&df, "period_start")?
+            .into_iter()
+            .map(|d| Some(d.is_some_and(|d| d <= as_of)))
+            .collect();
+        df.filter(&mask)?
+    };
+
+    // Ratings removed on appeal (decided by as-of) are never scored.
+    let removed: HashSet<String> = {
+        let ids = frame::strs(&appeals, "rating_id")?;
+        let decisions = frame::strs(&appeals, "decision")?;
+        ids.into_iter()
+            .zip(decisions)
+            .filter_map(|(id, d)| (d.as_deref() == Some("removed")).then_some(id).flatten())
+            .collect()
+    };
+    let keep: BooleanChunked = frame::strs(&ratings, "rating_id")?
+        .iter()
+        .map(|id| Some(!id.as_ref().is_some_and(|id| removed.contains(id))))
+        .collect();
+    let mut scored = ratings.filter(&keep)?;
+    let score_100: Vec<Option<f64>> = {
+        let s = frame::f64s(&scored, "score")?;
+        let lo = frame::f64s(&scored, "scale_min")?;
+        let hi = frame::f64s(&scored, "scale_max")?;
+        (0..scored.height())
+            .map(|i| Some((s[i]? - lo[i]?) / (hi[i]? - lo[i]?) * 100.0))
+            .collect()
+    };
+    scored.with_column(
+        Float64Chunked::from_iter_options("score_100".into(), score_100.into_iter()).into_column(),
+    )?;
+
+    let complaints = complaint_view(
+        &complaints,
+        &cal,
+        p.complaints.rectify_working_days,
+        tz,
+        end,
+    )?;
+    let (case_rows, _orphans) = cases::derive(&events, p, &cal, tz, end)?;
+
+    let dept_types: HashMap<String, String> = frame::strs(&departments, "dept_id")?
+        .into_iter()
+        .zip(frame::strs(&departments, "dept_type")?)
+        .filter_map(|(d, t)| Some((d?, t?)))
+        .collect();
+    let responses = satisfaction::responses(&scored, tz)?;
+    let sat_rows = satisfaction::compute(&responses, &dept_types, p);
+
+    let first_day = responses
+        .iter()
+        .map(|r| r.day)
+        .chain(case_rows.iter().map(|c| local_day(c.received_at, tz)))
+        .min();
+
+    let tables = vec![
+        ("departments", departments),
+        ("ratings", ratings),
+        ("scored_ratings", scored),
+        ("rating_appeals", appeals),
+        ("process_events", events),
+        ("complaints", complaints),
+        ("incidents", incidents),
+        ("measurements", measurements),
+        ("cases", cases::cases_frame(&case_rows)?),
+        ("case_time", cases::case_time_frame(&case_rows)?),
+        ("satisfaction", satisfaction::frame(&sat_rows, as_of)?),
+    ];
+    Ok(Views {
+        tables,
+        cases: case_rows,
+        satisfaction: sat_rows,
+        first_day,
+    })
+}
+
+/// Complaints as they stood at as-of: `due_at` filled from the policy's
+/// rectification deadline where missing, `rectified_at` after as-of not yet
+/// known, and `rectification` = `on_time`, `late`, `overdue` or `open`.
+fn complaint_view(
+    df: &DataFrame,
+    cal: &WorkCalendar,
+    days: u32,
+    tz: Tz,
+    end: i64,
+) -> Result<DataFrame> {
+    let received = frame::micros(df, "received_at")?;
+    let due_given = frame::micros(df, "due_at")?;
+    let rectified = frame::micros(df, "rectified_at")?;
+    let mut due = Vec::with_capacity(df.height());
+    let mut rect = Vec::with_capacity(df.height());
+    let mut status = Vec::with_capacity(df.height());
+    for i in 0..df.height() {
+        let d = due_given[i].or_else(|| received[i].map(|r| cal.deadline(r, days, tz)));
+        let r = rectified[i].filter(|r| *r <= end);
+        status.push(Some(match (r, d) {
+            (Some(r), Some(d)) if r <= d => "on_time",
+            (Some(_), _) => "late",
+            (None, Some(d)) if d < end => "overdue",
+            _ => "open",
+        }));
+        due.push(d);
+        rect.push(r);
+    }
+    let mut out = df.clone();
+    let extra = Builder::new()
+        .ts("due_at", due)
+        .ts("rectified_at", rect)
+        .str("rectification", status)
+        .build()?;
+    for c in extra.columns() {
+        out.with_column(c.clone())?;
+    }
+    Ok(out)
+}
+
+/// What compute produced, for the manifest.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct ComputeReport {
+    pub as_of: String,
+    pub marts: std::collections::BTreeMap<String, usize>,
+}
+
+/// Runs every compute stage and publishes `OUT/marts/`.
+pub fn compute(
+    out: &OutDir,
+    policy: &LoadedPolicy,
+    catalog: &[Indicator],
+    as_of: NaiveDate,
+    progress: &Progress,
+) -> Result<ComputeReport> {
+    let tz = policy.tz;
+    let lake = read_lake(out)?;
+    let views = build_views(lake, policy, as_of)?;
+    progress.step(&format!(
+        "derive: {} cases; satisfaction: {} rows",
+        views.cases.len(),
+        views.satisfaction.len()
+    ));
+    let values = measure::compute(catalog, &views.tables, tz)?;
+    progress.step(&format!("measure: {} indicator values", values.len()));
+
+    let departments: Vec<(String, String)> = {
+        let d = views.get("departments");
+        let mut v: Vec<(String, String)> = frame::strs(d, "dept_id")?
+            .into_iter()
+            .zip(frame::strs(d, "dept_type")?)
+            .filter_map(|(a, b)| Some((a?, b?)))
+            .collect();
+        v.sort();
+        v
+    };
+    let vetoes = veto_incidents(views.get("incidents"), policy, tz)?;
+    let (ind_scores, dept_scores) = match views.first_day {
+        Some(first) => score::score(
+            &departments,
+            &values,
+            catalog,
+            &policy.policy,
+            &vetoes,
+            first,
+            as_of,
+        )?,
+        None => (Vec::new(), Vec::new()),
+    };
+    progress.step(&format!("score: {} department-periods", dept_scores.len()));
+
+    let mut marts: Vec<(&str, DataFrame)> = vec![
+        ("cases", views.get("cases").clone()),
+        ("case_time", views.get("case_time").clone()),
+        ("satisfaction", views.get("satisfaction").clone()),
+        ("indicator_values", measure::values_frame(&values, as_of)?),
+        (
+            "indicator_scores",
+            score::indicator_scores_frame(&ind_scores, as_of)?,
+        ),
+        (
+            "department_scores",
+            score::department_scores_frame(&dept_scores)?,
+        ),
+        ("indicator_catalog", measure::catalog_frame(catalog)?),
+    ];
+    let mut staging = Staging::new(out)?;
+    let dir = staging.stage(&out.marts());
+    let mut report = ComputeReport {
+        as_of: as_of.to_string(),
+        ..Default::default()
+    };
+    for (name, df) in &mut marts {
+        report.marts.insert(name.to_string(), df.height());
+        lake::write_parquet(df, &dir.join(format!("{name}.parquet")))
+            .with_context(|| format!("cannot write mart {name}"))?;
+    }
+    staging.publish()?;
+    Ok(report)
+}
+
+fn veto_incidents(
+    df: &DataFrame,
+    policy: &LoadedPolicy,
+    tz: Tz,
+) -> Result<Vec<score::VetoIncident>> {
+    let kinds = &policy.policy.veto.incident_kinds;
+    let ids = frame::strs(df, "incident_id")?;
+    let depts = frame::strs(df, "dept_id")?;
+    let k = frame::strs(df, "kind")?;
+    let confirmed = frame::bools(df, "confirmed")?;
+    let at = frame::micros(df, "occurred_at")?;
+    Ok((0..df.height())
+        .filter(|&i| confirmed[i] == Some(true) && k[i].as_ref().is_some_and(|k| kinds.contains(k)))
+        .filter_map(|i| {
+            Some(score::VetoIncident {
+                dept_id: depts[i].clone()?,
+                incident_id: ids[i].clone()?,
+                kind: k[i].clone()?,
+                day: local_day(at[i]?, tz),
+            })
+        })
+        .collect())
+}

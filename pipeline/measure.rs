@@ -1,0 +1,604 @@
+//! Stage: measure. Indicator definitions (`queries/indicators/*.sql`) ->
+//! `indicator_values`, one row per department x period x indicator.
+//!
+//! Each definition is one SQL file whose leading `-- key: value` comments
+//! are its catalog entry (id, names, unit, category, direction, how it
+//! aggregates, minimum sample). The SQL returns rows at the finest grain:
+//! an instant `at` or a covered range `period_start`..`period_end`, with
+//! `numerator` + `denominator` (ratio) or `value` (mean, quantile). This
+//! module places the rows in weeks, months, quarters and years and adds
+//! them up, so every grain comes from one definition; quantiles are taken
+//! per period from the rows. `per_period` definitions return one value per
+//! `grain` and `period_start` themselves (satisfaction).
+//!
+//! The built-in definitions are compiled in; the policy's `site.indicators`
+//! folder adds definitions or replaces built-ins with the same id.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+use polars::prelude::{DataFrame, DataType, IntoLazy};
+use polars::sql::SQLContext;
+
+use crate::frame::{self, Builder};
+use crate::periods::{Grain, Period};
+use crate::policy::{LoadedPolicy, PolicyError, CATEGORIES};
+use crate::satisfaction::local_day;
+
+macro_rules! builtin {
+    ($($name:literal),* $(,)?) => {
+        [$(($name, include_str!(concat!("../queries/indicators/", $name, ".sql")))),*]
+    };
+}
+
+const BUILTIN: [(&str, &str); 17] = builtin!(
+    "satisfaction",
+    "good_review_rate",
+    "bad_review_rate",
+    "valid_complaint_rate",
+    "major_complaint_rate",
+    "on_time_response_rate",
+    "on_time_resolution_rate",
+    "first_time_resolution_rate",
+    "mean_resolution_hours",
+    "p90_resolution_hours",
+    "visits_per_case",
+    "instant_handled_share",
+    "result_notified_rate",
+    "complaint_rectified_on_time_rate",
+    "process_compliance_rate",
+    "training_hours_per_person",
+    "innovations_adopted",
+);
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Aggregate {
+    Ratio,
+    Mean,
+    Quantile(f64),
+    PerPeriod,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Higher,
+    Lower,
+}
+
+/// One indicator definition: catalog entry and SQL.
+#[derive(Debug, Clone)]
+pub struct Indicator {
+    pub id: String,
+    pub name_zh: String,
+    pub name_en: String,
+    pub unit: String,
+    pub category: String,
+    pub direction: Direction,
+    pub aggregate: Aggregate,
+    /// Multiplier of a ratio (100 for percent, 1000 per thousand).
+    pub scale: f64,
+    pub min_n: f64,
+    pub description: String,
+    pub sql: String,
+    /// Where the definition came from, for messages.
+    pub source: String,
+}
+
+/// Parses one definition; `stem` is the file name without `.sql`.
+pub fn parse(stem: &str, text: &str, source: &str) -> Result<Indicator, Vec<String>> {
+    let mut meta: BTreeMap<String, String> = BTreeMap::new();
+    let mut description = Vec::new();
+    for line in text.lines() {
+        let Some(c) = line.trim_start().strip_prefix("--") else {
+            break;
+        };
+        let c = c.trim();
+        match c.split_once(':') {
+            Some((k, v)) if !k.contains(' ') && description.is_empty() => {
+                meta.insert(k.trim().to_string(), v.trim().to_string());
+            }
+            _ if c.is_empty() && description.is_empty() => {}
+            _ => description.push(c.to_string()),
+        }
+    }
+    let mut p = Vec::new();
+    let mut get = |k: &str| -> String {
+        meta.remove(k).unwrap_or_else(|| {
+            p.push(format!("{source}: missing `-- {k}: ...` in the header"));
+            String::new()
+        })
+    };
+    let id = get("id");
+    let name_zh = get("name_zh");
+    let name_en = get("name_en");
+    let unit = get("unit");
+    let category = get("category");
+    let direction = get("direction");
+    let aggregate = get("aggregate");
+    let mut p2 = Vec::new();
+    let num = |meta: &mut BTreeMap<String, String>, k: &str, default: f64, p: &mut Vec<String>| {
+        match meta.remove(k) {
+            None => default,
+            Some(v) => v.parse::<f64>().unwrap_or_else(|_| {
+                p.push(format!("{source}: `{k}: {v}` is not a number"));
+                default
+            }),
+        }
+    };
+    let scale = num(&mut meta, "scale", 1.0, &mut p2);
+    let min_n = num(&mut meta, "min_n", 1.0, &mut p2);
+    let quantile = num(&mut meta, "quantile", 0.5, &mut p2);
+    p.extend(p2);
+    for k in meta.keys() {
+        p.push(format!(
+            "{source}: unknown header key `{k}` (known: id, name_zh, name_en, unit, category, direction, aggregate, scale, quantile, min_n)"
+        ));
+    }
+    if !id.is_empty() && id != stem {
+        p.push(format!(
+            "{source}: id `{id}` must match the file name `{stem}.sql`"
+        ));
+    }
+    if !category.is_empty() && !CATEGORIES.contains(&category.as_str()) {
+        p.push(format!(
+            "{source}: category `{category}` is not one of {}",
+            CATEGORIES.join(", ")
+        ));
+    }
+    let direction = match direction.as_str() {
+        "higher" => Direction::Higher,
+        "lower" => Direction::Lower,
+        other => {
+            if !other.is_empty() {
+                p.push(format!(
+                    "{source}: direction `{other}` is not `higher` or `lower`"
+                ));
+            }
+            Direction::Higher
+        }
+    };
+    let aggregate = match aggregate.as_str() {
+        "ratio" => Aggregate::Ratio,
+        "mean" => Aggregate::Mean,
+        "quantile" => {
+            if !(0.0..=1.0).contains(&quantile) {
+                p.push(format!(
+                    "{source}: quantile {quantile} must be between 0 and 1"
+                ));
+            }
+            Aggregate::Quantile(quantile)
+        }
+        "per_period" => Aggregate::PerPeriod,
+        other => {
+            if !other.is_empty() {
+                p.push(format!(
+                    "{source}: aggregate `{other}` is not one of ratio, mean, quantile, per_period"
+                ));
+            }
+            Aggregate::Mean
+        }
+    };
+    if !p.is_empty() {
+        return Err(p);
+    }
+    Ok(Indicator {
+        id,
+        name_zh,
+        name_en,
+        unit,
+        category,
+        direction,
+        aggregate,
+        scale,
+        min_n,
+        description: description.join(" "),
+        sql: text.to_string(),
+        source: source.to_string(),
+    })
+}
+
+/// The catalog: built-in definitions, then the policy's folder (same id
+/// replaces). Problems are reported all at once as a policy error.
+pub fn load_catalog(policy: &LoadedPolicy) -> Result<Vec<Indicator>, PolicyError> {
+    let mut problems = Vec::new();
+    let mut by_id: BTreeMap<String, Indicator> = BTreeMap::new();
+    for (stem, text) in BUILTIN {
+        match parse(
+            stem,
+            text,
+            &format!("queries/indicators/{stem}.sql (built in)"),
+        ) {
+            Ok(i) => {
+                by_id.insert(i.id.clone(), i);
+            }
+            Err(p) => problems.extend(p),
+        }
+    }
+    if let Some(dir) = policy.indicators_dir() {
+        match read_folder(&dir) {
+            Ok(files) => {
+                for (stem, path, text) in files {
+                    match parse(&stem, &text, &path.display().to_string()) {
+                        Ok(i) => {
+                            by_id.insert(i.id.clone(), i);
+                        }
+                        Err(p) => problems.extend(p),
+                    }
+                }
+            }
+            Err(e) => problems.push(format!("site.indicators: {e}")),
+        }
+    }
+    if problems.is_empty() {
+        Ok(by_id.into_values().collect())
+    } else {
+        Err(PolicyError {
+            source_name: policy.source.to_string(),
+            problems,
+        })
+    }
+}
+
+fn read_folder(dir: &Path) -> Result<Vec<(String, std::path::PathBuf, String)>> {
+    let mut out = Vec::new();
+    let entries = std::fs::read_dir(dir)
+        .with_context(|| format!("{} is not a readable folder", dir.display()))?;
+    for e in entries {
+        let p = e?.path();
+        if p.extension().is_some_and(|x| x == "sql") {
+            let stem = p
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("")
+                .to_string();
+            let text = std::fs::read_to_string(&p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
+            out.push((stem, p, text));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Columns a definition must return, by how it aggregates and places rows.
+fn required_columns(agg: Aggregate, names: &[String]) -> Result<(), String> {
+    let has = |c: &str| names.iter().any(|n| n == c);
+    let mut missing: Vec<&str> = vec![];
+    if !has("dept_id") {
+        missing.push("dept_id");
+    }
+    match agg {
+        Aggregate::PerPeriod => {
+            for c in ["grain", "period_start", "value", "n"] {
+                if !has(c) {
+                    missing.push(c);
+                }
+            }
+        }
+        _ => {
+            if !has("at") && !(has("period_start") && has("period_end")) {
+                missing.push("at (or period_start and period_end)");
+            }
+            let values: &[&str] = if agg == Aggregate::Ratio {
+                &["numerator", "denominator"]
+            } else {
+                &["value"]
+            };
+            for c in values {
+                if !has(c) {
+                    missing.push(c);
+                }
+            }
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the query must return column(s) {}; it returns {}",
+            missing.join(", "),
+            names.join(", ")
+        ))
+    }
+}
+
+/// Runs every definition against the views (possibly empty frames) and
+/// checks that it parses and returns the columns its aggregate needs.
+pub fn validate(catalog: &[Indicator], views: &[(&str, DataFrame)]) -> Vec<String> {
+    let mut p = Vec::new();
+    for ind in catalog {
+        let mut ctx = context(views);
+        let schema = ctx.execute(&ind.sql).and_then(|mut lf| lf.collect_schema());
+        match schema {
+            Err(e) => p.push(format!("{}: the SQL does not run: {e}", ind.source)),
+            Ok(s) => {
+                let names: Vec<String> = s.iter_names().map(|n| n.to_string()).collect();
+                if let Err(e) = required_columns(ind.aggregate, &names) {
+                    p.push(format!("{}: {e}", ind.source));
+                }
+            }
+        }
+    }
+    p
+}
+
+fn context(views: &[(&str, DataFrame)]) -> SQLContext {
+    let ctx = SQLContext::new();
+    for (name, df) in views {
+        ctx.register(name, df.clone().lazy());
+    }
+    ctx
+}
+
+/// One value of one indicator for one department and period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Value {
+    pub indicator_id: String,
+    pub dept_id: String,
+    pub period: Period,
+    pub value: Option<f64>,
+    pub numerator: Option<f64>,
+    pub denominator: Option<f64>,
+    pub n: f64,
+}
+
+#[derive(Default)]
+struct Acc {
+    num: f64,
+    den: f64,
+    count: f64,
+    values: Vec<f64>,
+}
+
+/// Runs every definition and aggregates it to every grain.
+pub fn compute(catalog: &[Indicator], views: &[(&str, DataFrame)], tz: Tz) -> Result<Vec<Value>> {
+    let mut out = Vec::new();
+    for ind in catalog {
+        let mut ctx = context(views);
+        let df = ctx
+            .execute(&ind.sql)
+            .and_then(|lf| lf.collect())
+            .with_context(|| format!("indicator {} ({}) failed", ind.id, ind.source))?;
+        out.extend(aggregate(ind, &df, tz).with_context(|| {
+            format!(
+                "indicator {} ({}) returned unusable rows",
+                ind.id, ind.source
+            )
+        })?);
+    }
+    Ok(out)
+}
+
+fn aggregate(ind: &Indicator, df: &DataFrame, tz: Tz) -> Result<Vec<Value>> {
+    let depts = frame::strs(df, "dept_id")?;
+    let num_col = |name: &str| -> Result<Vec<Option<f64>>> {
+        let c = df.column(name)?.cast(&DataType::Float64)?;
+        Ok(c.f64()?.iter().collect())
+    };
+    let mut cells: BTreeMap<(String, Period), Acc> = BTreeMap::new();
+    if ind.aggregate == Aggregate::PerPeriod {
+        let grains = frame::strs(df, "grain")?;
+        let starts = frame::dates(df, "period_start")?;
+        let values = num_col("value")?;
+        let ns = num_col("n")?;
+        let mut out = Vec::new();
+        for i in 0..df.height() {
+            let (Some(d), Some(g), Some(s)) = (
+                &depts[i],
+                grains[i].as_deref().and_then(Grain::parse),
+                starts[i],
+            ) else {
+                continue;
+            };
+            out.push(Value {
+                indicator_id: ind.id.clone(),
+                dept_id: d.clone(),
+                period: Period::containing(g, s),
+                value: values[i],
+                numerator: None,
+                denominator: None,
+                n: ns[i].unwrap_or(0.0),
+            });
+        }
+        return Ok(out);
+    }
+    let (nums, dens, vals) = match ind.aggregate {
+        Aggregate::Ratio => (num_col("numerator")?, num_col("denominator")?, vec![]),
+        _ => (vec![], vec![], num_col("value")?),
+    };
+    // Where each row falls: an instant, or a covered date range.
+    let places: Vec<Option<(NaiveDate, NaiveDate)>> = if df.column("at").is_ok() {
+        frame::micros(df, "at")?
+            .into_iter()
+            .map(|v| {
+                v.map(|us| {
+                    let d = local_day(us, tz);
+                    (d, d)
+                })
+            })
+            .collect()
+    } else {
+        let s = frame::dates(df, "period_start")?;
+        let e = frame::dates(df, "period_end")?;
+        s.into_iter().zip(e).map(|(s, e)| Some((s?, e?))).collect()
+    };
+    for i in 0..df.height() {
+        let (Some(dept), Some((start, end))) = (&depts[i], places[i]) else {
+            continue;
+        };
+        for g in Grain::ALL {
+            let p = Period::containing(g, start);
+            if !p.covers(start, end) {
+                continue;
+            }
+            let acc = cells.entry((dept.clone(), p)).or_default();
+            match ind.aggregate {
+                Aggregate::Ratio => {
+                    acc.num += nums[i].unwrap_or(0.0);
+                    acc.den += dens[i].unwrap_or(0.0);
+                }
+                _ => {
+                    if let Some(v) = vals[i] {
+                        acc.num += v;
+                        acc.count += 1.0;
+                        acc.values.push(v);
+                    }
+                }
+            }
+        }
+    }
+    Ok(cells
+        .into_iter()
+        .map(|((dept, period), mut acc)| {
+            let (value, numerator, denominator, n) = match ind.aggregate {
+                Aggregate::Ratio => (
+                    (acc.den > 0.0).then(|| acc.num / acc.den * ind.scale),
+                    Some(acc.num),
+                    Some(acc.den),
+                    acc.den,
+                ),
+                Aggregate::Mean => (
+                    (acc.count > 0.0).then(|| acc.num / acc.count),
+                    Some(acc.num),
+                    Some(acc.count),
+                    acc.count,
+                ),
+                Aggregate::Quantile(q) => (quantile(&mut acc.values, q), None, None, acc.count),
+                Aggregate::PerPeriod => unreachable!("handled above"),
+            };
+            Value {
+                indicator_id: ind.id.clone(),
+                dept_id: dept,
+                period,
+                value,
+                numerator,
+                denominator,
+                n,
+            }
+        })
+        .collect())
+}
+
+/// Quantile with linear interpolation between closest ranks (numpy's and
+/// polars' default, "type 7").
+pub fn quantile(values: &mut [f64], q: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(|a, b| a.total_cmp(b));
+    let h = (values.len() - 1) as f64 * q;
+    let lo = h.floor() as usize;
+    let hi = (lo + 1).min(values.len() - 1);
+    Some(values[lo] + (h - lo as f64) * (values[hi] - values[lo]))
+}
+
+/// `indicator_values` as a frame.
+pub fn values_frame(values: &[Value], as_of: NaiveDate) -> Result<DataFrame> {
+    Builder::new()
+        .str("dept_id", values.iter().map(|v| Some(v.dept_id.as_str())))
+        .str(
+            "grain",
+            values.iter().map(|v| Some(v.period.grain.as_str())),
+        )
+        .str("period", values.iter().map(|v| Some(v.period.label())))
+        .date("period_start", values.iter().map(|v| Some(v.period.start)))
+        .date("period_end", values.iter().map(|v| Some(v.period.end)))
+        .bool(
+            "is_partial",
+            values.iter().map(|v| Some(v.period.is_partial(as_of))),
+        )
+        .str(
+            "indicator_id",
+            values.iter().map(|v| Some(v.indicator_id.as_str())),
+        )
+        .f64("value", values.iter().map(|v| v.value))
+        .f64("numerator", values.iter().map(|v| v.numerator))
+        .f64("denominator", values.iter().map(|v| v.denominator))
+        .f64("n", values.iter().map(|v| Some(v.n)))
+        .build()
+}
+
+/// The catalog as a frame (`indicator_catalog` mart), for the site and for
+/// data teams.
+pub fn catalog_frame(catalog: &[Indicator]) -> Result<DataFrame> {
+    let agg = |a: Aggregate| match a {
+        Aggregate::Ratio => "ratio".to_string(),
+        Aggregate::Mean => "mean".to_string(),
+        Aggregate::Quantile(q) => format!("quantile {q}"),
+        Aggregate::PerPeriod => "per_period".to_string(),
+    };
+    Builder::new()
+        .str("indicator_id", catalog.iter().map(|i| Some(i.id.as_str())))
+        .str("name_zh", catalog.iter().map(|i| Some(i.name_zh.as_str())))
+        .str("name_en", catalog.iter().map(|i| Some(i.name_en.as_str())))
+        .str("unit", catalog.iter().map(|i| Some(i.unit.as_str())))
+        .str(
+            "category",
+            catalog.iter().map(|i| Some(i.category.as_str())),
+        )
+        .str(
+            "direction",
+            catalog.iter().map(|i| {
+                Some(if i.direction == Direction::Higher {
+                    "higher"
+                } else {
+                    "lower"
+                })
+            }),
+        )
+        .str("aggregate", catalog.iter().map(|i| Some(agg(i.aggregate))))
+        .f64("scale", catalog.iter().map(|i| Some(i.scale)))
+        .f64("min_n", catalog.iter().map(|i| Some(i.min_n)))
+        .str(
+            "description",
+            catalog.iter().map(|i| Some(i.description.as_str())),
+        )
+        .build()
+}
+
+/// Index of values by (indicator, dept, period).
+pub fn index(values: &[Value]) -> HashMap<(&str, &str, Period), &Value> {
+    values
+        .iter()
+        .map(|v| ((v.indicator_id.as_str(), v.dept_id.as_str(), v.period), v))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantile_interpolates_linearly() {
+        // numpy.quantile([1, 2, 3, 4, 10], 0.9) = 4 + 0.6 * (10 - 4) = 7.6
+        let mut v = vec![10.0, 1.0, 3.0, 2.0, 4.0];
+        assert!((quantile(&mut v, 0.9).unwrap() - 7.6).abs() < 1e-12);
+        assert_eq!(quantile(&mut [5.0], 0.9), Some(5.0));
+        assert_eq!(quantile(&mut [], 0.9), None);
+    }
+
+    #[test]
+    fn every_builtin_definition_parses() {
+        for (stem, text) in BUILTIN {
+            let i = parse(stem, text, stem).unwrap_or_else(|e| panic!("{stem}: {e:?}"));
+            assert_eq!(i.id, stem);
+        }
+    }
+
+    #[test]
+    fn header_problems_are_all_reported() {
+        let text = "-- id: other\n-- name_zh: x\n-- unit: %\n-- category: outcome\n-- direction: up\n-- aggregate: ratio\nSELECT 1";
+        let p = parse("mine", text, "mine.sql").unwrap_err();
+        let all = p.join("\n");
+        assert!(all.contains("missing `-- name_en: ...`"), "{all}");
+        assert!(
+            all.contains("id `other` must match the file name `mine.sql`"),
+            "{all}"
+        );
+        assert!(all.contains("category `outcome`"), "{all}");
+        assert!(all.contains("direction `up`"), "{all}");
+    }
+}
