@@ -181,10 +181,15 @@ fn exit_status_is_3_when_rejects_pass_the_limit() {
 }
 
 #[test]
-fn compute_says_it_is_not_built_yet() {
-    let o = scorecard(&["compute", "--out", "does-not-matter"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o.stderr).contains("not built yet"));
+fn compute_needs_a_lake() {
+    let ws = Workspace::new();
+    let o = scorecard(&["compute", "--out", ws.out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("has no lake/"),
+        "{}",
+        text(&o.stderr)
+    );
 }
 
 #[test]

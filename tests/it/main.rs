@@ -2,6 +2,7 @@
 //! expected results are worked out by hand from the fixture text.
 
 mod cli;
+mod compute;
 mod ingest;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,252 @@
+//! Cases, satisfaction and indicator values on hand-built fixtures; every
+//! expected figure is worked out in the comments.
+
+use scorecard::progress::Progress;
+use scorecard::run::{self, RunOptions};
+
+use crate::{strs, Workspace};
+
+/// `scorecard run --as-of` through the library.
+fn run_as_of(ws: &Workspace, as_of: &str) {
+    run::run(
+        &RunOptions {
+            input: ws.input.clone(),
+            out: ws.out.clone(),
+            policy: None,
+            as_of: Some(as_of.parse().unwrap()),
+            ingest_only: false,
+        },
+        &Progress::silent(),
+    )
+    .unwrap();
+}
+
+/// Eight cases of `gsc` received in March 2026 (Asia/Shanghai), as-of
+/// Tuesday 10 March 2026.
+const EVENTS: &str = r#"{"case_id":"c1","event":"received","at":"2026-03-02 09:00:00","dept_id":"gsc","due_at":"2026-03-04 09:00:00","response_due_at":"2026-03-02 10:00:00","instant":false}
+{"case_id":"c1","event":"visit","at":"2026-03-02 09:00:00","dept_id":"gsc"}
+{"case_id":"c1","event":"responded","at":"2026-03-02 09:30:00","dept_id":"gsc"}
+{"case_id":"c1","event":"resolved","at":"2026-03-03 09:00:00","dept_id":"gsc"}
+{"case_id":"c1","event":"notified","at":"2026-03-03 10:00:00","dept_id":"gsc"}
+{"case_id":"c2","event":"received","at":"2026-03-02 09:00:00","dept_id":"gsc","due_at":"2026-03-09 09:00:00","instant":true}
+{"case_id":"c2","event":"visit","at":"2026-03-02 09:00:00","dept_id":"gsc"}
+{"case_id":"c2","event":"resolved","at":"2026-03-03 09:00:00","dept_id":"gsc"}
+{"case_id":"c2","event":"notified","at":"2026-03-03 09:30:00","dept_id":"gsc"}
+{"case_id":"c2","event":"reopened","at":"2026-03-04 09:00:00","dept_id":"gsc"}
+{"case_id":"c2","event":"visit","at":"2026-03-04 10:00:00","dept_id":"gsc"}
+{"case_id":"c2","event":"resolved","at":"2026-03-05 09:00:00","dept_id":"gsc"}
+{"case_id":"c3","event":"received","at":"2026-03-02 09:00:00","dept_id":"gsc","due_at":"2026-03-03 09:00:00","instant":false}
+{"case_id":"c3","event":"transferred","at":"2026-03-02 13:00:00","dept_id":"legal"}
+{"case_id":"c3","event":"suspended","at":"2026-03-02 15:00:00","dept_id":"legal"}
+{"case_id":"c3","event":"resumed","at":"2026-03-02 17:00:00","dept_id":"legal"}
+{"case_id":"c3","event":"resolved","at":"2026-03-03 13:00:00","dept_id":"legal"}
+{"case_id":"c3","event":"notified","at":"2026-03-03 14:00:00","dept_id":"legal"}
+{"case_id":"c4","event":"received","at":"2026-03-02 09:00:00","dept_id":"gsc","due_at":"2026-03-05 09:00:00"}
+{"case_id":"c5","event":"received","at":"2026-03-09 09:00:00","dept_id":"gsc","due_at":"2026-03-20 09:00:00"}
+{"case_id":"c6","event":"received","at":"2026-03-03 09:00:00","dept_id":"gsc","due_at":"2026-03-04 09:00:00"}
+{"case_id":"c6","event":"cancelled","at":"2026-03-03 11:00:00","dept_id":"gsc"}
+{"case_id":"c7","event":"received","at":"2026-03-06 10:00:00","dept_id":"gsc","service_type":"consultation"}
+{"case_id":"c7","event":"responded","at":"2026-03-06 11:00:00","dept_id":"gsc"}
+{"case_id":"c7","event":"resolved","at":"2026-03-09 16:00:00","dept_id":"gsc"}
+{"case_id":"c8","event":"received","at":"2026-03-09 09:00:00","dept_id":"gsc","due_at":"2026-03-11 09:00:00"}
+{"case_id":"c8","event":"resolved","at":"2026-03-12 09:00:00","dept_id":"gsc"}
+"#;
+
+#[test]
+fn case_statuses_reopening_transfers_and_deadlines() {
+    let ws = Workspace::new();
+    ws.put_departments();
+    ws.put("process_events.jsonl", EVENTS);
+    run_as_of(&ws, "2026-03-10");
+    let rows = ws.rows(
+        "SELECT case_id, dept_id, status, on_time, reopen_count, visit_count, transfer_count, \
+         resolution_hours, response_hours, response_on_time, notified FROM cases ORDER BY case_id",
+    );
+    let expected = [
+        // Resolved a day after receipt, before its deadline; responded in 30 min.
+        [
+            "c1", "gsc", "resolved", "true", "0", "1", "0", "24.0", "0.5", "true", "true",
+        ],
+        // Reopened: the resolution that counts is the last one, 3 days in;
+        // its notification came before the reopening, so it is not notified.
+        // No response_due_at: the policy's default 24 h response limit
+        // applies, and it never responded: late.
+        [
+            "c2", "gsc", "resolved", "true", "1", "2", "0", "72.0", "∅", "false", "false",
+        ],
+        // Transferred to legal at 13:00, suspended 2 h, resolved after its
+        // 09:00 deadline: 28 h elapsed - 2 h suspended = 26 h, late.
+        [
+            "c3", "gsc", "resolved", "false", "0", "0", "1", "26.0", "∅", "false", "true",
+        ],
+        // Unresolved, deadline 5 March passed by as-of: overdue, late.
+        [
+            "c4", "gsc", "overdue", "false", "0", "0", "0", "∅", "∅", "false", "false",
+        ],
+        // Unresolved, due 20 March: pending, not decided; its response was
+        // due 24 h after receipt, 10 March 09:00, before the end of as-of.
+        [
+            "c5", "gsc", "pending", "∅", "0", "0", "0", "∅", "∅", "false", "false",
+        ],
+        [
+            "c6",
+            "gsc",
+            "cancelled",
+            "∅",
+            "0",
+            "0",
+            "0",
+            "∅",
+            "∅",
+            "∅",
+            "false",
+        ],
+        // No due_at: `consultation` allows 1 working day (policy), so Friday
+        // 6 March 10:00 is due at the end of Monday 9 March; resolved Monday
+        // 16:00 after 78 h, on time. Response limit 2 h: 11:00 is on time.
+        [
+            "c7", "gsc", "resolved", "true", "0", "0", "0", "78.0", "1.0", "true", "false",
+        ],
+        // Resolved on 12 March, after as-of: still pending at as-of.
+        [
+            "c8", "gsc", "pending", "∅", "0", "0", "0", "∅", "∅", "false", "false",
+        ],
+    ];
+    assert_eq!(rows, expected.iter().map(|r| strs(r)).collect::<Vec<_>>());
+
+    // Where c3's time went: gsc 09:00-13:00 = 4 h; legal 13:00 to 13:00 next
+    // day = 24 h less 2 h suspended = 22 h.
+    assert_eq!(
+        ws.rows("SELECT dept_id, hours FROM case_time WHERE case_id = 'c3'"),
+        vec![strs(&["gsc", "4.0"]), strs(&["legal", "22.0"])]
+    );
+}
+
+#[test]
+fn case_indicators_worked_by_hand() {
+    let ws = Workspace::new();
+    ws.put_departments();
+    ws.put("process_events.jsonl", EVENTS);
+    ws.put(
+        "complaints.csv",
+        "complaint_id,received_at,dept_id,severity,valid,due_at,rectified_at\n\
+         k1,2026-03-03 09:00:00,gsc,general,true,2026-03-06 09:00:00,2026-03-05 09:00:00\n\
+         k2,2026-03-03 09:00:00,gsc,major,true,2026-03-05 09:00:00,\n\
+         k3,2026-03-03 09:00:00,gsc,major,false,2026-03-05 09:00:00,\n\
+         k4,2026-03-09 09:00:00,gsc,general,true,2026-03-20 09:00:00,\n",
+    );
+    run_as_of(&ws, "2026-03-10");
+    let value = |id: &str| {
+        ws.rows(&format!(
+            "SELECT ROUND(value, 4), n FROM indicator_values WHERE dept_id = 'gsc' AND grain = 'month' \
+             AND period = '2026-03' AND indicator_id = '{id}'"
+        ))
+    };
+    // On time among decided cases c1 yes, c2 yes, c3 no, c4 no, c7 yes: 3/5.
+    assert_eq!(
+        value("on_time_resolution_rate"),
+        vec![strs(&["60.0", "5.0"])]
+    );
+    // Resolved c1, c2, c3, c7; reopened c2: 3/4.
+    assert_eq!(
+        value("first_time_resolution_rate"),
+        vec![strs(&["75.0", "4.0"])]
+    );
+    // (24 + 72 + 26 + 78) / 4 = 50 hours.
+    assert_eq!(value("mean_resolution_hours"), vec![strs(&["50.0", "4.0"])]);
+    // Sorted 24, 26, 72, 78: rank 0.9 x 3 = 2.7 -> 72 + 0.7 x (78 - 72) = 76.2.
+    assert_eq!(value("p90_resolution_hours"), vec![strs(&["76.2", "4.0"])]);
+    // Visits over the 7 cases not cancelled: c1 1 + c2 2 = 3 / 7.
+    assert_eq!(value("visits_per_case"), vec![strs(&["0.4286", "7.0"])]);
+    // Instant known for c1 (no), c2 (yes), c3 (no): 1/3.
+    assert_eq!(
+        value("instant_handled_share"),
+        vec![strs(&["33.3333", "3.0"])]
+    );
+    // Notified among resolved: c1 and c3 of c1, c2, c3, c7: 2/4.
+    assert_eq!(value("result_notified_rate"), vec![strs(&["50.0", "4.0"])]);
+    // Responses decided: on time c1, c7; late c2, c3, c4, c5, c8 (default
+    // 24 h limit passed without a response); c6 cancelled: 2/7.
+    assert_eq!(
+        value("on_time_response_rate"),
+        vec![strs(&["28.5714", "7.0"])]
+    );
+    // Valid complaints k1, k2, k4 per 7 cases not cancelled: 3/7 x 1000.
+    assert_eq!(
+        value("valid_complaint_rate"),
+        vec![strs(&["428.5714", "7.0"])]
+    );
+    // Rectification decided: k1 on time, k2 overdue (due 5 March, not
+    // rectified); k4 not due yet: 1/2.
+    assert_eq!(
+        value("complaint_rectified_on_time_rate"),
+        vec![strs(&["50.0", "2.0"])]
+    );
+    // Week 2026-W10 (2-8 March) holds c1-c4, c6, c7: on time c1, c2, c7 of
+    // c1, c2, c3, c4, c7 = 60%; week 11 holds c5 and c8, both undecided.
+    assert_eq!(
+        ws.rows(
+            "SELECT period, value FROM indicator_values WHERE dept_id = 'gsc' AND grain = 'week' \
+             AND indicator_id = 'on_time_resolution_rate' ORDER BY period"
+        ),
+        vec![strs(&["2026-W10", "60.0"])]
+    );
+}
+
+#[test]
+fn satisfaction_weights_groups_and_leaves_out_removed_ratings() {
+    let ws = Workspace::new();
+    ws.put_departments();
+    // hr is internal_service: it serves client_internal. Overall item only,
+    // scale 1-5, so 5 -> 100, 4 -> 75, 1 -> 0.
+    ws.put(
+        "ratings.csv",
+        "rating_id,rated_at,dept_id,rater_id,rater_group,item,score\n\
+         r1,2026-03-02 10:00:00,hr,E1,client_internal,overall,5\n\
+         r2,2026-03-03 10:00:00,hr,E2,client_internal,overall,5\n\
+         r3,2026-03-04 10:00:00,hr,E3,client_internal,overall,4\n\
+         r4,2026-03-05 10:00:00,hr,S1,superior,overall,4\n\
+         r5,2026-03-05 10:00:00,hr,S2,superior,overall,4\n\
+         r6,2026-03-05 10:00:00,hr,S3,superior,overall,4\n\
+         r7,2026-03-06 10:00:00,hr,C1,client_external,overall,1\n\
+         r8,2026-03-06 11:00:00,hr,E4,client_internal,overall,1\n",
+    );
+    ws.put(
+        "rating_appeals.csv",
+        "rating_id,decided_at,decision\nr8,2026-03-08 10:00:00,removed\nr3,2026-03-08 10:00:00,upheld\n",
+    );
+    run_as_of(&ws, "2026-03-31");
+    let rows = ws.rows(
+        "SELECT rater_group, n_ratings, n_raters, observed_mean, weighted_mean, value FROM satisfaction \
+         WHERE dept_id = 'hr' AND grain = 'month' ORDER BY rater_group",
+    );
+    // r8 was removed on appeal. Groups: client_internal 100, 100, 75 (mean
+    // 91.67, 3 raters); superior 75 x 3; client_external one rater (below
+    // the anonymity minimum of 3), shown only as `others`.
+    // all: observed = (100 + 100 + 75 + 75 + 75 + 75 + 0) / 7 = 71.43;
+    // weighted over the groups present with weight: client 50 (client_internal
+    // only: hr does not serve external clients) and superior 25:
+    // (50 x 91.667 + 25 x 75) / 75 = 86.11.
+    let r = |v: &str| format!("{:.2}", v.parse::<f64>().unwrap());
+    let got: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            let mut row = row.clone();
+            for c in 3..6 {
+                if row[c] != "∅" {
+                    row[c] = r(&row[c]);
+                }
+            }
+            row
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            strs(&["all", "7", "7", "71.43", "86.11", "86.11"]),
+            strs(&["client_internal", "3", "3", "91.67", "91.67", "91.67"]),
+            strs(&["others", "1", "1", "∅", "∅", "∅"]),
+            strs(&["superior", "3", "3", "75.00", "75.00", "75.00"]),
+        ]
+    );
+}
