@@ -107,7 +107,7 @@ pub fn derive(
     let mut cases = Vec::with_capacity(by_case.len());
     let mut orphans = 0;
     for (id, mut evs) in by_case {
-        evs.sort_by(|a, b| (a.at, event_rank(&a.event)).cmp(&(b.at, event_rank(&b.event))));
+        evs.sort_by_key(|e| (e.at, event_rank(&e.event)));
         match one_case(id, &evs, policy, cal, tz, as_of_end) {
             Some(c) => cases.push(c),
             None => orphans += 1,

@@ -121,9 +121,12 @@ pub struct CheckArgs {
 pub struct QueryArgs {
     #[command(flatten)]
     pub out: OutArg,
-    /// Output format.
+    /// Output format on stdout.
     #[arg(long, value_enum, default_value_t = crate::query::Format::Table)]
     pub format: crate::query::Format,
+    /// Write the result to this file instead: `.csv` or `.parquet`.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
     /// SQL text, or a path to a .sql file.
     pub sql: String,
 }
@@ -197,7 +200,7 @@ fn dispatch(command: Command, progress: &Progress) -> Result<()> {
         }
         Command::Render(a) => run::render_only(&a.out.out, a.policy.as_deref(), progress)?,
         Command::Check(a) => run::check(&a.input.input, a.policy.as_deref(), progress)?,
-        Command::Query(a) => crate::query::run(&a.out.out, &a.sql, a.format)?,
+        Command::Query(a) => crate::query::run(&a.out.out, &a.sql, a.format, a.output.as_deref())?,
         Command::Init(a) => crate::init::init(&a.dir, progress)?,
         Command::Generate(a) => crate::generate::generate(&a, progress)?,
     }

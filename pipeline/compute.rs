@@ -23,7 +23,7 @@ use crate::frame::{self, Builder};
 use crate::ingest::{self, fields::local_to_utc, tables};
 use crate::lake::{self, OutDir, Staging};
 use crate::measure::{self, Indicator};
-use crate::policy::{LoadedPolicy, PolicyError};
+use crate::policy::LoadedPolicy;
 use crate::progress::Progress;
 use crate::satisfaction::{self, local_day};
 use crate::{cases, score};
@@ -57,10 +57,32 @@ pub fn end_of_day(as_of: NaiveDate, tz: Tz) -> i64 {
         - 1
 }
 
-/// Checks the indicator catalog against the policy, and every definition's
-/// SQL against the schemas, before any data is read.
-pub fn check_definitions(policy: &LoadedPolicy) -> Result<Vec<Indicator>, PolicyError> {
-    let catalog = measure::load_catalog(policy)?;
+/// Loads the policy (explicit file, else the first fallback that exists,
+/// else built in) and the indicator catalog, and checks both together:
+/// the policy against the catalog, and every definition's SQL against the
+/// schemas, before any data is read. All problems are reported at once.
+pub fn load_policy(
+    explicit: Option<&std::path::Path>,
+    fallbacks: &[std::path::PathBuf],
+) -> Result<(LoadedPolicy, Vec<Indicator>), crate::Failure> {
+    let mut catalog = None;
+    let policy = crate::policy::resolve_with(explicit, fallbacks, &mut |p| {
+        let (c, problems) = check_definitions(p);
+        catalog = c;
+        problems
+    })?;
+    Ok((
+        policy,
+        catalog.expect("no problems means the catalog loaded"),
+    ))
+}
+
+/// The catalog and the problems found in it and in the policy's use of it.
+fn check_definitions(policy: &LoadedPolicy) -> (Option<Vec<Indicator>>, Vec<String>) {
+    let catalog = match measure::load_catalog(policy) {
+        Ok(c) => c,
+        Err(e) => return (None, e.problems),
+    };
     let category: HashMap<&str, &str> = catalog
         .iter()
         .map(|i| (i.id.as_str(), i.category.as_str()))
@@ -73,14 +95,7 @@ pub fn check_definitions(policy: &LoadedPolicy) -> Result<Vec<Indicator>, Policy
         Ok(views) => problems.extend(measure::validate(&catalog, &views.tables)),
         Err(e) => problems.push(format!("cannot prepare the indicator views: {e:#}")),
     }
-    if problems.is_empty() {
-        Ok(catalog)
-    } else {
-        Err(PolicyError {
-            source_name: policy.source.to_string(),
-            problems,
-        })
-    }
+    (Some(catalog), problems)
 }
 
 fn empty_lake() -> Result<Vec<(&'static str, DataFrame)>> {

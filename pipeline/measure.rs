@@ -279,7 +279,8 @@ fn required_columns(agg: Aggregate, names: &[String]) -> Result<(), String> {
             }
         }
         _ => {
-            if !has("at") && !(has("period_start") && has("period_end")) {
+            let placed = has("at") || (has("period_start") && has("period_end"));
+            if !placed {
                 missing.push("at (or period_start and period_end)");
             }
             let values: &[&str] = if agg == Aggregate::Ratio {

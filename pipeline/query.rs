@@ -69,8 +69,9 @@ pub fn context(out: &OutDir) -> Result<SQLContext> {
     Ok(ctx)
 }
 
-/// Runs SQL text (or the SQL in a file) and prints the result to stdout.
-pub fn run(out: &Path, sql: &str, format: Format) -> Result<()> {
+/// Runs SQL text (or the SQL in a file) and prints the result to stdout,
+/// or writes it to `output` (CSV or Parquet, by its extension).
+pub fn run(out: &Path, sql: &str, format: Format, output: Option<&Path>) -> Result<()> {
     let out = OutDir::new(out);
     if !out.lake().is_dir() {
         return Err(crate::Failure::Usage(format!(
@@ -84,7 +85,26 @@ pub fn run(out: &Path, sql: &str, format: Format) -> Result<()> {
     } else {
         sql.to_string()
     };
-    let df = execute(&out, &text)?;
+    let mut df = execute(&out, &text)?;
+    if let Some(path) = output {
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        match ext {
+            "parquet" => crate::lake::write_parquet(&mut df, path)?,
+            "csv" => {
+                let f = std::fs::File::create(path)
+                    .with_context(|| format!("cannot create {}", path.display()))?;
+                write_csv(&df, &mut std::io::BufWriter::new(f))?;
+            }
+            _ => {
+                return Err(crate::Failure::Usage(format!(
+                    "--output {}: the file name must end in .csv or .parquet",
+                    path.display()
+                ))
+                .into())
+            }
+        }
+        return Ok(());
+    }
     let stdout = std::io::stdout();
     let mut lock = stdout.lock();
     match format {

@@ -64,9 +64,10 @@ pub struct PolicyInfo {
 /// `scorecard run` and `scorecard ingest`.
 pub fn run(opts: &RunOptions, progress: &Progress) -> Result<Manifest> {
     let started = chrono::Utc::now();
-    let policy = policy::resolve(opts.policy.as_deref(), &[opts.input.join("policy.toml")])?;
-    // Indicator definitions are checked before any data is read.
-    let catalog = compute::check_definitions(&policy)?;
+    // The policy and the indicator definitions are checked before any data
+    // is read.
+    let (policy, catalog) =
+        compute::load_policy(opts.policy.as_deref(), &[opts.input.join("policy.toml")])?;
     progress.step(&format!(
         "policy: {}; {} indicator definitions",
         policy.source,
@@ -219,8 +220,7 @@ pub fn compute_only(
         ))
         .into());
     }
-    let policy = policy::resolve(policy, &[out.policy()])?;
-    let catalog = compute::check_definitions(&policy)?;
+    let (policy, catalog) = compute::load_policy(policy, &[out.policy()])?;
     let latest = latest_in_lake(&out, &policy)?;
     let Some(as_of) = resolve_as_of(as_of, latest.as_deref(), &policy) else {
         progress.warn("the lake holds no events: nothing to compute");
@@ -250,8 +250,7 @@ fn latest_in_lake(out: &OutDir, policy: &LoadedPolicy) -> Result<Option<String>>
 
 /// `scorecard check`: reads and validates everything, writes nothing.
 pub fn check(input: &Path, policy: Option<&Path>, progress: &Progress) -> Result<()> {
-    let policy = policy::resolve(policy, &[input.join("policy.toml")])?;
-    let catalog = compute::check_definitions(&policy)?;
+    let (policy, catalog) = compute::load_policy(policy, &[input.join("policy.toml")])?;
     progress.step(&format!(
         "{} indicator definitions are valid",
         catalog.len()

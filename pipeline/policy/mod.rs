@@ -818,30 +818,41 @@ fn is_identifier(s: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
-/// Parses and validates policy text; `source_name` is used in messages.
+/// Parses and validates policy text; `source` is named in messages.
 pub fn load_text(text: String, source: PolicySource) -> Result<LoadedPolicy, PolicyError> {
+    load_text_with(text, source, &mut |_| Vec::new())
+}
+
+/// Parses and validates policy text, adding the problems `more` finds (the
+/// checks against the indicator catalog), and reports them all at once.
+pub fn load_text_with(
+    text: String,
+    source: PolicySource,
+    more: &mut dyn FnMut(&LoadedPolicy) -> Vec<String>,
+) -> Result<LoadedPolicy, PolicyError> {
     let source_name = source.to_string();
     let policy = Policy::parse(&text).map_err(|e| PolicyError {
         source_name: source_name.clone(),
         problems: vec![e],
     })?;
-    let problems = policy.validate();
-    if !problems.is_empty() {
-        return Err(PolicyError {
-            source_name,
-            problems,
-        });
-    }
-    let tz = policy
-        .timezone
-        .parse::<Tz>()
-        .expect("time zone checked by validate");
-    Ok(LoadedPolicy {
+    let mut problems = policy.validate();
+    // An invalid time zone is reported above; UTC lets the other checks run.
+    let tz = policy.timezone.parse::<Tz>().unwrap_or(Tz::UTC);
+    let loaded = LoadedPolicy {
         policy,
         text,
         source,
         tz,
-    })
+    };
+    problems.extend(more(&loaded));
+    if problems.is_empty() {
+        Ok(loaded)
+    } else {
+        Err(PolicyError {
+            source_name,
+            problems,
+        })
+    }
 }
 
 /// Resolves which policy a command uses: an explicit file, else the first of
@@ -850,20 +861,30 @@ pub fn resolve(
     explicit: Option<&Path>,
     fallbacks: &[PathBuf],
 ) -> Result<LoadedPolicy, crate::Failure> {
+    resolve_with(explicit, fallbacks, &mut |_| Vec::new())
+}
+
+/// [`resolve`] with extra checks, reported together with the policy's own.
+pub fn resolve_with(
+    explicit: Option<&Path>,
+    fallbacks: &[PathBuf],
+    more: &mut dyn FnMut(&LoadedPolicy) -> Vec<String>,
+) -> Result<LoadedPolicy, crate::Failure> {
     let path = match explicit {
         Some(p) => Some(p.to_path_buf()),
         None => fallbacks.iter().find(|p| p.is_file()).cloned(),
     };
     match path {
-        None => Ok(load_text(
+        None => Ok(load_text_with(
             DEFAULT_POLICY.to_string(),
             PolicySource::Embedded,
+            more,
         )?),
         Some(path) => {
             let text = std::fs::read_to_string(&path).map_err(|e| {
                 crate::Failure::Usage(format!("cannot read policy file {}: {e}", path.display()))
             })?;
-            Ok(load_text(text, PolicySource::File(path))?)
+            Ok(load_text_with(text, PolicySource::File(path), more)?)
         }
     }
 }

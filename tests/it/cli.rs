@@ -262,3 +262,190 @@ fn query_runs_sql_over_the_lake_as_csv() {
         "dept_id,dept_type\nlegal,professional_support\n"
     );
 }
+
+#[test]
+fn every_department_has_a_score_for_every_month_quarter_and_year_of_the_samples() {
+    let ws = Workspace::new();
+    let input = samples();
+    let o = scorecard(&[
+        "run",
+        "--quiet",
+        "--input",
+        input.to_str().unwrap(),
+        "--out",
+        ws.out.to_str().unwrap(),
+        "--as-of",
+        "2026-10-31",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    // 14 departments; November 2024 to October 2026 is 24 months, 2024-Q4 to
+    // 2026-Q4 is 9 quarters, 2024 to 2026 is 3 years.
+    let q = "SELECT grain, COUNT(*) AS scored FROM department_scores \
+             WHERE total_score IS NOT NULL AND grain <> 'week' GROUP BY grain ORDER BY grain";
+    let o = scorecard(&[
+        "query",
+        "--out",
+        ws.out.to_str().unwrap(),
+        "--format",
+        "csv",
+        q,
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stdout),
+        "grain,scored\nmonth,336\nquarter,126\nyear,42\n"
+    );
+    // 2026-Q4 and 2026 are not complete at 31 October: no grade, no rank.
+    let q =
+        "SELECT COUNT(*) AS graded FROM department_scores WHERE is_partial AND grade IS NOT NULL";
+    let o = scorecard(&[
+        "query",
+        "--out",
+        ws.out.to_str().unwrap(),
+        "--format",
+        "csv",
+        q,
+    ]);
+    assert_eq!(text(&o.stdout), "graded\n0\n");
+    // The generator's confirmed incident (June 2026, the second external
+    // department: realestate) vetoes its June, Q2 and 2026 results.
+    let q = "SELECT grain, period, grade FROM department_scores WHERE veto ORDER BY grain, period";
+    let o = scorecard(&[
+        "query",
+        "--out",
+        ws.out.to_str().unwrap(),
+        "--format",
+        "csv",
+        q,
+    ]);
+    assert_eq!(
+        text(&o.stdout),
+        "grain,period,grade\nmonth,2026-06,unqualified\nquarter,2026-Q2,unqualified\nweek,2026-W26,\nyear,2026,\n"
+    );
+}
+
+/// Writes an indicator folder next to a policy that points at it.
+fn policy_with_indicators(ws: &Workspace, files: &[(&str, &str)]) {
+    let policy = scorecard::policy::DEFAULT_POLICY
+        .replace("indicators = \"\"", "indicators = \"my-indicators\"");
+    ws.put("policy.toml", policy);
+    for (name, text) in files {
+        ws.put(&format!("my-indicators/{name}"), *text);
+    }
+}
+
+#[test]
+fn bad_indicator_definitions_fail_before_any_data_is_read() {
+    let ws = Workspace::new();
+    ws.put_departments();
+    // This file would fail ingest with exit 3; the definitions fail first.
+    ws.put("ratings.csv", "rating_id\nr1\n");
+    policy_with_indicators(
+        &ws,
+        &[
+            (
+                "broken_sql.sql",
+                "-- id: broken_sql\n-- name_zh: 坏\n-- name_en: Broken\n-- unit: %\n-- category: result\n\
+                 -- direction: higher\n-- aggregate: ratio\nSELEC dept_id FROM cases",
+            ),
+            (
+                "no_numerator.sql",
+                "-- id: no_numerator\n-- name_zh: 缺\n-- name_en: Missing\n-- unit: %\n-- category: result\n\
+                 -- direction: higher\n-- aggregate: ratio\nSELECT dept_id, received_at AS at, 1 AS denominator FROM cases",
+            ),
+        ],
+    );
+    let o = scorecard(&[
+        "run",
+        "--input",
+        ws.input.to_str().unwrap(),
+        "--out",
+        ws.out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("my-indicators/broken_sql.sql: the SQL does not run"),
+        "{err}"
+    );
+    assert!(
+        err.contains("my-indicators/no_numerator.sql: the query must return column(s) numerator; it returns dept_id, at, denominator"),
+        "{err}"
+    );
+    assert!(!ws.out.exists());
+}
+
+#[test]
+fn unknown_indicator_id_in_the_policy_fails_naming_the_key() {
+    let ws = Workspace::new();
+    ws.put_departments();
+    ws.put(
+        "policy.toml",
+        scorecard::policy::DEFAULT_POLICY.replacen(
+            "[versions.indicators.internal_service]\n",
+            "[versions.indicators.internal_service]\nhappiness_index = { target = 1, weight = 1, rule = \"ratio\" }\n",
+            1,
+        ),
+    );
+    let o = scorecard(&["check", "--input", ws.input.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("versions[0].indicators.internal_service.happiness_index: no indicator `happiness_index` is defined"),
+        "{err}"
+    );
+    // The extra point also breaks the type's weights: reported in the same run.
+    assert!(
+        err.contains(
+            "versions[0].indicators.internal_service (weights): weights add up to 101, not 100"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_analyst_adds_an_indicator_by_adding_a_file() {
+    let ws = Workspace::new();
+    ws.put_departments();
+    ws.put(
+        "complaints.csv",
+        "complaint_id,received_at,dept_id,severity,valid\n\
+         k1,2026-03-03 09:00:00,gsc,general,true\n\
+         k2,2026-03-04 09:00:00,gsc,major,true\n\
+         k3,2026-03-05 09:00:00,gsc,major,false\n",
+    );
+    policy_with_indicators(
+        &ws,
+        &[(
+            "valid_complaints.sql",
+            "-- id: valid_complaints\n-- name_zh: 有效投诉数\n-- name_en: Valid complaints\n-- unit: complaints\n\
+             -- category: result\n-- direction: lower\n-- aggregate: ratio\n\
+             SELECT dept_id, received_at AS at, CASE WHEN valid THEN 1 ELSE 0 END AS numerator, 1 AS denominator FROM complaints",
+        )],
+    );
+    let o = scorecard(&[
+        "run",
+        "-q",
+        "--input",
+        ws.input.to_str().unwrap(),
+        "--out",
+        ws.out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    // Two of three complaints are valid: 2/3 with scale 1.
+    let out = ws.out.join("valid.csv");
+    let o = scorecard(&[
+        "query",
+        "--out",
+        ws.out.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "SELECT period, ROUND(value, 4) AS value, numerator, denominator FROM indicator_values \
+         WHERE indicator_id = 'valid_complaints' AND grain = 'month'",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(
+        std::fs::read_to_string(out).unwrap(),
+        "period,value,numerator,denominator\n2026-03,0.6667,2.0,3.0\n"
+    );
+}

@@ -232,9 +232,9 @@ fn satisfaction_weights_groups_and_leaves_out_removed_ratings() {
         .iter()
         .map(|row| {
             let mut row = row.clone();
-            for c in 3..6 {
-                if row[c] != "∅" {
-                    row[c] = r(&row[c]);
+            for cell in &mut row[3..6] {
+                if cell != "∅" {
+                    *cell = r(cell);
                 }
             }
             row
