@@ -26,7 +26,7 @@ use crate::measure::{self, Indicator};
 use crate::policy::LoadedPolicy;
 use crate::progress::Progress;
 use crate::satisfaction::{self, local_day};
-use crate::{cases, score};
+use crate::{cases, restate, score};
 
 /// Lake tables and derived frames that indicator SQL can read.
 pub struct Views {
@@ -316,19 +316,41 @@ pub fn compute(
     };
     progress.step(&format!("score: {} department-periods", dept_scores.len()));
 
+    // Closed periods keep their published scores (see restate.rs).
+    let close_days = policy.policy.scoring.close_after_days;
+    let mut ind_df = score::indicator_scores_frame(&ind_scores, as_of)?;
+    let mut dept_df = score::department_scores_frame(&dept_scores)?;
+    restate::add_closed(&mut ind_df, as_of, close_days)?;
+    restate::add_closed(&mut dept_df, as_of, close_days)?;
+    let previous = |name: &str| -> Result<Option<DataFrame>> {
+        let p = out.marts().join(format!("{name}.parquet"));
+        Ok(if p.is_file() {
+            Some(lake::read_parquet(&p)?)
+        } else {
+            None
+        })
+    };
+    let (dept_df, ind_df, restatements) = restate::keep_closed(
+        previous("department_scores")?,
+        previous("indicator_scores")?,
+        dept_df,
+        ind_df,
+    )?;
+    if restatements.height() > 0 {
+        progress.warn(&format!(
+            "{} figure(s) of closed periods differ from a recomputation; the published figures are kept and the differences listed in marts/restatements.parquet",
+            restatements.height()
+        ));
+    }
+
     let mut marts: Vec<(&str, DataFrame)> = vec![
         ("cases", views.get("cases").clone()),
         ("case_time", views.get("case_time").clone()),
         ("satisfaction", views.get("satisfaction").clone()),
         ("indicator_values", measure::values_frame(&values, as_of)?),
-        (
-            "indicator_scores",
-            score::indicator_scores_frame(&ind_scores, as_of)?,
-        ),
-        (
-            "department_scores",
-            score::department_scores_frame(&dept_scores)?,
-        ),
+        ("indicator_scores", ind_df),
+        ("department_scores", dept_df),
+        ("restatements", restatements),
         ("indicator_catalog", measure::catalog_frame(catalog)?),
     ];
     let mut staging = Staging::new(out)?;

@@ -30,6 +30,7 @@ pub mod policy;
 pub mod progress;
 pub mod query;
 pub mod render;
+pub mod restate;
 pub mod run;
 pub mod satisfaction;
 pub mod score;

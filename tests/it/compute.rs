@@ -250,3 +250,61 @@ fn satisfaction_weights_groups_and_leaves_out_removed_ratings() {
         ]
     );
 }
+
+#[test]
+fn a_closed_period_keeps_its_published_scores_and_lists_the_restatement() {
+    let ws = Workspace::new();
+    ws.put_departments();
+    let mut ratings = String::from("rating_id,rated_at,dept_id,rater_id,rater_group,item,score\n");
+    for i in 1..=6 {
+        ratings.push_str(&format!(
+            "r{i},2026-03-0{i} 10:00:00,hr,E{i},client_internal,overall,5\n"
+        ));
+    }
+    ratings.push_str("r7,2026-03-09 10:00:00,hr,E7,client_internal,overall,1\n");
+    ws.put("ratings/2026-03.csv", ratings);
+    ws.put(
+        "measurements.csv",
+        "dept_id,metric,period_start,numerator,denominator\nhr,process_compliance,2026-03-01,20,20\n",
+    );
+    // March ends on the 31st and closes 15 days later, on 15 April.
+    run_as_of(&ws, "2026-04-20");
+    // Satisfaction (6 x 100 + 0) / 7 = 85.714: 4.286 short of 90 costs
+    // 8.571 of 20 points -> 11.429; compliance 100% meets 95: 30 points.
+    // Only these two (50 of 100 weight) have data: (11.429 + 30) x 2 = 82.86.
+    let march = "SELECT total_score, closed FROM department_scores WHERE dept_id = 'hr' AND grain = 'month' AND period = '2026-03'";
+    assert_eq!(ws.rows(march), vec![strs(&["82.86", "true"])]);
+
+    // A late appeal removes r7: a recomputation would give satisfaction 100
+    // and a total of (20 + 30) x 2 = 100, but March is closed.
+    ws.put(
+        "rating_appeals.csv",
+        "rating_id,decided_at,decision\nr7,2026-04-18 10:00:00,removed\n",
+    );
+    run_as_of(&ws, "2026-04-20");
+    assert_eq!(ws.rows(march), vec![strs(&["82.86", "true"])]);
+    let restated = ws.rows(
+        "SELECT item, published, recomputed FROM restatements WHERE grain = 'month' AND period = '2026-03' ORDER BY item",
+    );
+    let items: Vec<&str> = restated.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(
+        items,
+        vec![
+            "bonus_coefficient",
+            "grade",
+            "satisfaction.points",
+            "satisfaction.value",
+            "total_score"
+        ]
+    );
+    // The grade would move from good (80-90) to excellent (90+), and with
+    // it the bonus: 2026 links 30%, so 1 + 0.3 x 0 = 1 becomes 1 + 0.3 x 0.20.
+    assert_eq!(restated[0], strs(&["bonus_coefficient", "1.0", "1.06"]));
+    assert_eq!(restated[1], strs(&["grade", "good", "excellent"]));
+    assert_eq!(restated[4], strs(&["total_score", "82.86", "100.0"]));
+    // The live value mart shows the recomputation.
+    assert_eq!(
+        ws.rows("SELECT value FROM indicator_values WHERE indicator_id = 'satisfaction' AND grain = 'month' AND period = '2026-03'"),
+        vec![strs(&["100.0"])]
+    );
+}
