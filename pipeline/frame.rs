@@ -42,6 +42,11 @@ pub fn f64s(df: &DataFrame, name: &str) -> Result<Vec<Option<f64>>> {
     Ok(c.f64()?.iter().collect())
 }
 
+pub fn i64s(df: &DataFrame, name: &str) -> Result<Vec<Option<i64>>> {
+    let c = column(df, name)?.cast(&DataType::Int64)?;
+    Ok(c.i64()?.iter().collect())
+}
+
 pub fn bools(df: &DataFrame, name: &str) -> Result<Vec<Option<bool>>> {
     Ok(column(df, name)?.bool()?.iter().collect())
 }

@@ -14,6 +14,7 @@ use minijinja::{context, Environment};
 use polars::prelude::*;
 use serde::Serialize;
 
+use crate::frame;
 use crate::ingest::tables;
 use crate::lake::{self, OutDir, Staging};
 use crate::policy::LoadedPolicy;
@@ -74,12 +75,24 @@ pub fn render(
 
     let departments = read_departments(out, policy, english)?;
     let (tables, rejects) = data_summary(out)?;
+    let names: BTreeMap<String, String> = departments
+        .iter()
+        .map(|d| (d.dept_id.clone(), d.name.clone()))
+        .collect();
+    let (league_period, league) = league_table(out, policy, &names, english)?;
+    let restatements = read_restatements(out)?;
 
     let page = env.get_template("index.html")?.render(context! {
         t => t,
         css => CSS,
         as_of => as_of.map(|d| d.to_string()),
-        policy_version => p.version_for(as_of.unwrap_or_else(|| chrono::Utc::now().date_naive())).id,
+        policy_version => match as_of {
+            Some(d) => p.version_for(d).id.clone(),
+            None => p.versions.last().map(|v| v.id.clone()).unwrap_or_default(),
+        },
+        league_period => league_period,
+        league => league,
+        restatements => restatements,
         tool_version => env!("CARGO_PKG_VERSION"),
         departments => departments,
         tables => tables,
@@ -97,6 +110,143 @@ pub fn render(
         out.site().join("index.html").display()
     ));
     Ok(())
+}
+
+#[derive(Debug, Serialize)]
+struct LeagueRow {
+    #[serde(skip)]
+    type_id: String,
+    dept_type: String,
+    rank: Option<i64>,
+    dept_id: String,
+    name: String,
+    total: Option<String>,
+    grade: String,
+    bonus: Option<String>,
+    veto: Option<String>,
+}
+
+/// The latest complete month's department scores, by type then rank.
+fn league_table(
+    out: &OutDir,
+    policy: &LoadedPolicy,
+    names: &BTreeMap<String, String>,
+    english: bool,
+) -> Result<(Option<String>, Vec<LeagueRow>)> {
+    let path = out.marts().join("department_scores.parquet");
+    if !path.is_file() {
+        return Ok((None, Vec::new()));
+    }
+    let df = lake::read_parquet(&path)?;
+    let grain = frame::strs(&df, "grain")?;
+    let partial = frame::bools(&df, "is_partial")?;
+    let periods = frame::strs(&df, "period")?;
+    let latest = (0..df.height())
+        .filter(|&i| grain[i].as_deref() == Some("month") && partial[i] == Some(false))
+        .filter_map(|i| periods[i].clone())
+        .max();
+    let Some(latest) = latest else {
+        return Ok((None, Vec::new()));
+    };
+    let (ids, types) = (frame::strs(&df, "dept_id")?, frame::strs(&df, "dept_type")?);
+    let (ranks, totals) = (
+        frame::i64s(&df, "rank_in_type")?,
+        frame::f64s(&df, "total_score")?,
+    );
+    let (grades, bonus) = (
+        frame::strs(&df, "grade")?,
+        frame::f64s(&df, "bonus_coefficient")?,
+    );
+    let reasons = frame::strs(&df, "veto_reasons")?;
+    let p = &policy.policy;
+    let mut rows: Vec<LeagueRow> = (0..df.height())
+        .filter(|&i| {
+            grain[i].as_deref() == Some("month") && periods[i].as_deref() == Some(latest.as_str())
+        })
+        .map(|i| {
+            let id = ids[i].clone().unwrap_or_default();
+            let ty = types[i].clone().unwrap_or_default();
+            LeagueRow {
+                type_id: ty.clone(),
+                dept_type: p
+                    .department_types
+                    .get(&ty)
+                    .map(|t| {
+                        if english {
+                            t.name_en.clone()
+                        } else {
+                            t.name_zh.clone()
+                        }
+                    })
+                    .unwrap_or(ty),
+                rank: ranks[i],
+                name: names.get(&id).cloned().unwrap_or_else(|| id.clone()),
+                dept_id: id,
+                total: totals[i].map(|t| format!("{t:.2}")),
+                grade: grades[i]
+                    .as_deref()
+                    .and_then(|g| p.grade(g))
+                    .map(|g| {
+                        if english {
+                            g.name_en.clone()
+                        } else {
+                            g.name_zh.clone()
+                        }
+                    })
+                    .unwrap_or_default(),
+                bonus: bonus[i].map(|b| format!("{b:.3}")),
+                veto: reasons[i].clone(),
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        let order = |t: &str| p.department_types.keys().position(|k| k == t);
+        (order(&a.type_id), a.rank.unwrap_or(i64::MAX), &a.dept_id).cmp(&(
+            order(&b.type_id),
+            b.rank.unwrap_or(i64::MAX),
+            &b.dept_id,
+        ))
+    });
+    Ok((Some(latest), rows))
+}
+
+#[derive(Debug, Serialize)]
+struct RestatementRow {
+    dept_id: String,
+    period: String,
+    item: String,
+    published: String,
+    recomputed: String,
+}
+
+fn read_restatements(out: &OutDir) -> Result<Vec<RestatementRow>> {
+    let path = out.marts().join("restatements.parquet");
+    if !path.is_file() {
+        return Ok(Vec::new());
+    }
+    let df = lake::read_parquet(&path)?;
+    let c = |n: &str| frame::strs(&df, n);
+    let (d, g, p, it, pu, re) = (
+        c("dept_id")?,
+        c("grain")?,
+        c("period")?,
+        c("item")?,
+        c("published")?,
+        c("recomputed")?,
+    );
+    Ok((0..df.height())
+        .map(|i| RestatementRow {
+            dept_id: d[i].clone().unwrap_or_default(),
+            period: format!(
+                "{} {}",
+                g[i].clone().unwrap_or_default(),
+                p[i].clone().unwrap_or_default()
+            ),
+            item: it[i].clone().unwrap_or_default(),
+            published: pu[i].clone().unwrap_or_else(|| "—".into()),
+            recomputed: re[i].clone().unwrap_or_else(|| "—".into()),
+        })
+        .collect())
 }
 
 /// The template environment: built-ins, then any override folder's files.

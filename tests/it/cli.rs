@@ -307,6 +307,30 @@ fn every_department_has_a_score_for_every_month_quarter_and_year_of_the_samples(
         q,
     ]);
     assert_eq!(text(&o.stdout), "graded\n0\n");
+    // Every example query for data teams runs on the samples' marts.
+    let mut examples: Vec<_> =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/examples"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+    examples.sort();
+    assert!(examples.len() >= 5);
+    for q in examples {
+        let o = scorecard(&[
+            "query",
+            "--out",
+            ws.out.to_str().unwrap(),
+            "--format",
+            "csv",
+            q.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}: {}", q.display(), text(&o.stderr));
+        assert!(
+            text(&o.stdout).lines().count() > 1,
+            "{} returned no rows",
+            q.display()
+        );
+    }
     // The generator's confirmed incident (June 2026, the second external
     // department: realestate) vetoes its June, Q2 and 2026 results.
     let q = "SELECT grain, period, grade FROM department_scores WHERE veto ORDER BY grain, period";

@@ -176,6 +176,11 @@ fn case_indicators_worked_by_hand() {
         value("valid_complaint_rate"),
         vec![strs(&["428.5714", "7.0"])]
     );
+    // Valid major complaints: k2 only (k3 is not valid): 1/7 x 1000.
+    assert_eq!(
+        value("major_complaint_rate"),
+        vec![strs(&["142.8571", "7.0"])]
+    );
     // Rectification decided: k1 on time, k2 overdue (due 5 March, not
     // rectified); k4 not due yet: 1/2.
     assert_eq!(
@@ -306,5 +311,109 @@ fn a_closed_period_keeps_its_published_scores_and_lists_the_restatement() {
     assert_eq!(
         ws.rows("SELECT value FROM indicator_values WHERE indicator_id = 'satisfaction' AND grain = 'month' AND period = '2026-03'"),
         vec![strs(&["100.0"])]
+    );
+}
+
+#[test]
+fn review_rates_and_measurement_indicators_worked_by_hand() {
+    let ws = Workspace::new();
+    ws.put_departments();
+    // gsc serves external clients. Overall items: good = top two levels
+    // (4, 5), bad = bottom two (1, 2). The superior's and the `attitude`
+    // rows do not count; r6 is removed on appeal.
+    ws.put(
+        "ratings.csv",
+        "rating_id,rated_at,dept_id,rater_id,rater_group,item,score\n\
+         r1,2026-01-05 10:00:00,gsc,C1,client_external,overall,5\n\
+         r1,2026-01-05 10:00:00,gsc,C1,client_external,attitude,1\n\
+         r2,2026-01-06 10:00:00,gsc,C2,client_external,overall,4\n\
+         r3,2026-01-07 10:00:00,gsc,C3,client_external,overall,3\n\
+         r4,2026-01-08 10:00:00,gsc,C4,client_external,overall,2\n\
+         r5,2026-01-09 10:00:00,gsc,S1,superior,overall,1\n\
+         r6,2026-01-10 10:00:00,gsc,C6,client_external,overall,1\n",
+    );
+    ws.put(
+        "rating_appeals.csv",
+        "rating_id,decided_at,decision\nr6,2026-01-20 10:00:00,removed\n",
+    );
+    // Audits: January 18 of 20 compliant, February 20 of 20, March 16 of 20.
+    // Training: January 30 h for 10 people, February 10 h for 10, March
+    // 50 h for 20. Innovation: level 10 for Q1 (one measurement for the
+    // quarter).
+    ws.put(
+        "measurements.csv",
+        "dept_id,metric,period_start,period_end,value,numerator,denominator\n\
+         gsc,process_compliance,2026-01-01,,,18,20\n\
+         gsc,process_compliance,2026-02-01,,,20,20\n\
+         gsc,process_compliance,2026-03-01,,,16,20\n\
+         gsc,training_hours,2026-01-01,,30,,\n\
+         gsc,headcount,2026-01-01,,10,,\n\
+         gsc,training_hours,2026-02-01,,10,,\n\
+         gsc,headcount,2026-02-01,,10,,\n\
+         gsc,training_hours,2026-03-01,,50,,\n\
+         gsc,headcount,2026-03-01,,20,,\n\
+         gsc,innovation_level,2026-01-01,2026-03-31,10,,\n",
+    );
+    run_as_of(&ws, "2026-03-31");
+    let value = |id: &str, grain: &str| {
+        ws.rows(&format!(
+            "SELECT period, ROUND(value, 4), n FROM indicator_values WHERE dept_id = 'gsc' \
+             AND indicator_id = '{id}' AND grain = '{grain}' ORDER BY period"
+        ))
+    };
+    // Client responses r1 (5), r2 (4), r3 (3), r4 (2): good 2/4, bad 1/4.
+    assert_eq!(
+        value("good_review_rate", "month"),
+        vec![strs(&["2026-01", "50.0", "4.0"])]
+    );
+    assert_eq!(
+        value("bad_review_rate", "month"),
+        vec![strs(&["2026-01", "25.0", "4.0"])]
+    );
+    // Satisfaction: responses r1 (mean of 100 and 0 = 50), r2 75, r3 50,
+    // r4 25 from clients (mean 50) and r5 0 from the superior. Weighted
+    // client 50, superior 25: (50 x 50 + 25 x 0) / 75 = 33.33; n = 5.
+    assert_eq!(
+        value("satisfaction", "month"),
+        vec![strs(&["2026-01", "33.3333", "5.0"])]
+    );
+    // Compliance month by month, and the quarter from the summed parts:
+    // (18 + 20 + 16) / 60 = 90%, n = 60 audited cases.
+    assert_eq!(
+        value("process_compliance_rate", "month"),
+        vec![
+            strs(&["2026-01", "90.0", "20.0"]),
+            strs(&["2026-02", "100.0", "20.0"]),
+            strs(&["2026-03", "80.0", "20.0"]),
+        ]
+    );
+    assert_eq!(
+        value("process_compliance_rate", "quarter"),
+        vec![strs(&["2026-Q1", "90.0", "60.0"])]
+    );
+    // A monthly audit says nothing about weeks.
+    assert_eq!(
+        value("process_compliance_rate", "week"),
+        Vec::<Vec<String>>::new()
+    );
+    // Training per person-month: Q1 (30 + 10 + 50) / (10 + 10 + 20) = 2.25,
+    // not the mean of 3, 1 and 2.5.
+    assert_eq!(
+        value("training_hours_per_person", "quarter"),
+        vec![strs(&["2026-Q1", "2.25", "40.0"])]
+    );
+    // The quarterly innovation level counts for the quarter and the year,
+    // not for any month.
+    assert_eq!(
+        value("innovations_adopted", "quarter"),
+        vec![strs(&["2026-Q1", "10.0", "1.0"])]
+    );
+    assert_eq!(
+        value("innovations_adopted", "year"),
+        vec![strs(&["2026", "10.0", "1.0"])]
+    );
+    assert_eq!(
+        value("innovations_adopted", "month"),
+        Vec::<Vec<String>>::new()
     );
 }
