@@ -319,7 +319,7 @@ pub fn compute(
     // Closed periods keep their published scores (see restate.rs).
     let close_days = policy.policy.scoring.close_after_days;
     let mut ind_df = score::indicator_scores_frame(&ind_scores, as_of)?;
-    let mut dept_df = score::department_scores_frame(&dept_scores)?;
+    let mut dept_df = score::department_scores_frame(&dept_scores, as_of)?;
     restate::add_closed(&mut ind_df, as_of, close_days)?;
     restate::add_closed(&mut dept_df, as_of, close_days)?;
     let previous = |name: &str| -> Result<Option<DataFrame>> {

@@ -7,6 +7,7 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 
 use crate::ingest::fields::{date_from_days, days_since_epoch};
+use crate::periods::Period;
 
 fn column<'a>(df: &'a DataFrame, name: &str) -> Result<&'a Column> {
     df.column(name)
@@ -113,6 +114,19 @@ impl Builder {
             .into_date()
             .into_column(),
         )
+    }
+
+    /// The columns every per-period mart has: `grain`, `period`,
+    /// `period_start`, `period_end` and `is_partial` (at `as_of`).
+    pub fn periods(self, periods: &[Period], as_of: NaiveDate) -> Builder {
+        self.str("grain", periods.iter().map(|p| Some(p.grain.as_str())))
+            .str("period", periods.iter().map(|p| Some(p.label())))
+            .date("period_start", periods.iter().map(|p| Some(p.start)))
+            .date("period_end", periods.iter().map(|p| Some(p.end)))
+            .bool(
+                "is_partial",
+                periods.iter().map(|p| Some(p.is_partial(as_of))),
+            )
     }
 
     pub fn build(self) -> Result<DataFrame> {

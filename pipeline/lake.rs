@@ -50,6 +50,17 @@ impl OutDir {
     pub fn manifest(&self) -> PathBuf {
         self.root.join("run.json")
     }
+    /// Fails with a usage error unless the folder holds a lake.
+    pub fn require_lake(&self) -> std::result::Result<(), crate::Failure> {
+        if self.lake().is_dir() {
+            Ok(())
+        } else {
+            Err(crate::Failure::Usage(format!(
+                "{} has no lake/: run `scorecard ingest` or `scorecard run` first",
+                self.root.display()
+            )))
+        }
+    }
     fn staging_root(&self) -> PathBuf {
         self.root.join(".staging")
     }

@@ -500,17 +500,7 @@ pub fn quantile(values: &mut [f64], q: f64) -> Option<f64> {
 pub fn values_frame(values: &[Value], as_of: NaiveDate) -> Result<DataFrame> {
     Builder::new()
         .str("dept_id", values.iter().map(|v| Some(v.dept_id.as_str())))
-        .str(
-            "grain",
-            values.iter().map(|v| Some(v.period.grain.as_str())),
-        )
-        .str("period", values.iter().map(|v| Some(v.period.label())))
-        .date("period_start", values.iter().map(|v| Some(v.period.start)))
-        .date("period_end", values.iter().map(|v| Some(v.period.end)))
-        .bool(
-            "is_partial",
-            values.iter().map(|v| Some(v.period.is_partial(as_of))),
-        )
+        .periods(&values.iter().map(|r| r.period).collect::<Vec<_>>(), as_of)
         .str(
             "indicator_id",
             values.iter().map(|v| Some(v.indicator_id.as_str())),

@@ -73,13 +73,7 @@ pub fn context(out: &OutDir) -> Result<SQLContext> {
 /// or writes it to `output` (CSV or Parquet, by its extension).
 pub fn run(out: &Path, sql: &str, format: Format, output: Option<&Path>) -> Result<()> {
     let out = OutDir::new(out);
-    if !out.lake().is_dir() {
-        return Err(crate::Failure::Usage(format!(
-            "{} has no lake/: run `scorecard run` first",
-            out.root.display()
-        ))
-        .into());
-    }
+    out.require_lake()?;
     let text = if sql.trim_end().ends_with(".sql") && Path::new(sql.trim()).is_file() {
         std::fs::read_to_string(sql.trim()).with_context(|| format!("cannot read {sql}"))?
     } else {

@@ -168,17 +168,7 @@ fn league_table(
             let ty = types[i].clone().unwrap_or_default();
             LeagueRow {
                 type_id: ty.clone(),
-                dept_type: p
-                    .department_types
-                    .get(&ty)
-                    .map(|t| {
-                        if english {
-                            t.name_en.clone()
-                        } else {
-                            t.name_zh.clone()
-                        }
-                    })
-                    .unwrap_or(ty),
+                dept_type: type_name(&policy.policy, &ty, english),
                 rank: ranks[i],
                 name: names.get(&id).cloned().unwrap_or_else(|| id.clone()),
                 dept_id: id,
@@ -294,7 +284,6 @@ fn read_departments(out: &OutDir, policy: &LoadedPolicy, english: bool) -> Resul
         text("dept_type")?,
         text("parent_id")?,
     );
-    let types = &policy.policy.department_types;
     Ok((0..df.height())
         .map(|i| {
             let ty = dtype[i].clone().unwrap_or_default();
@@ -306,16 +295,7 @@ fn read_departments(out: &OutDir, policy: &LoadedPolicy, english: bool) -> Resul
                     name[i].clone()
                 }
                 .unwrap_or_default(),
-                dept_type: types
-                    .get(&ty)
-                    .map(|t| {
-                        if english {
-                            t.name_en.clone()
-                        } else {
-                            t.name_zh.clone()
-                        }
-                    })
-                    .unwrap_or(ty),
+                dept_type: type_name(&policy.policy, &ty, english),
                 parent: parent[i].clone(),
             }
         })
@@ -373,6 +353,20 @@ fn data_summary(out: &OutDir) -> Result<(Vec<TableRow>, Vec<RejectRow>)> {
         }
     }
     Ok((tables_out, reject_rows))
+}
+
+/// A department type's name in the page language (its id if unknown).
+fn type_name(p: &crate::policy::Policy, id: &str, english: bool) -> String {
+    p.department_types
+        .get(id)
+        .map(|t| {
+            if english {
+                t.name_en.clone()
+            } else {
+                t.name_zh.clone()
+            }
+        })
+        .unwrap_or_else(|| id.to_string())
 }
 
 /// 1234567 -> "1,234,567" (both locales group by thousands).

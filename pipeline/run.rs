@@ -189,13 +189,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], out: &OutDir) -> Result<()> {
 /// `scorecard render`: the site from what the output folder holds.
 pub fn render_only(out: &Path, policy: Option<&Path>, progress: &Progress) -> Result<()> {
     let out = OutDir::new(out);
-    if !out.lake().is_dir() {
-        return Err(crate::Failure::Usage(format!(
-            "{} has no lake/: run `scorecard ingest` or `scorecard run` first",
-            out.root.display()
-        ))
-        .into());
-    }
+    out.require_lake()?;
     let policy = policy::resolve(policy, &[out.policy()])?;
     let as_of = std::fs::read(out.manifest())
         .ok()
@@ -213,13 +207,7 @@ pub fn compute_only(
     progress: &Progress,
 ) -> Result<()> {
     let out = OutDir::new(out);
-    if !out.lake().is_dir() {
-        return Err(crate::Failure::Usage(format!(
-            "{} has no lake/: run `scorecard ingest` or `scorecard run` first",
-            out.root.display()
-        ))
-        .into());
-    }
+    out.require_lake()?;
     let (policy, catalog) = compute::load_policy(policy, &[out.policy()])?;
     let latest = latest_in_lake(&out, &policy)?;
     let Some(as_of) = resolve_as_of(as_of, latest.as_deref(), &policy) else {

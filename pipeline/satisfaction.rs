@@ -227,14 +227,7 @@ fn weighted_mean(
 pub fn frame(rows: &[Row], as_of: NaiveDate) -> Result<DataFrame> {
     Builder::new()
         .str("dept_id", rows.iter().map(|r| Some(r.dept_id.as_str())))
-        .str("grain", rows.iter().map(|r| Some(r.period.grain.as_str())))
-        .str("period", rows.iter().map(|r| Some(r.period.label())))
-        .date("period_start", rows.iter().map(|r| Some(r.period.start)))
-        .date("period_end", rows.iter().map(|r| Some(r.period.end)))
-        .bool(
-            "is_partial",
-            rows.iter().map(|r| Some(r.period.is_partial(as_of))),
-        )
+        .periods(&rows.iter().map(|r| r.period).collect::<Vec<_>>(), as_of)
         .str(
             "rater_group",
             rows.iter().map(|r| Some(r.rater_group.as_str())),

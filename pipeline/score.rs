@@ -306,14 +306,7 @@ fn round4(x: f64) -> f64 {
 pub fn indicator_scores_frame(rows: &[IndicatorScore], as_of: NaiveDate) -> Result<DataFrame> {
     Builder::new()
         .str("dept_id", rows.iter().map(|r| Some(r.dept_id.as_str())))
-        .str("grain", rows.iter().map(|r| Some(r.period.grain.as_str())))
-        .str("period", rows.iter().map(|r| Some(r.period.label())))
-        .date("period_start", rows.iter().map(|r| Some(r.period.start)))
-        .date("period_end", rows.iter().map(|r| Some(r.period.end)))
-        .bool(
-            "is_partial",
-            rows.iter().map(|r| Some(r.period.is_partial(as_of))),
-        )
+        .periods(&rows.iter().map(|r| r.period).collect::<Vec<_>>(), as_of)
         .str(
             "indicator_id",
             rows.iter().map(|r| Some(r.indicator_id.as_str())),
@@ -336,18 +329,14 @@ pub fn indicator_scores_frame(rows: &[IndicatorScore], as_of: NaiveDate) -> Resu
         .build()
 }
 
-pub fn department_scores_frame(rows: &[DeptScore]) -> Result<DataFrame> {
+pub fn department_scores_frame(rows: &[DeptScore], as_of: NaiveDate) -> Result<DataFrame> {
     let cat = |c: &'static str| {
         rows.iter()
             .map(move |r| r.category_points.get(c).copied().flatten())
     };
     Builder::new()
         .str("dept_id", rows.iter().map(|r| Some(r.dept_id.as_str())))
-        .str("grain", rows.iter().map(|r| Some(r.period.grain.as_str())))
-        .str("period", rows.iter().map(|r| Some(r.period.label())))
-        .date("period_start", rows.iter().map(|r| Some(r.period.start)))
-        .date("period_end", rows.iter().map(|r| Some(r.period.end)))
-        .bool("is_partial", rows.iter().map(|r| Some(r.is_partial)))
+        .periods(&rows.iter().map(|r| r.period).collect::<Vec<_>>(), as_of)
         .str("dept_type", rows.iter().map(|r| Some(r.dept_type.as_str())))
         .f64("result_points", cat("result"))
         .f64("process_points", cat("process"))
