@@ -26,7 +26,7 @@ use crate::measure::{self, Indicator};
 use crate::policy::LoadedPolicy;
 use crate::progress::Progress;
 use crate::satisfaction::{self, local_day};
-use crate::{cases, restate, score};
+use crate::{cases, raters, restate, score};
 
 /// Lake tables and derived frames that indicator SQL can read.
 pub struct Views {
@@ -195,7 +195,14 @@ pub fn build_views(
         .zip(frame::strs(&departments, "dept_type")?)
         .filter_map(|(d, t)| Some((d?, t?)))
         .collect();
-    let responses = satisfaction::responses(&scored, tz)?;
+    let items = raters::items_from_frame(&scored, tz)?;
+    let rater_outcome = raters::check(&items, &p.raters);
+    let counted: Vec<bool> = items
+        .iter()
+        .map(|r| !rater_outcome.excluded.contains_key(&r.rating_id))
+        .collect();
+    let reliability = raters::reliability(&items, &counted);
+    let responses = satisfaction::responses(&items, &rater_outcome);
     let sat_rows = satisfaction::compute(&responses, &dept_types, p);
 
     let first_day = responses
@@ -216,6 +223,18 @@ pub fn build_views(
         ("cases", cases::cases_frame(&case_rows)?),
         ("case_time", cases::case_time_frame(&case_rows)?),
         ("satisfaction", satisfaction::frame(&sat_rows, as_of)?),
+        (
+            "rater_effects",
+            raters::effects_frame(&rater_outcome.effects, as_of)?,
+        ),
+        (
+            "rating_flags",
+            raters::flags_frame(&rater_outcome.flags, as_of)?,
+        ),
+        (
+            "reliability",
+            raters::reliability_frame(&reliability, as_of)?,
+        ),
     ];
     Ok(Views {
         tables,
@@ -347,6 +366,9 @@ pub fn compute(
         ("cases", views.get("cases").clone()),
         ("case_time", views.get("case_time").clone()),
         ("satisfaction", views.get("satisfaction").clone()),
+        ("rater_effects", views.get("rater_effects").clone()),
+        ("rating_flags", views.get("rating_flags").clone()),
+        ("reliability", views.get("reliability").clone()),
         ("indicator_values", measure::values_frame(&values, as_of)?),
         ("indicator_scores", ind_df),
         ("department_scores", dept_df),

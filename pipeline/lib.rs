@@ -8,6 +8,7 @@
 //! ```text
 //! ingest        raw exports -> lake/ (Parquet), rejects/          ingest
 //! derive        process events -> cases                           cases
+//! raters        severity, flags, exclusions, reliability          raters
 //! satisfaction  ratings -> satisfaction per rater group           satisfaction
 //! measure       indicator SQL -> values per dept x period         measure
 //! score         targets, rules, veto, grade, rank, bonus          score
@@ -29,6 +30,7 @@ pub mod periods;
 pub mod policy;
 pub mod progress;
 pub mod query;
+pub mod raters;
 pub mod render;
 pub mod restate;
 pub mod run;

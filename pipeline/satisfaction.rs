@@ -7,7 +7,10 @@
 //! `all`, `observed_mean` pools every response and `weighted_mean` weights
 //! the groups by the policy version in force (re-normalised over the groups
 //! present; the `client` weight goes to the client groups the department's
-//! type serves). The rater-check stage fills `fair_mean` and exclusions.
+//! type serves). Responses the rater checks exclude are left out (counted in
+//! `excluded_ratings`); `fair_mean` is the same weighting of rater-adjusted
+//! scores; `value` is `fair_mean` when the policy scores on it, else the
+//! weighted mean.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -16,9 +19,10 @@ use chrono::NaiveDate;
 use chrono_tz::Tz;
 use polars::prelude::DataFrame;
 
-use crate::frame::{self, Builder};
+use crate::frame::Builder;
 use crate::periods::{Grain, Period};
 use crate::policy::{Policy, RATER_GROUPS};
+use crate::raters::{self, ItemRating};
 
 /// One response: a rater's answers on one occasion.
 #[derive(Debug, Clone)]
@@ -29,43 +33,45 @@ pub struct Response {
     pub day: NaiveDate,
     /// Mean of the response's items, 0-100.
     pub score: f64,
+    /// The same with the rater's effect removed (`None` off the common scale).
+    pub adjusted: Option<f64>,
+    /// Left out by the rater checks.
+    pub excluded: bool,
 }
 
-/// Groups item rows into responses. `ratings` must hold only scored rows
-/// (up to as-of, not removed on appeal) with a `score_100` column.
-pub fn responses(ratings: &DataFrame, tz: Tz) -> Result<Vec<Response>> {
-    let ids = frame::strs(ratings, "rating_id")?;
-    let depts = frame::strs(ratings, "dept_id")?;
-    let raters = frame::strs(ratings, "rater_id")?;
-    let groups = frame::strs(ratings, "rater_group")?;
-    let ats = frame::micros(ratings, "rated_at")?;
-    let scores = frame::f64s(ratings, "score_100")?;
-    let mut acc: HashMap<&str, (usize, f64, usize)> = HashMap::new();
+/// Groups item ratings into responses, with the rater checks' adjusted
+/// scores and exclusions.
+pub fn responses(items: &[ItemRating], outcome: &raters::Outcome) -> Vec<Response> {
+    let mut acc: HashMap<&str, (usize, f64, Option<f64>, usize)> = HashMap::new();
     let mut order = Vec::new();
-    for i in 0..ratings.height() {
-        let (Some(id), Some(s)) = (ids[i].as_deref(), scores[i]) else {
-            continue;
-        };
-        let e = acc.entry(id).or_insert_with(|| {
-            order.push(id);
-            (i, 0.0, 0)
+    for (i, r) in items.iter().enumerate() {
+        let e = acc.entry(r.rating_id.as_str()).or_insert_with(|| {
+            order.push(r.rating_id.as_str());
+            (i, 0.0, Some(0.0), 0)
         });
-        e.1 += s;
-        e.2 += 1;
+        e.1 += r.y;
+        e.2 = match (e.2, outcome.adjusted.get(i).copied().flatten()) {
+            (Some(a), Some(b)) => Some(a + b),
+            _ => None,
+        };
+        e.3 += 1;
     }
-    Ok(order
+    order
         .into_iter()
         .map(|id| {
-            let (i, sum, n) = acc[id];
+            let (i, sum, adj, n) = acc[id];
+            let r = &items[i];
             Response {
-                dept_id: depts[i].clone().unwrap_or_default(),
-                rater_id: raters[i].clone().unwrap_or_default(),
-                group: groups[i].clone().unwrap_or_default(),
-                day: local_day(ats[i].unwrap_or(0), tz),
+                dept_id: r.dept_id.clone(),
+                rater_id: r.rater_id.clone(),
+                group: r.group.clone(),
+                day: r.day,
                 score: sum / n as f64,
+                adjusted: adj.map(|a| a / n as f64),
+                excluded: outcome.excluded.contains_key(id),
             }
         })
-        .collect())
+        .collect()
 }
 
 pub fn local_day(us: i64, tz: Tz) -> NaiveDate {
@@ -79,22 +85,46 @@ pub fn local_day(us: i64, tz: Tz) -> NaiveDate {
 struct Acc {
     n: usize,
     sum: f64,
+    /// Sum of rater-adjusted scores; `None` once any is off the scale.
+    fair: Option<f64>,
     raters: BTreeSet<String>,
+    excluded: usize,
 }
 
 impl Acc {
     fn add(&mut self, r: &Response) {
+        if r.excluded {
+            self.excluded += 1;
+            return;
+        }
+        self.fair = match (self.n, self.fair, r.adjusted) {
+            (0, _, a) => a,
+            (_, Some(f), Some(a)) => Some(f + a),
+            _ => None,
+        };
         self.n += 1;
         self.sum += r.score;
         self.raters.insert(r.rater_id.clone());
     }
     fn merge(&mut self, o: &Acc) {
+        self.fair = match (self.n, o.n) {
+            (0, _) => o.fair,
+            (_, 0) => self.fair,
+            _ => self.fair.zip(o.fair).map(|(a, b)| a + b),
+        };
         self.n += o.n;
         self.sum += o.sum;
+        self.excluded += o.excluded;
         self.raters.extend(o.raters.iter().cloned());
     }
     fn mean(&self) -> Option<f64> {
         (self.n > 0).then(|| self.sum / self.n as f64)
+    }
+    fn fair_mean(&self) -> Option<f64> {
+        if self.n == 0 {
+            return None;
+        }
+        self.fair.map(|f| f / self.n as f64)
     }
 }
 
@@ -108,7 +138,9 @@ pub struct Row {
     pub n_raters: usize,
     pub observed_mean: Option<f64>,
     pub weighted_mean: Option<f64>,
+    pub fair_mean: Option<f64>,
     pub value: Option<f64>,
+    pub excluded_ratings: usize,
 }
 
 /// Computes the mart rows for every department, grain and period with
@@ -130,33 +162,43 @@ pub fn compute(
                 .add(r);
         }
     }
-    let min = policy.raters.anonymity_min as usize;
+    let fair_value = policy.raters.handling == "fair_mean";
     let mut out = Vec::new();
     for ((dept, period), groups) in cells {
         let dtype = dept_types.get(&dept).map(String::as_str).unwrap_or("");
         let mut others = Acc::default();
+        let mut others_min = 1;
         let mut all = Acc::default();
         for g in RATER_GROUPS {
             let Some(acc) = groups.get(g) else { continue };
             all.merge(acc);
+            let min = policy.raters.min_raters(g);
             if acc.raters.len() >= min {
-                out.push(group_row(&dept, period, g, acc));
+                out.push(group_row(&dept, period, g, acc, fair_value));
             } else {
                 others.merge(acc);
+                others_min = others_min.max(min);
             }
         }
-        if others.n > 0 {
-            let mut row = group_row(&dept, period, "others", &others);
-            if others.raters.len() < min {
+        if others.n + others.excluded > 0 {
+            let mut row = group_row(&dept, period, "others", &others, fair_value);
+            if others.raters.len() < others_min {
                 // Still too few to show a mean without identifying raters.
                 row.observed_mean = None;
                 row.weighted_mean = None;
+                row.fair_mean = None;
                 row.value = None;
             }
             out.push(row);
         }
-        let weighted = weighted_mean(&groups, dtype, period, policy);
+        let weighted = weighted_mean(&groups, dtype, period, policy, Acc::mean);
+        let fair = weighted_mean(&groups, dtype, period, policy, Acc::fair_mean);
         let observed = all.mean();
+        let value = if fair_value {
+            fair.or(weighted).or(observed)
+        } else {
+            weighted.or(observed)
+        };
         out.push(Row {
             dept_id: dept.clone(),
             period,
@@ -165,14 +207,17 @@ pub fn compute(
             n_raters: all.raters.len(),
             observed_mean: observed,
             weighted_mean: weighted,
-            value: weighted.or(observed),
+            fair_mean: fair,
+            value,
+            excluded_ratings: all.excluded,
         });
     }
     out
 }
 
-fn group_row(dept: &str, period: Period, group: &str, acc: &Acc) -> Row {
+fn group_row(dept: &str, period: Period, group: &str, acc: &Acc, fair_value: bool) -> Row {
     let mean = acc.mean();
+    let fair = acc.fair_mean();
     Row {
         dept_id: dept.to_string(),
         period,
@@ -181,7 +226,9 @@ fn group_row(dept: &str, period: Period, group: &str, acc: &Acc) -> Row {
         n_raters: acc.raters.len(),
         observed_mean: mean,
         weighted_mean: mean,
-        value: mean,
+        fair_mean: fair,
+        value: if fair_value { fair.or(mean) } else { mean },
+        excluded_ratings: acc.excluded,
     }
 }
 
@@ -194,6 +241,7 @@ fn weighted_mean(
     dtype: &str,
     period: Period,
     policy: &Policy,
+    mean: fn(&Acc) -> Option<f64>,
 ) -> Option<f64> {
     let version = policy.version_for(period.start);
     let weights = version
@@ -206,19 +254,28 @@ fn weighted_mean(
         .map(|t| t.serves.as_slice())
         .unwrap_or(&[]);
     let mut client = Acc::default();
-    let mut units: Vec<(f64, f64)> = Vec::new();
+    let mut units: Vec<(f64, Option<f64>)> = Vec::new();
     for (g, acc) in groups {
         if g.starts_with("client_") {
             if serves.iter().any(|s| s == g) {
                 client.merge(acc);
             }
-        } else if let (Some(w), Some(m)) = (weights.get(g), acc.mean()) {
-            units.push((*w, m));
+        } else if let Some(w) = weights.get(g) {
+            if acc.n > 0 {
+                units.push((*w, mean(acc)));
+            }
         }
     }
-    if let (Some(w), Some(m)) = (weights.get("client"), client.mean()) {
-        units.push((*w, m));
+    if let Some(w) = weights.get("client") {
+        if client.n > 0 {
+            units.push((*w, mean(&client)));
+        }
     }
+    // A group without a mean (off the common scale) leaves the whole
+    // weighted mean undefined rather than silently re-weighted.
+    let units: Option<Vec<(f64, f64)>> =
+        units.into_iter().map(|(w, m)| m.map(|m| (w, m))).collect();
+    let units = units?;
     let total: f64 = units.iter().filter(|u| u.0 > 0.0).map(|u| u.0).sum();
     (total > 0.0).then(|| units.iter().map(|(w, m)| w * m).sum::<f64>() / total)
 }
@@ -236,8 +293,11 @@ pub fn frame(rows: &[Row], as_of: NaiveDate) -> Result<DataFrame> {
         .i64("n_raters", rows.iter().map(|r| Some(r.n_raters as i64)))
         .f64("observed_mean", rows.iter().map(|r| r.observed_mean))
         .f64("weighted_mean", rows.iter().map(|r| r.weighted_mean))
-        .f64("fair_mean", rows.iter().map(|_| None))
+        .f64("fair_mean", rows.iter().map(|r| r.fair_mean))
         .f64("value", rows.iter().map(|r| r.value))
-        .i64("excluded_ratings", rows.iter().map(|_| Some(0)))
+        .i64(
+            "excluded_ratings",
+            rows.iter().map(|r| Some(r.excluded_ratings as i64)),
+        )
         .build()
 }

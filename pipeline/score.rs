@@ -458,7 +458,11 @@ mod tests {
     const POLICY: &str = r#"
 timezone = "Asia/Shanghai"
 [raters]
-anonymity_min = 3
+estimation_grain = "quarter"
+shrinkage = 5
+handling = "keep"
+anonymity_min = { client_internal = 3 }
+flags = { severity_points = 10, severity_z = 2.5, favouritism_points = 15, favouritism_z = 3, favouritism_min_ratings = 3, straight_line_min_items = 5, outlier_z = 3.5, self_inflation_points = 15 }
 [scoring]
 missing = "rescale"
 near_tolerance = 0.05

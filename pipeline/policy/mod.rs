@@ -88,8 +88,56 @@ impl Default for IngestPolicy {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RaterPolicy {
+    /// Grain of the rater severity estimation: month, quarter or year.
+    pub estimation_grain: String,
+    /// Shrinkage of rater effects (0 = plain least squares).
+    pub shrinkage: f64,
+    /// `keep`, `exclude` or `fair_mean`.
+    pub handling: String,
+    /// Flags whose ratings are left out when `handling = "exclude"`.
+    #[serde(default)]
+    pub exclude_flags: Vec<String>,
+    /// Drop each department's highest and lowest response per period.
+    #[serde(default)]
+    pub trim_extremes: bool,
     /// Smallest number of distinct raters a group needs to be shown alone.
-    pub anonymity_min: u32,
+    pub anonymity_min: BTreeMap<String, u32>,
+    pub flags: FlagThresholds,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlagThresholds {
+    pub severity_points: f64,
+    pub severity_z: f64,
+    pub favouritism_points: f64,
+    pub favouritism_z: f64,
+    pub favouritism_min_ratings: u32,
+    pub straight_line_min_items: u32,
+    pub outlier_z: f64,
+    pub self_inflation_points: f64,
+}
+
+/// Flags the rater checks can raise.
+pub const RATER_FLAGS: [&str; 8] = [
+    "lenient",
+    "severe",
+    "favouritism",
+    "hostility",
+    "straight_line",
+    "outlier",
+    "self_inflation",
+    "separate_group",
+];
+
+impl RaterPolicy {
+    /// The anonymity minimum of a group (self is always shown: 1).
+    pub fn min_raters(&self, group: &str) -> usize {
+        if group == "self" {
+            return 1;
+        }
+        self.anonymity_min.get(group).copied().unwrap_or(3).max(1) as usize
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -404,8 +452,55 @@ impl Policy {
                 "ingest.max_reject_share: {share} must be between 0 and 1"
             ));
         }
-        if self.raters.anonymity_min == 0 {
-            p.push("raters.anonymity_min: must be at least 1".into());
+        let r = &self.raters;
+        if !matches!(r.estimation_grain.as_str(), "month" | "quarter" | "year") {
+            p.push(format!(
+                "raters.estimation_grain: `{}` is not one of month, quarter, year",
+                r.estimation_grain
+            ));
+        }
+        if !(r.shrinkage >= 0.0 && r.shrinkage.is_finite()) {
+            p.push(format!(
+                "raters.shrinkage: {} must be 0 or more",
+                r.shrinkage
+            ));
+        }
+        if !matches!(r.handling.as_str(), "keep" | "exclude" | "fair_mean") {
+            p.push(format!(
+                "raters.handling: `{}` is not one of keep, exclude, fair_mean",
+                r.handling
+            ));
+        }
+        for f in &r.exclude_flags {
+            if !RATER_FLAGS.contains(&f.as_str()) {
+                p.push(format!(
+                    "raters.exclude_flags: `{f}` is not a flag; expected one of {}",
+                    RATER_FLAGS.join(", ")
+                ));
+            }
+        }
+        for (g, n) in &r.anonymity_min {
+            if !RATER_GROUPS.contains(&g.as_str()) || g == "self" {
+                p.push(format!(
+                    "raters.anonymity_min.{g}: not a rater group (self is always shown separately)"
+                ));
+            }
+            if *n == 0 {
+                p.push(format!("raters.anonymity_min.{g}: must be at least 1"));
+            }
+        }
+        let f = &r.flags;
+        for (k, v) in [
+            ("severity_points", f.severity_points),
+            ("severity_z", f.severity_z),
+            ("favouritism_points", f.favouritism_points),
+            ("favouritism_z", f.favouritism_z),
+            ("outlier_z", f.outlier_z),
+            ("self_inflation_points", f.self_inflation_points),
+        ] {
+            if !(v > 0.0 && v.is_finite()) {
+                p.push(format!("raters.flags.{k}: {v} must be positive"));
+            }
         }
         if !matches!(self.scoring.missing.as_str(), "rescale" | "zero") {
             p.push(format!(

@@ -417,3 +417,60 @@ fn review_rates_and_measurement_indicators_worked_by_hand() {
         Vec::<Vec<String>>::new()
     );
 }
+
+#[test]
+fn trimming_the_highest_and_lowest_response_and_the_anonymity_minimum_per_group() {
+    let ws = Workspace::new();
+    ws.put_departments();
+    ws.put(
+        "policy.toml",
+        scorecard::policy::DEFAULT_POLICY.replace("trim_extremes = false", "trim_extremes = true"),
+    );
+    // hr, March 2026, overall item on 1-5: client_internal r1 5 (100),
+    // r2 5 (100), r3 4 (75), r4 3 (50), r5 1 (0); one superior a1 5 (100).
+    ws.put(
+        "ratings.csv",
+        "rating_id,rated_at,dept_id,rater_id,rater_group,item,score\n\
+         r1,2026-03-02 10:00:00,hr,E1,client_internal,overall,5\n\
+         r2,2026-03-03 10:00:00,hr,E2,client_internal,overall,5\n\
+         r3,2026-03-04 10:00:00,hr,E3,client_internal,overall,4\n\
+         r4,2026-03-05 10:00:00,hr,E4,client_internal,overall,3\n\
+         r5,2026-03-06 10:00:00,hr,E5,client_internal,overall,1\n\
+         a1,2026-03-06 10:00:00,hr,S1,superior,overall,5\n",
+    );
+    run_as_of(&ws, "2026-03-31");
+    // 去掉一个最高分和一个最低分: of the six responses the lowest (r5, 0)
+    // and one highest (100; ties go to the later rating id, r2) are left
+    // out. client_internal keeps 100, 75, 50: mean 75, 2 excluded. The
+    // single superior is shown: its anonymity minimum is 1.
+    // all: observed (100 + 75 + 50 + 100) / 4 = 81.25; weighted
+    // (50 x 75 + 25 x 100) / 75 = 83.33.
+    let rows = ws.rows(
+        "SELECT rater_group, n_ratings, n_raters, ROUND(observed_mean, 2), ROUND(weighted_mean, 2), \
+         excluded_ratings FROM satisfaction WHERE dept_id = 'hr' AND grain = 'month' ORDER BY rater_group",
+    );
+    assert_eq!(
+        rows,
+        vec![
+            strs(&["all", "4", "4", "81.25", "83.33", "2"]),
+            strs(&["client_internal", "3", "3", "75.0", "75.0", "2"]),
+            strs(&["superior", "1", "1", "100.0", "100.0", "0"]),
+        ]
+    );
+    // The quarter excludes the same two responses.
+    assert_eq!(
+        ws.rows(
+            "SELECT excluded_ratings FROM satisfaction WHERE dept_id = 'hr' AND grain = 'quarter' \
+             AND rater_group = 'all'"
+        ),
+        vec![strs(&["2"])]
+    );
+    // Reliability uses the counted responses, 5, 4, 3, 5 on a 5-point item: mean 4.25, variance (0.5625 + 0.0625 +
+    // 1.5625 + 0.5625) / 3 = 0.9167; rwg = 1 - 0.9167 / 2 = 0.5417.
+    assert_eq!(
+        ws.rows(
+            "SELECT n_raters, ROUND(rwg, 4) FROM reliability WHERE dept_id = 'hr' AND grain = 'month'"
+        ),
+        vec![strs(&["4", "0.5417"])]
+    );
+}

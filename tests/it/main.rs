@@ -4,6 +4,7 @@
 mod cli;
 mod compute;
 mod ingest;
+mod raters;
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,939 @@
+//! Stage: raters. Scored ratings -> rater severity, flags, exclusions,
+//! reliability (`rater_effects`, `rating_flags`, `reliability`) and the
+//! rater-adjusted scores behind `satisfaction.fair_mean`.
+//!
+//! Per period of the policy's estimation grain, the additive main-effects
+//! model on normalised scores
+//!
+//! ```text
+//! score = overall mean + department effect + rater effect (+ item effect)
+//! ```
+//!
+//! is fitted by backfitting (alternating means) to convergence. Rater
+//! effects are shrunk: each is the sum of its residuals divided by (its
+//! number of ratings + `shrinkage`), so a citizen who rates once does not
+//! absorb its own residual; `shrinkage = 0` is plain least squares. Rater
+//! effects are centred to a plain mean of zero. Raters and departments that
+//! form a separate connected group (nobody links them to the rest) cannot be
+//! placed on the common scale: they are fitted within their group, flagged
+//! `separate_group`, and get no fair mean.
+//!
+//! A department's fair mean is the mean of its ratings with each rater's
+//! effect removed: at the estimation grain this is the overall mean plus the
+//! department effect plus its mean item effect (the "fair average" of
+//! many-facet Rasch analysis); at other grains it is the same adjustment
+//! summed over the period's ratings, so every grain adds up the same rows.
+//! Exclusions are decided once per response at the estimation grain too.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use anyhow::Result;
+use chrono::NaiveDate;
+use polars::prelude::DataFrame;
+
+use crate::frame::Builder;
+use crate::periods::{Grain, Period};
+use crate::policy::RaterPolicy;
+
+/// One item answer, as the rater model sees it.
+#[derive(Debug, Clone)]
+pub struct ItemRating {
+    pub rating_id: String,
+    pub item: String,
+    pub rater_id: String,
+    pub group: String,
+    pub dept_id: String,
+    pub day: NaiveDate,
+    /// Normalised score, 0-100.
+    pub y: f64,
+    /// Score on its own scale, and the number of levels of that scale.
+    pub raw: f64,
+    pub levels: f64,
+}
+
+/// Item ratings from the `scored_ratings` view (normalised `score_100`).
+pub fn items_from_frame(df: &DataFrame, tz: chrono_tz::Tz) -> Result<Vec<ItemRating>> {
+    use crate::frame as f;
+    let (ids, items, raters) = (
+        f::strs(df, "rating_id")?,
+        f::strs(df, "item")?,
+        f::strs(df, "rater_id")?,
+    );
+    let (groups, depts, ats) = (
+        f::strs(df, "rater_group")?,
+        f::strs(df, "dept_id")?,
+        f::micros(df, "rated_at")?,
+    );
+    let (y, raw, lo, hi) = (
+        f::f64s(df, "score_100")?,
+        f::f64s(df, "score")?,
+        f::f64s(df, "scale_min")?,
+        f::f64s(df, "scale_max")?,
+    );
+    Ok((0..df.height())
+        .filter_map(|i| {
+            Some(ItemRating {
+                rating_id: ids[i].clone()?,
+                item: items[i].clone()?,
+                rater_id: raters[i].clone()?,
+                group: groups[i].clone()?,
+                dept_id: depts[i].clone()?,
+                day: crate::satisfaction::local_day(ats[i]?, tz),
+                y: y[i]?,
+                raw: raw[i]?,
+                levels: hi[i]? - lo[i]? + 1.0,
+            })
+        })
+        .collect())
+}
+
+/// An observation with dense indices, for [`fit`].
+#[derive(Debug, Clone, Copy)]
+pub struct Obs {
+    pub dept: usize,
+    pub rater: usize,
+    pub item: usize,
+    pub y: f64,
+}
+
+/// A fitted main-effects model.
+#[derive(Debug, Clone)]
+pub struct Fit {
+    pub mu: f64,
+    pub dept: Vec<f64>,
+    pub rater: Vec<f64>,
+    pub item: Vec<f64>,
+    pub residuals: Vec<f64>,
+    /// Residual standard deviation.
+    pub sigma: f64,
+    pub rater_n: Vec<usize>,
+    pub iterations: usize,
+}
+
+const TOLERANCE: f64 = 1e-8;
+const MAX_ITERATIONS: usize = 1000;
+
+/// Fits score = mu + dept + rater (+ item) by backfitting. Cost per
+/// iteration is linear in the number of observations.
+// Index loops: each update reads several parallel arrays by the same index.
+#[allow(clippy::needless_range_loop)]
+pub fn fit(obs: &[Obs], n_dept: usize, n_rater: usize, n_item: usize, shrinkage: f64) -> Fit {
+    let n = obs.len();
+    let mut fit = Fit {
+        mu: 0.0,
+        dept: vec![0.0; n_dept],
+        rater: vec![0.0; n_rater],
+        item: vec![0.0; n_item],
+        residuals: vec![0.0; n],
+        sigma: 0.0,
+        rater_n: vec![0; n_rater],
+        iterations: 0,
+    };
+    if n == 0 {
+        return fit;
+    }
+    let mut dept_n = vec![0usize; n_dept];
+    let mut item_n = vec![0usize; n_item];
+    for o in obs {
+        dept_n[o.dept] += 1;
+        fit.rater_n[o.rater] += 1;
+        item_n[o.item] += 1;
+    }
+    fit.mu = obs.iter().map(|o| o.y).sum::<f64>() / n as f64;
+    let use_items = item_n.iter().filter(|&&c| c > 0).count() > 1;
+    let mut sums_d = vec![0.0; n_dept];
+    let mut sums_r = vec![0.0; n_rater];
+    let mut sums_t = vec![0.0; n_item];
+    for iter in 0..MAX_ITERATIONS {
+        let mut change: f64 = 0.0;
+        // Departments: plain means of what the rest leaves.
+        sums_d.iter_mut().for_each(|s| *s = 0.0);
+        for o in obs {
+            sums_d[o.dept] += o.y - fit.mu - fit.rater[o.rater] - fit.item[o.item];
+        }
+        for j in 0..n_dept {
+            if dept_n[j] > 0 {
+                let v = sums_d[j] / dept_n[j] as f64;
+                change = change.max((v - fit.dept[j]).abs());
+                fit.dept[j] = v;
+            }
+        }
+        // Raters: shrunk means.
+        sums_r.iter_mut().for_each(|s| *s = 0.0);
+        for o in obs {
+            sums_r[o.rater] += o.y - fit.mu - fit.dept[o.dept] - fit.item[o.item];
+        }
+        for k in 0..n_rater {
+            if fit.rater_n[k] > 0 {
+                let v = sums_r[k] / (fit.rater_n[k] as f64 + shrinkage);
+                change = change.max((v - fit.rater[k]).abs());
+                fit.rater[k] = v;
+            }
+        }
+        // Centre rater effects: plain mean over raters is zero.
+        let active = fit.rater_n.iter().filter(|&&c| c > 0).count().max(1) as f64;
+        let mean_r: f64 = fit.rater.iter().sum::<f64>() / active;
+        for k in 0..n_rater {
+            if fit.rater_n[k] > 0 {
+                fit.rater[k] -= mean_r;
+            }
+        }
+        fit.mu += mean_r;
+        if use_items {
+            sums_t.iter_mut().for_each(|s| *s = 0.0);
+            for o in obs {
+                sums_t[o.item] += o.y - fit.mu - fit.dept[o.dept] - fit.rater[o.rater];
+            }
+            for m in 0..n_item {
+                if item_n[m] > 0 {
+                    let v = sums_t[m] / item_n[m] as f64;
+                    change = change.max((v - fit.item[m]).abs());
+                    fit.item[m] = v;
+                }
+            }
+            // Item effects average zero over the ratings.
+            let mean_t = (0..n_item)
+                .map(|m| fit.item[m] * item_n[m] as f64)
+                .sum::<f64>()
+                / n as f64;
+            for m in 0..n_item {
+                if item_n[m] > 0 {
+                    fit.item[m] -= mean_t;
+                }
+            }
+            fit.mu += mean_t;
+        }
+        fit.iterations = iter + 1;
+        if change < TOLERANCE {
+            break;
+        }
+    }
+    let mut ss = 0.0;
+    for (i, o) in obs.iter().enumerate() {
+        let e = o.y - fit.mu - fit.dept[o.dept] - fit.rater[o.rater] - fit.item[o.item];
+        fit.residuals[i] = e;
+        ss += e * e;
+    }
+    let params = n_dept + if use_items { n_item } else { 0 };
+    let df = n.saturating_sub(params).max(1);
+    fit.sigma = (ss / df as f64).sqrt();
+    fit
+}
+
+/// Connected groups of raters and departments (a rater links the
+/// departments it rates). Returns each observation's group, numbered by
+/// size (0 = the group with the most observations).
+pub fn components(obs: &[Obs], n_dept: usize, n_rater: usize) -> Vec<usize> {
+    let mut parent: Vec<usize> = (0..n_dept + n_rater).collect();
+    fn find(p: &mut [usize], mut x: usize) -> usize {
+        while p[x] != x {
+            p[x] = p[p[x]];
+            x = p[x];
+        }
+        x
+    }
+    for o in obs {
+        let a = find(&mut parent, o.dept);
+        let b = find(&mut parent, n_dept + o.rater);
+        if a != b {
+            parent[a] = b;
+        }
+    }
+    let roots: Vec<usize> = obs.iter().map(|o| find(&mut parent, o.dept)).collect();
+    let mut size: HashMap<usize, usize> = HashMap::new();
+    for r in &roots {
+        *size.entry(*r).or_default() += 1;
+    }
+    let mut order: Vec<(usize, usize)> = size.into_iter().collect();
+    order.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let rank: HashMap<usize, usize> = order
+        .iter()
+        .enumerate()
+        .map(|(i, (r, _))| (*r, i))
+        .collect();
+    roots.iter().map(|r| rank[r]).collect()
+}
+
+/// One rater's estimate in one estimation period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RaterEffect {
+    pub rater_id: String,
+    pub period: Period,
+    pub n_ratings: usize,
+    pub n_depts: usize,
+    pub severity: f64,
+    pub se: f64,
+    pub flags: Vec<String>,
+    pub excluded: bool,
+    pub separate_group: bool,
+}
+
+/// One flag on one item rating.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RatingFlag {
+    pub period: Period,
+    pub rating_id: String,
+    pub item: String,
+    pub rater_id: String,
+    pub dept_id: String,
+    pub flag: String,
+    pub detail: String,
+}
+
+/// What the rater checks give the rest of the pipeline.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Per input item rating: the score with its rater's effect removed
+    /// (`None` outside the common scale).
+    pub adjusted: Vec<Option<f64>>,
+    /// Responses left out of satisfaction, with why.
+    pub excluded: BTreeMap<String, String>,
+    pub effects: Vec<RaterEffect>,
+    pub flags: Vec<RatingFlag>,
+}
+
+/// Interns strings to dense indices.
+#[derive(Default)]
+struct Ids<'a> {
+    index: HashMap<&'a str, usize>,
+    names: Vec<&'a str>,
+}
+
+impl<'a> Ids<'a> {
+    fn id(&mut self, s: &'a str) -> usize {
+        if let Some(&i) = self.index.get(s) {
+            return i;
+        }
+        self.names.push(s);
+        self.index.insert(s, self.names.len() - 1);
+        self.names.len() - 1
+    }
+}
+
+/// Runs the model, flags and exclusions over every estimation period.
+pub fn check(ratings: &[ItemRating], policy: &RaterPolicy) -> Outcome {
+    let grain = Grain::parse(&policy.estimation_grain).unwrap_or(Grain::Quarter);
+    let mut by_period: BTreeMap<Period, Vec<usize>> = BTreeMap::new();
+    for (i, r) in ratings.iter().enumerate() {
+        by_period
+            .entry(Period::containing(grain, r.day))
+            .or_default()
+            .push(i);
+    }
+    let mut out = Outcome {
+        adjusted: vec![None; ratings.len()],
+        ..Default::default()
+    };
+    for (period, rows) in by_period {
+        check_period(ratings, &rows, period, policy, &mut out);
+    }
+    out.flags.sort_by(|a, b| {
+        (a.period, &a.rating_id, &a.item, &a.flag).cmp(&(b.period, &b.rating_id, &b.item, &b.flag))
+    });
+    out.effects
+        .sort_by(|a, b| (a.period, &a.rater_id).cmp(&(b.period, &b.rater_id)));
+    out
+}
+
+fn check_period(
+    ratings: &[ItemRating],
+    rows: &[usize],
+    period: Period,
+    policy: &RaterPolicy,
+    out: &mut Outcome,
+) {
+    let th = &policy.flags;
+    let (mut depts, mut raters, mut items) = (Ids::default(), Ids::default(), Ids::default());
+    let obs: Vec<Obs> = rows
+        .iter()
+        .map(|&i| {
+            let r = &ratings[i];
+            Obs {
+                dept: depts.id(&r.dept_id),
+                rater: raters.id(&r.rater_id),
+                item: items.id(&r.item),
+                y: r.y,
+            }
+        })
+        .collect();
+    let (n_dept, n_rater, n_item) = (depts.names.len(), raters.names.len(), items.names.len());
+    // Per-group and per-rater observation lists: every step below walks
+    // these, keeping the whole check linear in the number of ratings.
+    let group_of = components(&obs, n_dept, n_rater);
+    let mut members_of: Vec<Vec<usize>> = Vec::new();
+    for (i, &g) in group_of.iter().enumerate() {
+        if members_of.len() <= g {
+            members_of.resize(g + 1, Vec::new());
+        }
+        members_of[g].push(i);
+    }
+    let mut by_rater: Vec<Vec<usize>> = vec![Vec::new(); n_rater];
+    for (i, o) in obs.iter().enumerate() {
+        by_rater[o.rater].push(i);
+    }
+
+    let mut residual = vec![0.0; obs.len()];
+    let mut sigma_of = vec![0.0; obs.len()];
+    // rater -> (effect, standard error, ratings, separate group)
+    let mut stats: Vec<Option<(f64, f64, usize, bool)>> = vec![None; n_rater];
+    for (g, members) in members_of.iter().enumerate() {
+        let sub: Vec<Obs> = members.iter().map(|&i| obs[i]).collect();
+        let f = fit(&sub, n_dept, n_rater, n_item, policy.shrinkage);
+        for (local, &i) in members.iter().enumerate() {
+            let k = obs[i].rater;
+            residual[i] = f.residuals[local];
+            sigma_of[i] = f.sigma;
+            let se = f.sigma / (f.rater_n[k] as f64 + policy.shrinkage).sqrt();
+            stats[k] = Some((f.rater[k], se, f.rater_n[k], g > 0));
+            if g == 0 {
+                out.adjusted[rows[i]] = Some(obs[i].y - f.rater[k]);
+            }
+        }
+    }
+
+    // Spread of response-mean residuals, per connected group.
+    let mut response_resid: BTreeMap<&str, (f64, usize, usize)> = BTreeMap::new();
+    for (i, &row) in rows.iter().enumerate() {
+        let e = response_resid
+            .entry(ratings[row].rating_id.as_str())
+            .or_insert((0.0, 0, group_of[i]));
+        e.0 += residual[i];
+        e.1 += 1;
+    }
+    let mut response_sigma = vec![0.0; members_of.len()];
+    let mut response_n = vec![0usize; members_of.len()];
+    for (sum, n, g) in response_resid.values() {
+        response_sigma[*g] += (sum / *n as f64).powi(2);
+        response_n[*g] += 1;
+    }
+    for (s, n) in response_sigma.iter_mut().zip(&response_n) {
+        *s = (*s / (*n).max(2).saturating_sub(1) as f64).sqrt();
+    }
+
+    let mut flags: Vec<(usize, &'static str, String)> = Vec::new();
+    let mut rater_flags: Vec<BTreeSet<String>> = vec![BTreeSet::new(); n_rater];
+    for k in 0..n_rater {
+        let Some((sev, _, _, separate)) = stats[k] else {
+            continue;
+        };
+        if separate {
+            rater_flags[k].insert("separate_group".into());
+        }
+        let sigma = sigma_of[by_rater[k][0]];
+        let resp_sigma = response_sigma[group_of[by_rater[k][0]]];
+        // What each of the rater's ratings says about the rater: the score
+        // less the overall, department and item effects.
+        let partial = |i: usize| residual[i] + sev;
+        let n_k = by_rater[k].len() as f64;
+        let total: f64 = by_rater[k].iter().map(|&i| partial(i)).sum();
+        let mut per_dept: BTreeMap<usize, BTreeMap<&str, Vec<usize>>> = BTreeMap::new();
+        for &i in &by_rater[k] {
+            per_dept
+                .entry(obs[i].dept)
+                .or_default()
+                .entry(ratings[rows[i]].rating_id.as_str())
+                .or_default()
+                .push(i);
+        }
+        // Favouritism / hostility: the rater's ratings of one department
+        // against its ratings of the other departments it rates (so
+        // favouring one department is neither mistaken for leniency nor
+        // hidden by it). Items of one response share the occasion, so the
+        // test is on responses.
+        // One department at a time, the most extreme first, each judged
+        // against the departments not yet singled out.
+        let (mut singled_sum, mut singled_n) = (0.0, 0.0);
+        let mut singled: BTreeSet<usize> = BTreeSet::new();
+        loop {
+            let mut best: Option<(f64, usize, &'static str, f64, usize)> = None;
+            for (j, responses) in &per_dept {
+                let n = responses.len();
+                if singled.contains(j) || n < th.favouritism_min_ratings as usize {
+                    continue;
+                }
+                // Two-sample comparison of response means: this department
+                // against the rater's other departments not singled out.
+                let resp_mean = |idx: &Vec<usize>| {
+                    idx.iter().map(|&i| partial(i)).sum::<f64>() / idx.len() as f64
+                };
+                let here: Vec<f64> = responses.values().map(resp_mean).collect();
+                let elsewhere: Vec<f64> = per_dept
+                    .iter()
+                    .filter(|(d, _)| *d != j && !singled.contains(*d))
+                    .flat_map(|(_, r)| r.values().map(resp_mean))
+                    .collect();
+                if elsewhere.is_empty() {
+                    continue;
+                }
+                let mean = here.iter().sum::<f64>() / n as f64
+                    - elsewhere.iter().sum::<f64>() / elsewhere.len() as f64;
+                let se = resp_sigma * (1.0 / n as f64 + 1.0 / elsewhere.len() as f64).sqrt();
+                let z = if se > 0.0 { mean / se } else { 0.0 };
+                let flag = if mean >= th.favouritism_points && z >= th.favouritism_z {
+                    "favouritism"
+                } else if mean <= -th.favouritism_points && z <= -th.favouritism_z {
+                    "hostility"
+                } else {
+                    continue;
+                };
+                if best.is_none_or(|b| z.abs() > b.0.abs()) {
+                    best = Some((z, *j, flag, mean, n));
+                }
+            }
+            let Some((z, j, flag, mean, n)) = best else {
+                break;
+            };
+            let responses = &per_dept[&j];
+            singled.insert(j);
+            singled_sum += responses
+                .values()
+                .flatten()
+                .map(|&i| partial(i))
+                .sum::<f64>();
+            singled_n += responses.values().map(|v| v.len() as f64).sum::<f64>();
+            rater_flags[k].insert(flag.into());
+            let detail = format!(
+                "{mean:+.1} points against its ratings of other departments, for {} over {n} responses ({z:+.1} SE)",
+                depts.names[j]
+            );
+            for &i in responses.values().flatten() {
+                flags.push((i, flag, detail.clone()));
+            }
+        }
+        // Lenient / severe: large in points and in standard errors, judged
+        // on the departments the rater does not single out.
+        let rest_n = n_k - singled_n;
+        if rest_n > 0.0 {
+            let lean = (total - singled_sum) / (rest_n + policy.shrinkage);
+            let se = sigma / (rest_n + policy.shrinkage).sqrt();
+            let z = if se > 0.0 { lean / se } else { 0.0 };
+            if lean.abs() >= th.severity_points && z.abs() >= th.severity_z {
+                let flag = if lean > 0.0 { "lenient" } else { "severe" };
+                rater_flags[k].insert(flag.into());
+                let detail = format!("rater effect {lean:+.1} points ({z:+.1} standard errors)");
+                for &i in &by_rater[k] {
+                    flags.push((i, flag, detail.clone()));
+                }
+            }
+        }
+    }
+    // Straight-lining: one response, the same score on many items.
+    let mut responses: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, &row) in rows.iter().enumerate() {
+        responses
+            .entry(ratings[row].rating_id.as_str())
+            .or_default()
+            .push(i);
+    }
+    for idx in responses.values() {
+        let first = ratings[rows[idx[0]]].raw;
+        if idx.len() >= th.straight_line_min_items as usize
+            && idx.iter().all(|&i| ratings[rows[i]].raw == first)
+        {
+            rater_flags[obs[idx[0]].rater].insert("straight_line".into());
+            let detail = format!("the same score ({first}) on all {} items", idx.len());
+            for &i in idx {
+                flags.push((i, "straight_line", detail.clone()));
+            }
+        }
+    }
+    // Outliers: single ratings far from the model.
+    for (i, e) in residual.iter().enumerate() {
+        if sigma_of[i] > 0.0 && (e / sigma_of[i]).abs() >= th.outlier_z {
+            rater_flags[obs[i].rater].insert("outlier".into());
+            let detail = format!(
+                "residual {e:+.1} points ({:+.1} residual SD)",
+                e / sigma_of[i]
+            );
+            flags.push((i, "outlier", detail));
+        }
+    }
+    // Self inflation: a department's self ratings far above the others'.
+    let mut self_rows: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    let mut others: HashMap<usize, (f64, usize)> = HashMap::new();
+    for (i, &row) in rows.iter().enumerate() {
+        if ratings[row].group == "self" {
+            self_rows.entry(obs[i].dept).or_default().push(i);
+        } else {
+            let e = others.entry(obs[i].dept).or_default();
+            e.0 += obs[i].y;
+            e.1 += 1;
+        }
+    }
+    for (j, idx) in self_rows {
+        let Some(&(sum, n)) = others.get(&j) else {
+            continue;
+        };
+        let own = idx.iter().map(|&i| obs[i].y).sum::<f64>() / idx.len() as f64;
+        let gap = own - sum / n as f64;
+        if gap >= th.self_inflation_points {
+            let detail = format!("self rating {gap:+.1} points above the others' mean");
+            for i in idx {
+                rater_flags[obs[i].rater].insert("self_inflation".into());
+                flags.push((i, "self_inflation", detail.clone()));
+            }
+        }
+    }
+
+    // Exclusions, decided per response.
+    let excluding: HashSet<&str> = if policy.handling == "exclude" {
+        policy.exclude_flags.iter().map(String::as_str).collect()
+    } else {
+        HashSet::new()
+    };
+    for (i, flag, _) in &flags {
+        if excluding.contains(flag) {
+            out.excluded
+                .entry(ratings[rows[*i]].rating_id.clone())
+                .or_insert_with(|| (*flag).to_string());
+        }
+    }
+    if policy.trim_extremes {
+        // Per department: drop the highest and the lowest response.
+        let mut per_dept: BTreeMap<usize, Vec<(f64, &str)>> = BTreeMap::new();
+        for (id, idx) in &responses {
+            let mean = idx.iter().map(|&i| obs[i].y).sum::<f64>() / idx.len() as f64;
+            per_dept
+                .entry(obs[idx[0]].dept)
+                .or_default()
+                .push((mean, id));
+        }
+        for list in per_dept.values_mut() {
+            if list.len() < 3 {
+                continue;
+            }
+            list.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(b.1)));
+            for (_, id) in [list[0], list[list.len() - 1]] {
+                out.excluded
+                    .entry(id.to_string())
+                    .or_insert_with(|| "trimmed".into());
+            }
+        }
+    }
+
+    for (i, flag, detail) in flags {
+        let r = &ratings[rows[i]];
+        out.flags.push(RatingFlag {
+            period,
+            rating_id: r.rating_id.clone(),
+            item: r.item.clone(),
+            rater_id: r.rater_id.clone(),
+            dept_id: r.dept_id.clone(),
+            flag: flag.into(),
+            detail,
+        });
+    }
+    for k in 0..n_rater {
+        let Some((sev, se, n, separate)) = stats[k] else {
+            continue;
+        };
+        let rated: BTreeSet<usize> = by_rater[k].iter().map(|&i| obs[i].dept).collect();
+        let excluded = by_rater[k]
+            .iter()
+            .any(|&i| out.excluded.contains_key(&ratings[rows[i]].rating_id));
+        out.effects.push(RaterEffect {
+            rater_id: raters.names[k].to_string(),
+            period,
+            n_ratings: n,
+            n_depts: rated.len(),
+            severity: sev,
+            se,
+            flags: std::mem::take(&mut rater_flags[k]).into_iter().collect(),
+            excluded,
+            separate_group: separate,
+        });
+    }
+}
+
+/// rwg(J) of James, Demaree and Wolf (1984) against the uniform null: per
+/// item, the observed variance over the expected variance (A^2 - 1) / 12 of
+/// an A-level scale; J items combine as J(1 - r) / (J(1 - r) + r) with r
+/// the mean ratio. Set to 0 when raters disagree more than chance.
+pub fn rwg(items: &[(Vec<f64>, f64)]) -> Option<f64> {
+    let ratios: Vec<f64> = items
+        .iter()
+        .filter(|(xs, levels)| xs.len() >= 2 && *levels >= 2.0)
+        .map(|(xs, levels)| {
+            let n = xs.len() as f64;
+            let mean = xs.iter().sum::<f64>() / n;
+            let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+            var / ((levels * levels - 1.0) / 12.0)
+        })
+        .collect();
+    if ratios.is_empty() {
+        return None;
+    }
+    let j = ratios.len() as f64;
+    let r = ratios.iter().sum::<f64>() / j;
+    if r >= 1.0 {
+        return Some(0.0);
+    }
+    Some(j * (1.0 - r) / (j * (1.0 - r) + r))
+}
+
+/// ICC(1) and ICC(2) from a one-way ANOVA with groups as targets (Bliese
+/// 2000): ICC(1) = (MSB - MSW) / (MSB + (k - 1) MSW), ICC(2) = (MSB - MSW)
+/// / MSB, with k the mean group size.
+pub fn icc(groups: &[Vec<f64>]) -> Option<(f64, f64)> {
+    let groups: Vec<&Vec<f64>> = groups.iter().filter(|g| !g.is_empty()).collect();
+    let g = groups.len();
+    let n: usize = groups.iter().map(|x| x.len()).sum();
+    if g < 2 || n <= g {
+        return None;
+    }
+    let grand = groups.iter().flat_map(|x| x.iter()).sum::<f64>() / n as f64;
+    let mut ssb = 0.0;
+    let mut ssw = 0.0;
+    for x in &groups {
+        let m = x.iter().sum::<f64>() / x.len() as f64;
+        ssb += x.len() as f64 * (m - grand).powi(2);
+        ssw += x.iter().map(|v| (v - m).powi(2)).sum::<f64>();
+    }
+    let msb = ssb / (g - 1) as f64;
+    let msw = ssw / (n - g) as f64;
+    if msb <= 0.0 {
+        return None;
+    }
+    let k = n as f64 / g as f64;
+    Some(((msb - msw) / (msb + (k - 1.0) * msw), (msb - msw) / msb))
+}
+
+/// The `rater_effects` mart.
+pub fn effects_frame(effects: &[RaterEffect], as_of: NaiveDate) -> Result<DataFrame> {
+    Builder::new()
+        .str(
+            "rater_id",
+            effects.iter().map(|e| Some(e.rater_id.as_str())),
+        )
+        .periods(&effects.iter().map(|e| e.period).collect::<Vec<_>>(), as_of)
+        .i64(
+            "n_ratings",
+            effects.iter().map(|e| Some(e.n_ratings as i64)),
+        )
+        .i64("n_depts", effects.iter().map(|e| Some(e.n_depts as i64)))
+        .f64("severity", effects.iter().map(|e| Some(e.severity)))
+        .f64("se", effects.iter().map(|e| Some(e.se)))
+        .str("flags", effects.iter().map(|e| Some(e.flags.join(","))))
+        .bool("excluded", effects.iter().map(|e| Some(e.excluded)))
+        .bool(
+            "separate_group",
+            effects.iter().map(|e| Some(e.separate_group)),
+        )
+        .build()
+}
+
+/// The `rating_flags` mart.
+pub fn flags_frame(flags: &[RatingFlag], as_of: NaiveDate) -> Result<DataFrame> {
+    Builder::new()
+        .str(
+            "rating_id",
+            flags.iter().map(|f| Some(f.rating_id.as_str())),
+        )
+        .str("item", flags.iter().map(|f| Some(f.item.as_str())))
+        .str("rater_id", flags.iter().map(|f| Some(f.rater_id.as_str())))
+        .str("dept_id", flags.iter().map(|f| Some(f.dept_id.as_str())))
+        .periods(&flags.iter().map(|f| f.period).collect::<Vec<_>>(), as_of)
+        .str("flag", flags.iter().map(|f| Some(f.flag.as_str())))
+        .str("detail", flags.iter().map(|f| Some(f.detail.as_str())))
+        .build()
+}
+
+/// One row of the `reliability` mart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reliability {
+    pub dept_id: String,
+    pub period: Period,
+    pub n_raters: usize,
+    pub rwg: Option<f64>,
+    pub icc1: Option<f64>,
+    pub icc2: Option<f64>,
+}
+
+/// Reliability per department and period of every grain, and one row
+/// `dept_id = '*'` per period with ICC(1) and ICC(2) across departments.
+/// `counted` marks the item ratings that count (not excluded).
+pub fn reliability(ratings: &[ItemRating], counted: &[bool]) -> Vec<Reliability> {
+    // (dept, period) -> item -> raw scores; raters; response means.
+    type Cell = (
+        BTreeMap<String, (Vec<f64>, f64)>,
+        BTreeSet<String>,
+        BTreeMap<String, (f64, usize)>,
+    );
+    let mut cells: BTreeMap<(Period, String), Cell> = BTreeMap::new();
+    for (r, &ok) in ratings.iter().zip(counted) {
+        if !ok {
+            continue;
+        }
+        for g in Grain::ALL {
+            let c = cells
+                .entry((Period::containing(g, r.day), r.dept_id.clone()))
+                .or_default();
+            let it = c.0.entry(r.item.clone()).or_insert((Vec::new(), r.levels));
+            it.0.push(r.raw);
+            c.1.insert(r.rater_id.clone());
+            let resp = c.2.entry(r.rating_id.clone()).or_default();
+            resp.0 += r.y;
+            resp.1 += 1;
+        }
+    }
+    let mut out = Vec::new();
+    let mut per_period: BTreeMap<Period, Vec<Vec<f64>>> = BTreeMap::new();
+    for ((period, dept), (items, raters, responses)) in cells {
+        let list: Vec<(Vec<f64>, f64)> = items.into_values().collect();
+        out.push(Reliability {
+            dept_id: dept,
+            period,
+            n_raters: raters.len(),
+            rwg: rwg(&list),
+            icc1: None,
+            icc2: None,
+        });
+        per_period
+            .entry(period)
+            .or_default()
+            .push(responses.values().map(|(s, n)| s / *n as f64).collect());
+    }
+    for (period, groups) in per_period {
+        let (icc1, icc2) = icc(&groups).map_or((None, None), |(a, b)| (Some(a), Some(b)));
+        out.push(Reliability {
+            dept_id: "*".into(),
+            period,
+            n_raters: 0,
+            rwg: None,
+            icc1,
+            icc2,
+        });
+    }
+    out.sort_by(|a, b| (&a.dept_id, a.period).cmp(&(&b.dept_id, b.period)));
+    out
+}
+
+pub fn reliability_frame(rows: &[Reliability], as_of: NaiveDate) -> Result<DataFrame> {
+    Builder::new()
+        .str("dept_id", rows.iter().map(|r| Some(r.dept_id.as_str())))
+        .periods(&rows.iter().map(|r| r.period).collect::<Vec<_>>(), as_of)
+        .i64("n_raters", rows.iter().map(|r| Some(r.n_raters as i64)))
+        .f64("rwg", rows.iter().map(|r| r.rwg))
+        .f64("icc1", rows.iter().map(|r| r.icc1))
+        .f64("icc2", rows.iter().map(|r| r.icc2))
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn icc_reproduces_shrout_and_fleiss_table_4() {
+        // Shrout & Fleiss (1979), Table 4: 6 targets rated by 4 judges.
+        // One-way ANOVA: BMS = 11.24, WMS = 6.26; ICC(1,1) = 0.17 and
+        // ICC(1,4) = 0.44.
+        let targets = vec![
+            vec![9.0, 2.0, 5.0, 8.0],
+            vec![6.0, 1.0, 3.0, 2.0],
+            vec![8.0, 4.0, 6.0, 8.0],
+            vec![7.0, 1.0, 2.0, 6.0],
+            vec![10.0, 5.0, 6.0, 9.0],
+            vec![6.0, 2.0, 4.0, 7.0],
+        ];
+        let (icc1, icc2) = icc(&targets).unwrap();
+        assert_eq!(format!("{icc1:.2}"), "0.17");
+        assert_eq!(format!("{icc2:.2}"), "0.44");
+    }
+
+    #[test]
+    fn rwg_hand_worked() {
+        // Five raters on a 5-point item: 4, 4, 5, 3, 4. Mean 4, variance
+        // (0 + 0 + 1 + 1 + 0) / 4 = 0.5; uniform null (25 - 1) / 12 = 2;
+        // rwg = 1 - 0.5 / 2 = 0.75.
+        assert_eq!(rwg(&[(vec![4.0, 4.0, 5.0, 3.0, 4.0], 5.0)]), Some(0.75));
+        // Two items: the first as above (ratio 0.5 / 2 = 0.25), the second
+        // 5, 3, 5, 3 with variance 4/3 (ratio 0.667).
+        let two = rwg(&[
+            (vec![4.0, 4.0, 5.0, 3.0, 4.0], 5.0),
+            (vec![5.0, 3.0, 5.0, 3.0], 5.0),
+        ])
+        .unwrap();
+        // r = (0.25 + 0.6667) / 2 = 0.4583, J = 2:
+        // 2 x 0.5417 / (2 x 0.5417 + 0.4583) = 1.0833 / 1.5417 = 0.7027
+        assert!((two - 0.7027).abs() < 1e-3, "{two}");
+        // More disagreement than chance: 0.
+        assert_eq!(rwg(&[(vec![1.0, 5.0, 1.0, 5.0], 5.0)]), Some(0.0));
+        assert_eq!(rwg(&[(vec![4.0], 5.0)]), None);
+    }
+
+    #[test]
+    fn plain_least_squares_on_a_balanced_design() {
+        // Two departments, two raters, everyone rates everyone once:
+        //            rater A  rater B
+        //   dept X     80       60
+        //   dept Y     70       50
+        // Additive exactly: mu = 65, X +5, Y -5, A +10, B -10.
+        let obs = vec![
+            Obs {
+                dept: 0,
+                rater: 0,
+                item: 0,
+                y: 80.0,
+            },
+            Obs {
+                dept: 0,
+                rater: 1,
+                item: 0,
+                y: 60.0,
+            },
+            Obs {
+                dept: 1,
+                rater: 0,
+                item: 0,
+                y: 70.0,
+            },
+            Obs {
+                dept: 1,
+                rater: 1,
+                item: 0,
+                y: 50.0,
+            },
+        ];
+        let f = fit(&obs, 2, 2, 1, 0.0);
+        let near = |a: f64, b: f64| (a - b).abs() < 1e-6;
+        assert!(near(f.rater[0], 10.0) && near(f.rater[1], -10.0), "{f:?}");
+        assert!(
+            near(f.mu + f.dept[0], 70.0) && near(f.mu + f.dept[1], 60.0),
+            "{f:?}"
+        );
+        assert!(f.residuals.iter().all(|e| e.abs() < 1e-6));
+        // With shrinkage 2, each rater's effect is its residual sum over
+        // (2 + 2): pulled towards zero.
+        let g = fit(&obs, 2, 2, 1, 2.0);
+        assert!(g.rater[0] > 0.0 && g.rater[0] < 10.0, "{g:?}");
+    }
+
+    #[test]
+    fn empty_input_and_separate_groups() {
+        let f = fit(&[], 0, 0, 0, 5.0);
+        assert_eq!(f.iterations, 0);
+        // Rater 0 rates dept 0 only; rater 1 rates dept 1 only: two groups.
+        let obs = vec![
+            Obs {
+                dept: 0,
+                rater: 0,
+                item: 0,
+                y: 80.0,
+            },
+            Obs {
+                dept: 0,
+                rater: 0,
+                item: 0,
+                y: 70.0,
+            },
+            Obs {
+                dept: 1,
+                rater: 1,
+                item: 0,
+                y: 50.0,
+            },
+        ];
+        assert_eq!(components(&obs, 2, 2), vec![0, 0, 1]);
+    }
+}
