@@ -26,7 +26,7 @@ use crate::measure::{self, Indicator};
 use crate::policy::LoadedPolicy;
 use crate::progress::Progress;
 use crate::satisfaction::{self, local_day};
-use crate::{cases, raters, restate, score};
+use crate::{cases, raters, restate, score, trends};
 
 /// Lake tables and derived frames that indicator SQL can read.
 pub struct Views {
@@ -362,6 +362,23 @@ pub fn compute(
         ));
     }
 
+    // Trends and cross-checks read the published scores (closed periods
+    // as published).
+    let n_raters: HashMap<(String, crate::periods::Period), usize> = views
+        .satisfaction
+        .iter()
+        .filter(|r| r.rater_group == "all")
+        .map(|r| ((r.dept_id.clone(), r.period), r.n_raters))
+        .collect();
+    let series = trends::series(&ind_df, &dept_df, catalog, &n_raters)?;
+    let (trend_rows, series_rows) = trends::compute(&series, &policy.policy);
+    let findings = trends::cross_checks(&trend_rows, &policy.policy);
+    progress.step(&format!(
+        "trends: {} series, {} cross-check findings",
+        trend_rows.len(),
+        findings.len()
+    ));
+
     let mut marts: Vec<(&str, DataFrame)> = vec![
         ("cases", views.get("cases").clone()),
         ("case_time", views.get("case_time").clone()),
@@ -373,6 +390,9 @@ pub fn compute(
         ("indicator_scores", ind_df),
         ("department_scores", dept_df),
         ("restatements", restatements),
+        ("trends", trends::trends_frame(&trend_rows)?),
+        ("trend_series", trends::series_frame(&series_rows)?),
+        ("cross_checks", trends::findings_frame(&findings)?),
         ("indicator_catalog", measure::catalog_frame(catalog)?),
     ];
     let mut staging = Staging::new(out)?;

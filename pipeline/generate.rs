@@ -601,10 +601,12 @@ fn make_departments(n: usize, rng: &mut Rng) -> Vec<Dept> {
                     format!("{s}-{}", round + 1)
                 }
             };
-            // A third improve, a sixth decline, the rest hold steady.
+            // A third improve (hr, facilities, socsec, legal, procurement
+            // among the named ones), a sixth decline (gsc, finance), the rest
+            // hold steady.
             let slope = match i % 6 {
-                0 | 3 => 0.006,
-                4 => -0.008,
+                0 | 3 => 0.008,
+                4 => -0.010,
                 _ => 0.0,
             };
             Dept {

@@ -12,6 +12,7 @@
 //! satisfaction  ratings -> satisfaction per rater group           satisfaction
 //! measure       indicator SQL -> values per dept x period         measure
 //! score         targets, rules, veto, grade, rank, bonus          score
+//! trends        Sen's slope, Mann-Kendall, XmR, cross-checks      trends
 //! render        lake/ + marts/ -> site/ (static HTML)             render
 //! ```
 //! `compute` runs derive to score over the lake and writes `marts/`.
@@ -36,6 +37,7 @@ pub mod restate;
 pub mod run;
 pub mod satisfaction;
 pub mod score;
+pub mod trends;
 
 /// Failures with their own exit status (DESIGN.md section 4). Anything else
 /// that goes wrong exits with 1.

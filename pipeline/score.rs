@@ -467,6 +467,16 @@ flags = { severity_points = 10, severity_z = 2.5, favouritism_points = 15, favou
 missing = "rescale"
 near_tolerance = 0.05
 close_after_days = 15
+[trends]
+significance = 0.05
+min_points = 4
+window = { month = 12 }
+rolling_short = { month = 3 }
+rolling_long = { month = 12 }
+improvement_run = 3
+[cross_checks]
+sharp_rise_points = 10
+few_raters = 10
 [complaints]
 rectify_working_days = 10
 [[grades]]

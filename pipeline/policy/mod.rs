@@ -42,6 +42,8 @@ pub struct Policy {
     pub ingest: IngestPolicy,
     pub raters: RaterPolicy,
     pub scoring: ScoringPolicy,
+    pub trends: TrendPolicy,
+    pub cross_checks: CrossCheckPolicy,
     pub complaints: ComplaintPolicy,
     #[serde(default)]
     pub calendar: Calendar,
@@ -153,6 +155,39 @@ pub struct ScoringPolicy {
     /// data for the period to get a total at all.
     #[serde(default = "default_min_coverage")]
     pub min_coverage: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrendPolicy {
+    /// Significance level of the Mann-Kendall test.
+    pub significance: f64,
+    /// Fewest points in the window for a trend to be claimed.
+    pub min_points: usize,
+    /// Trend window per grain, in complete periods.
+    pub window: BTreeMap<String, usize>,
+    /// Short rolling mean window per grain.
+    pub rolling_short: BTreeMap<String, usize>,
+    /// Long rolling mean window per grain.
+    pub rolling_long: BTreeMap<String, usize>,
+    /// Consecutive improvements that make a continuous improver.
+    pub improvement_run: usize,
+}
+
+impl TrendPolicy {
+    /// A per-grain setting, with a fallback for a grain the table omits.
+    pub fn per_grain(table: &BTreeMap<String, usize>, grain: &str, default: usize) -> usize {
+        table.get(grain).copied().unwrap_or(default).max(1)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrossCheckPolicy {
+    /// Rise in satisfaction (points) that counts as sharp.
+    pub sharp_rise_points: f64,
+    /// Fewer distinct raters than this is "few".
+    pub few_raters: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -513,6 +548,35 @@ impl Policy {
                 "scoring.min_coverage: {} must be a share between 0 and 1",
                 self.scoring.min_coverage
             ));
+        }
+        let t = &self.trends;
+        if !(t.significance > 0.0 && t.significance < 1.0) {
+            p.push(format!(
+                "trends.significance: {} must be between 0 and 1",
+                t.significance
+            ));
+        }
+        if t.min_points < 3 {
+            p.push(format!(
+                "trends.min_points: {} must be at least 3",
+                t.min_points
+            ));
+        }
+        for (key, table) in [
+            ("trends.window", &t.window),
+            ("trends.rolling_short", &t.rolling_short),
+            ("trends.rolling_long", &t.rolling_long),
+        ] {
+            for (g, n) in table {
+                if !matches!(g.as_str(), "week" | "month" | "quarter" | "year") {
+                    p.push(format!(
+                        "{key}.{g}: not a grain (week, month, quarter, year)"
+                    ));
+                }
+                if *n == 0 {
+                    p.push(format!("{key}.{g}: must be at least 1"));
+                }
+            }
         }
         if !(0.0..1.0).contains(&self.scoring.near_tolerance) {
             p.push(format!(

@@ -309,6 +309,54 @@ fn every_department_has_a_score_for_every_month_quarter_and_year_of_the_samples(
         q,
     ]);
     assert_eq!(text(&o.stdout), "graded\n0\n");
+    // The generator builds improving departments (every 3rd of the list:
+    // hr, facilities, socsec, legal, procurement) and declining ones (gsc,
+    // finance); the monthly satisfaction trends find some of each, and
+    // never the opposite direction.
+    let q = "SELECT dept_id, direction FROM trends WHERE grain = 'month' AND indicator_id = 'satisfaction' \
+             AND direction <> 'no_trend' ORDER BY dept_id";
+    let o = scorecard(&[
+        "query",
+        "--out",
+        ws.out.to_str().unwrap(),
+        "--format",
+        "csv",
+        q,
+    ]);
+    let found: Vec<(String, String)> = text(&o.stdout)
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let (d, t) = l.split_once(',').unwrap();
+            (d.to_string(), t.to_string())
+        })
+        .collect();
+    let improving = ["hr", "facilities", "socsec", "legal", "procurement"];
+    let declining = ["gsc", "finance"];
+    assert!(
+        found
+            .iter()
+            .any(|(d, t)| t == "improving" && improving.contains(&d.as_str())),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|(d, t)| t == "declining" && declining.contains(&d.as_str())),
+        "{found:?}"
+    );
+    assert!(
+        !found
+            .iter()
+            .any(|(d, t)| t == "declining" && improving.contains(&d.as_str())),
+        "{found:?}"
+    );
+    assert!(
+        !found
+            .iter()
+            .any(|(d, t)| t == "improving" && declining.contains(&d.as_str())),
+        "{found:?}"
+    );
     // Every example query for data teams runs on the samples' marts.
     let mut examples: Vec<_> =
         std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/examples"))
