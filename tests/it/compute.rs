@@ -474,3 +474,49 @@ fn trimming_the_highest_and_lowest_response_and_the_anonymity_minimum_per_group(
         vec![strs(&["4", "0.5417"])]
     );
 }
+
+#[test]
+fn flagged_ratings_are_excluded_or_scored_on_the_fair_mean_as_the_policy_says() {
+    let ratings = "rating_id,rated_at,dept_id,rater_id,rater_group,item,score\n\
+         r1,2026-03-02 10:00:00,hr,E1,client_internal,overall,5\n\
+         r1,2026-03-02 10:00:00,hr,E1,client_internal,attitude,5\n\
+         r2,2026-03-03 10:00:00,hr,E2,client_internal,overall,4\n\
+         r2,2026-03-03 10:00:00,hr,E2,client_internal,attitude,3\n\
+         r3,2026-03-04 10:00:00,hr,E3,client_internal,overall,3\n\
+         r3,2026-03-04 10:00:00,hr,E3,client_internal,attitude,2\n";
+    let sat = "SELECT n_ratings, excluded_ratings, ROUND(observed_mean, 2), ROUND(fair_mean, 2), \
+               ROUND(value, 2) FROM satisfaction WHERE dept_id = 'hr' AND grain = 'month' AND rater_group = 'all'";
+    // Straight-lining from two items, excluded: r1 (5, 5) is left out;
+    // r2 = (75 + 50) / 2 = 62.5 and r3 = (50 + 25) / 2 = 37.5 -> 50.
+    let ws = Workspace::new();
+    ws.put_departments();
+    ws.put(
+        "policy.toml",
+        scorecard::policy::DEFAULT_POLICY
+            .replace("handling = \"keep\"", "handling = \"exclude\"")
+            .replace("straight_line_min_items = 5", "straight_line_min_items = 2"),
+    );
+    ws.put("ratings.csv", ratings);
+    run_as_of(&ws, "2026-03-31");
+    let row = &ws.rows(sat)[0];
+    assert_eq!(row[..3], strs(&["2", "1", "50.0"])[..]);
+    assert_eq!(row[4], "50.0");
+    assert_eq!(
+        ws.rows("SELECT rating_id, flag FROM rating_flags WHERE item = 'overall'"),
+        vec![strs(&["r1", "straight_line"])]
+    );
+
+    // Scored on the fair mean: value is the fair mean, not the observed one.
+    let ws = Workspace::new();
+    ws.put_departments();
+    ws.put(
+        "policy.toml",
+        scorecard::policy::DEFAULT_POLICY
+            .replace("handling = \"keep\"", "handling = \"fair_mean\""),
+    );
+    ws.put("ratings.csv", ratings);
+    run_as_of(&ws, "2026-03-31");
+    let row = &ws.rows(sat)[0];
+    assert_eq!(row[1], "0");
+    assert_eq!(row[4], row[3], "value follows fair_mean");
+}
