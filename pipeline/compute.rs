@@ -291,9 +291,10 @@ pub struct ComputeReport {
     pub marts: std::collections::BTreeMap<String, usize>,
 }
 
-/// Runs every compute stage and publishes `OUT/marts/`.
+/// Runs every compute stage and stages `OUT/marts/` (published whole).
 pub fn compute(
     out: &OutDir,
+    staging: &mut Staging,
     policy: &LoadedPolicy,
     catalog: &[Indicator],
     as_of: NaiveDate,
@@ -342,6 +343,7 @@ pub fn compute(
     restate::add_closed(&mut ind_df, as_of, close_days)?;
     restate::add_closed(&mut dept_df, as_of, close_days)?;
     let previous = |name: &str| -> Result<Option<DataFrame>> {
+        // The previous run's published marts, never this run's.
         let p = out.marts().join(format!("{name}.parquet"));
         Ok(if p.is_file() {
             Some(lake::read_parquet(&p)?)
@@ -395,7 +397,6 @@ pub fn compute(
         ("cross_checks", trends::findings_frame(&findings)?),
         ("indicator_catalog", measure::catalog_frame(catalog)?),
     ];
-    let mut staging = Staging::new(out)?;
     let dir = staging.stage(&out.marts());
     let mut report = ComputeReport {
         as_of: as_of.to_string(),
@@ -406,7 +407,7 @@ pub fn compute(
         lake::write_parquet(df, &dir.join(format!("{name}.parquet")))
             .with_context(|| format!("cannot write mart {name}"))?;
     }
-    staging.publish()?;
+    crate::failpoint("compute");
     Ok(report)
 }
 

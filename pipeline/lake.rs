@@ -5,21 +5,49 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use polars::prelude::{
     DataFrame, ParquetCompression, ParquetReader, ParquetWriter, SerReader, StatisticsOptions,
 };
 
-/// Paths inside one output folder.
+/// Paths inside one output folder. Writers stage files under final paths
+/// (see [`Staging`]); readers go through [`OutDir::read`], which sees what
+/// the current run has staged, so later stages of a run read what earlier
+/// stages made before anything is published.
 #[derive(Debug, Clone)]
 pub struct OutDir {
     pub root: PathBuf,
+    /// (final path, staged path) of what the current run has staged.
+    overlay: Arc<Mutex<Vec<(PathBuf, PathBuf)>>>,
 }
 
 impl OutDir {
     pub fn new(root: impl Into<PathBuf>) -> OutDir {
-        OutDir { root: root.into() }
+        OutDir {
+            root: root.into(),
+            overlay: Arc::default(),
+        }
+    }
+
+    /// Where to read `final_path` now: its staged copy if this run staged it
+    /// (or a folder holding it), else the published file.
+    pub fn read(&self, final_path: &Path) -> PathBuf {
+        let overlay = self.overlay.lock().expect("overlay lock");
+        overlay
+            .iter()
+            .rev()
+            .find_map(|(f, s)| {
+                let rest = final_path.strip_prefix(f).ok()?;
+                // `join("")` would add a trailing separator.
+                Some(if rest.as_os_str().is_empty() {
+                    s.clone()
+                } else {
+                    s.join(rest)
+                })
+            })
+            .unwrap_or_else(|| final_path.to_path_buf())
     }
     pub fn lake(&self) -> PathBuf {
         self.root.join("lake")
@@ -50,6 +78,69 @@ impl OutDir {
     pub fn manifest(&self) -> PathBuf {
         self.root.join("run.json")
     }
+    /// Takes the output folder's lock for a run that writes into it. The
+    /// lock is the operating system's file lock on `OUT/.lock`: it is
+    /// released when the run ends, however it ends, so a run killed at night
+    /// never blocks the next one. The file names the holder for messages.
+    pub fn lock(&self, command: &str, progress: &crate::progress::Progress) -> Result<RunLock> {
+        fs::create_dir_all(&self.root).with_context(|| {
+            format!(
+                "cannot create output folder {}: is its parent writable?",
+                self.root.display()
+            )
+        })?;
+        let path = self.root.join(".lock");
+        let mut file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| {
+                format!(
+                    "cannot open {}: is the output folder writable?",
+                    path.display()
+                )
+            })?;
+        let mut previous = String::new();
+        use std::io::{Read, Seek, Write};
+        let _ = file.read_to_string(&mut previous);
+        let previous = previous.trim().replace('\n', ", ");
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(crate::Failure::Busy(format!(
+                    "another scorecard run is writing to {} ({}); this one stops without touching it",
+                    self.root.display(),
+                    if previous.is_empty() { "holder unknown".to_string() } else { previous }
+                ))
+                .into());
+            }
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+            }
+        }
+        if !previous.is_empty() {
+            // The file stays behind after every run; only a run that did not
+            // finish leaves its staging folder too.
+            if self.staging_root().exists() {
+                progress.warn(&format!(
+                    "the previous run ({previous}) ended without finishing; its unfinished work is recovered or discarded"
+                ));
+            }
+        }
+        file.set_len(0)?;
+        file.rewind()?;
+        writeln!(
+            file,
+            "pid {}\ncommand {command}\nstarted {}",
+            std::process::id(),
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )?;
+        file.sync_all()?;
+        Ok(RunLock { _file: file })
+    }
+
     /// Fails with a usage error unless the folder holds a lake.
     pub fn require_lake(&self) -> std::result::Result<(), crate::Failure> {
         if self.lake().is_dir() {
@@ -66,6 +157,12 @@ impl OutDir {
     }
 }
 
+/// Holds the output folder's lock until dropped.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: fs::File,
+}
+
 /// A private folder inside `OUT/` where a run builds what it will publish.
 /// Being on the same file system as the targets makes the final renames
 /// atomic. Dropped without [`Staging::publish`], it is removed and nothing
@@ -78,11 +175,15 @@ pub struct Staging {
     moves: Vec<(PathBuf, PathBuf)>,
 }
 
+/// The journal a publication writes before its first rename: if the run
+/// dies part-way, the next run completes the publication from it.
+const JOURNAL: &str = "journal.tsv";
+
 impl Staging {
     pub fn new(out: &OutDir) -> Result<Staging> {
         let root = out.staging_root();
-        // Leftovers of a killed run hold nothing published: clear them.
         if root.exists() {
+            recover(out, &root)?;
             fs::remove_dir_all(&root)
                 .with_context(|| format!("cannot clear {}", root.display()))?;
         }
@@ -107,34 +208,108 @@ impl Staging {
             .unwrap_or(final_path);
         let staged = self.dir.join("new").join(rel);
         self.moves.push((staged.clone(), final_path.to_path_buf()));
+        self.out
+            .overlay
+            .lock()
+            .expect("overlay lock")
+            .push((final_path.to_path_buf(), staged.clone()));
         staged
     }
 
-    /// Moves every staged file or folder into place, in the order staged. A
-    /// folder replaces the old folder whole (old contents are removed).
-    pub fn publish(mut self) -> Result<()> {
-        let old_dir = self.dir.join("old");
-        for (i, (staged, target)) in std::mem::take(&mut self.moves).into_iter().enumerate() {
-            if let Some(parent) = target.parent() {
-                fs::create_dir_all(parent)
-                    .with_context(|| format!("cannot create {}", parent.display()))?;
-            }
-            if target.is_dir() {
-                let aside = old_dir.join(i.to_string());
-                fs::create_dir_all(&old_dir)?;
-                fs::rename(&target, &aside)
-                    .with_context(|| format!("cannot move aside {}", target.display()))?;
-            }
-            fs::rename(&staged, &target).with_context(|| {
-                format!("cannot move {} into {}", staged.display(), target.display())
-            })?;
+    /// Stages a small file's bytes.
+    pub fn write(&mut self, final_path: &Path, bytes: &[u8]) -> Result<()> {
+        let staged = self.stage(final_path);
+        if let Some(parent) = staged.parent() {
+            fs::create_dir_all(parent)?;
         }
+        fs::write(&staged, bytes).with_context(|| format!("cannot write {}", staged.display()))
+    }
+
+    /// Moves every staged file or folder into place, in the order staged. A
+    /// folder replaces the old folder whole. The moves are journalled first,
+    /// so a run killed part-way is completed by the next one.
+    pub fn publish(mut self) -> Result<()> {
+        let moves = std::mem::take(&mut self.moves);
+        let rel = |p: &Path| {
+            p.strip_prefix(&self.out.root)
+                .unwrap_or(p)
+                .display()
+                .to_string()
+        };
+        let journal: String = moves
+            .iter()
+            .map(|(s, t)| format!("{}\t{}\n", rel(s), rel(t)))
+            .collect();
+        let path = self.dir.join(JOURNAL);
+        {
+            use std::io::Write;
+            let mut f = fs::File::create(&path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            f.write_all(journal.as_bytes())?;
+            f.sync_all()
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        apply(&self.dir, &moves)?;
+        self.out.overlay.lock().expect("overlay lock").clear();
+        fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
         Ok(())
     }
 }
 
+/// Carries out journalled moves; a move whose staged side is gone was done.
+fn apply(run_dir: &Path, moves: &[(PathBuf, PathBuf)]) -> Result<()> {
+    let old_dir = run_dir.join("old");
+    for (i, (staged, target)) in moves.iter().enumerate() {
+        if !staged.exists() {
+            continue;
+        }
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        if target.is_dir() {
+            let aside = old_dir.join(i.to_string());
+            fs::create_dir_all(&old_dir)?;
+            fs::rename(target, &aside)
+                .with_context(|| format!("cannot move aside {}", target.display()))?;
+        }
+        fs::rename(staged, target).with_context(|| {
+            format!("cannot move {} into {}", staged.display(), target.display())
+        })?;
+        if i == 0 {
+            crate::failpoint("publish");
+        }
+    }
+    Ok(())
+}
+
+/// Completes the publication of a run that died after journalling it;
+/// staging without a journal held nothing published and is dropped.
+fn recover(out: &OutDir, root: &Path) -> Result<()> {
+    for entry in fs::read_dir(root)? {
+        let run_dir = entry?.path();
+        let journal = run_dir.join(JOURNAL);
+        if !journal.is_file() {
+            continue;
+        }
+        let text = fs::read_to_string(&journal)
+            .with_context(|| format!("cannot read {}", journal.display()))?;
+        let moves: Vec<(PathBuf, PathBuf)> = text
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .map(|(s, t)| (out.root.join(s), out.root.join(t)))
+            .collect();
+        apply(&run_dir, &moves)?;
+        fs::remove_file(&journal)?;
+    }
+    Ok(())
+}
+
 impl Drop for Staging {
     fn drop(&mut self) {
+        if let Ok(mut o) = self.out.overlay.lock() {
+            o.clear();
+        }
         let _ = fs::remove_dir_all(&self.dir);
         if let Some(root) = self.dir.parent() {
             let _ = fs::remove_dir(root);
@@ -171,7 +346,7 @@ pub fn read_parquet(path: &Path) -> Result<DataFrame> {
 
 /// Reads a lake table whole (every partition), or `None` if it is absent.
 pub fn read_table(out: &OutDir, table: &str, partitioned: bool) -> Result<Option<DataFrame>> {
-    let path = out.table_path(table, partitioned);
+    let path = out.read(&out.table_path(table, partitioned));
     if !partitioned {
         return if path.is_file() {
             read_parquet(&path).map(Some)
@@ -212,7 +387,7 @@ pub fn read_table(out: &OutDir, table: &str, partitioned: bool) -> Result<Option
 
 /// Row count of a lake table, from the Parquet footers only.
 pub fn count_rows(out: &OutDir, table: &str, partitioned: bool) -> Result<usize> {
-    let path = out.table_path(table, partitioned);
+    let path = out.read(&out.table_path(table, partitioned));
     if !partitioned {
         return count_rows_file(&path);
     }

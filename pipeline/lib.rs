@@ -52,6 +52,22 @@ pub enum Failure {
     /// Input data problems (missing column, rejects over the limit): exit 3.
     #[error(transparent)]
     Input(#[from] ingest::InputFailure),
+    /// Another run holds the output folder: exit 1.
+    #[error("{0}")]
+    Busy(String),
+}
+
+/// A named point where a test can stop the process: with the environment
+/// variable `SCORECARD_FAILPOINT` set to `name`, the run announces it on
+/// stderr and waits there to be killed. Crash tests use it to kill a run
+/// (SIGKILL) at a known step; it is never set in production.
+pub fn failpoint(name: &str) {
+    if std::env::var("SCORECARD_FAILPOINT").as_deref() == Ok(name) {
+        eprintln!("failpoint {name}: waiting to be killed");
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(60));
+        }
+    }
 }
 
 /// Exit status for an error: 2 usage or policy, 3 input data, 1 otherwise.
@@ -61,6 +77,7 @@ pub fn exit_code(err: &anyhow::Error) -> i32 {
             return match f {
                 Failure::Usage(_) | Failure::Policy(_) => 2,
                 Failure::Input(_) => 3,
+                Failure::Busy(_) => 1,
             };
         }
         if cause.downcast_ref::<policy::PolicyError>().is_some() {

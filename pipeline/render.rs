@@ -64,6 +64,7 @@ pub fn labels(locale: &str) -> Result<BTreeMap<String, String>> {
 /// Renders the site into `OUT/site/`, replacing the previous one whole.
 pub fn render(
     out: &OutDir,
+    staging: &mut Staging,
     policy: &LoadedPolicy,
     as_of: Option<NaiveDate>,
     progress: &Progress,
@@ -99,12 +100,11 @@ pub fn render(
         rejects => rejects,
     })?;
 
-    let mut staging = Staging::new(out)?;
     let site = staging.stage(&out.site());
     std::fs::create_dir_all(&site)?;
     std::fs::write(site.join("index.html"), page)
         .with_context(|| format!("cannot write {}", site.display()))?;
-    staging.publish()?;
+    crate::failpoint("render");
     progress.step(&format!(
         "render: {}",
         out.site().join("index.html").display()
@@ -133,7 +133,7 @@ fn league_table(
     names: &BTreeMap<String, String>,
     english: bool,
 ) -> Result<(Option<String>, Vec<LeagueRow>)> {
-    let path = out.marts().join("department_scores.parquet");
+    let path = out.read(&out.marts().join("department_scores.parquet"));
     if !path.is_file() {
         return Ok((None, Vec::new()));
     }
@@ -210,7 +210,7 @@ struct RestatementRow {
 }
 
 fn read_restatements(out: &OutDir) -> Result<Vec<RestatementRow>> {
-    let path = out.marts().join("restatements.parquet");
+    let path = out.read(&out.marts().join("restatements.parquet"));
     if !path.is_file() {
         return Ok(Vec::new());
     }
@@ -305,8 +305,9 @@ fn read_departments(out: &OutDir, policy: &LoadedPolicy, english: bool) -> Resul
 /// Files, rows and rejects per table, and rejects per reason with one example.
 fn data_summary(out: &OutDir) -> Result<(Vec<TableRow>, Vec<RejectRow>)> {
     let log = crate::ingest::read_log(out)?;
-    let rejects = if out.rejects().is_file() {
-        Some(lake::read_parquet(&out.rejects())?)
+    let rejects_path = out.read(&out.rejects());
+    let rejects = if rejects_path.is_file() {
+        Some(lake::read_parquet(&rejects_path)?)
     } else {
         None
     };

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use chrono::NaiveDate;
 use serde::Serialize;
 
@@ -74,13 +74,15 @@ pub fn run(opts: &RunOptions, progress: &Progress) -> Result<Manifest> {
         catalog.len()
     ));
     let out = OutDir::new(&opts.out);
-    std::fs::create_dir_all(&out.root)
-        .with_context(|| format!("cannot create output folder {}", out.root.display()))?;
+    let _lock = out.lock(if opts.ingest_only { "ingest" } else { "run" }, progress)?;
+    // One staging area for the whole run: every stage reads what the earlier
+    // ones staged, and nothing is published until the run has finished.
+    let mut staging = Staging::new(&out)?;
     let mut stages = Vec::new();
 
     let t = Instant::now();
-    let report = ingest::ingest(&opts.input, Some(&out), &policy, progress)?;
-    write_atomic(&out.policy(), policy.text.as_bytes(), &out)?;
+    let report = ingest::ingest(&opts.input, Some((&out, &mut staging)), &policy, progress)?;
+    staging.write(&out.policy(), policy.text.as_bytes())?;
     stages.push(StageTiming {
         stage: "ingest",
         seconds: t.elapsed().as_secs_f64(),
@@ -92,21 +94,28 @@ pub fn run(opts: &RunOptions, progress: &Progress) -> Result<Manifest> {
     if !opts.ingest_only {
         if let Some(as_of) = as_of {
             let t = Instant::now();
-            computed = Some(compute::compute(&out, &policy, &catalog, as_of, progress)?);
+            computed = Some(compute::compute(
+                &out,
+                &mut staging,
+                &policy,
+                &catalog,
+                as_of,
+                progress,
+            )?);
             stages.push(StageTiming {
                 stage: "compute",
                 seconds: t.elapsed().as_secs_f64(),
             });
         }
         let t = Instant::now();
-        render::render(&out, &policy, as_of, progress)?;
+        render::render(&out, &mut staging, &policy, as_of, progress)?;
         stages.push(StageTiming {
             stage: "render",
             seconds: t.elapsed().as_secs_f64(),
         });
     }
 
-    let rejects_total = crate::lake::count_rows_file(&out.rejects())?;
+    let rejects_total = crate::lake::count_rows_file(&out.read(&out.rejects()))?;
     let manifest = Manifest {
         tool: "service-scorecard",
         version: env!("CARGO_PKG_VERSION"),
@@ -123,7 +132,8 @@ pub fn run(opts: &RunOptions, progress: &Progress) -> Result<Manifest> {
         rejects_total,
     };
     let json = serde_json::to_vec_pretty(&manifest)?;
-    write_atomic(&out.manifest(), &json, &out)?;
+    staging.write(&out.manifest(), &json)?;
+    staging.publish()?;
     progress.step(&format!("wrote {}", out.root.display()));
     Ok(manifest)
 }
@@ -175,28 +185,20 @@ fn summarise(report: &IngestReport, progress: &Progress) {
     }
 }
 
-/// Writes one file atomically through the output folder's staging area.
-pub fn write_atomic(path: &Path, bytes: &[u8], out: &OutDir) -> Result<()> {
-    let mut staging = Staging::new(out)?;
-    let staged = staging.stage(path);
-    if let Some(parent) = staged.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::write(&staged, bytes).with_context(|| format!("cannot write {}", staged.display()))?;
-    staging.publish()
-}
-
 /// `scorecard render`: the site from what the output folder holds.
 pub fn render_only(out: &Path, policy: Option<&Path>, progress: &Progress) -> Result<()> {
     let out = OutDir::new(out);
     out.require_lake()?;
     let policy = policy::resolve(policy, &[out.policy()])?;
+    let _lock = out.lock("render", progress)?;
     let as_of = std::fs::read(out.manifest())
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .and_then(|v| v.get("as_of")?.as_str().map(str::to_string))
         .and_then(|s| NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok());
-    render::render(&out, &policy, as_of, progress)
+    let mut staging = Staging::new(&out)?;
+    render::render(&out, &mut staging, &policy, as_of, progress)?;
+    staging.publish()
 }
 
 /// `scorecard compute`: the marts from an output folder's lake.
@@ -209,12 +211,15 @@ pub fn compute_only(
     let out = OutDir::new(out);
     out.require_lake()?;
     let (policy, catalog) = compute::load_policy(policy, &[out.policy()])?;
+    let _lock = out.lock("compute", progress)?;
     let latest = latest_in_lake(&out, &policy)?;
     let Some(as_of) = resolve_as_of(as_of, latest.as_deref(), &policy) else {
         progress.warn("the lake holds no events: nothing to compute");
         return Ok(());
     };
-    let report = compute::compute(&out, &policy, &catalog, as_of, progress)?;
+    let mut staging = Staging::new(&out)?;
+    let report = compute::compute(&out, &mut staging, &policy, &catalog, as_of, progress)?;
+    staging.publish()?;
     progress.step(&format!("compute: marts as of {}", report.as_of));
     Ok(())
 }

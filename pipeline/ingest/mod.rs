@@ -200,10 +200,14 @@ struct FileResult {
 /// only reads and validates (`scorecard check`), as if the lake were empty.
 pub fn ingest(
     input: &Path,
-    out: Option<&OutDir>,
+    target: Option<(&OutDir, &mut Staging)>,
     policy: &LoadedPolicy,
     progress: &Progress,
 ) -> Result<IngestReport> {
+    let (out, mut staging) = match target {
+        Some((o, s)) => (Some(o), Some(s)),
+        None => (None, None),
+    };
     if !input.is_dir() {
         return Err(crate::Failure::Usage(format!(
             "input folder {} does not exist or is not a folder",
@@ -324,10 +328,6 @@ pub fn ingest(
     }
 
     // Build and merge each table's frame.
-    let mut staging = match out {
-        Some(out) => Some((out, Staging::new(out)?)),
-        None => None,
-    };
     let mut latest: Option<i64> = None;
     for spec in tables::ALL {
         let partitioned = spec.month_column.is_some();
@@ -361,12 +361,12 @@ pub fn ingest(
                 valid_read,
             },
         );
-        if let Some((out, staging)) = staging.as_mut() {
+        if let (Some(out), Some(staging)) = (out, staging.as_deref_mut()) {
             write_table(staging, out, spec, merged, policy.tz)?;
         }
     }
 
-    if let Some((out, mut staging)) = staging {
+    if let (Some(out), Some(staging)) = (out, staging) {
         // Rejects: earlier rejects of files read again are replaced.
         let reread: HashSet<(String, String)> = report
             .files
@@ -412,7 +412,7 @@ pub fn ingest(
         );
         let mut log_df = log_frame(&log_rows)?;
         lake::write_parquet(&mut log_df, &staging.stage(&out.ingest_log()))?;
-        staging.publish()?;
+        crate::failpoint("ingest");
     }
     report.latest_event = latest.map(|us| {
         chrono::DateTime::from_timestamp_micros(us)
@@ -1015,7 +1015,7 @@ fn log_frame(rows: &[FileReport]) -> Result<DataFrame> {
 
 /// The ingest log: one row per file ingested, with its hash.
 pub fn read_log(out: &OutDir) -> Result<Vec<FileReport>> {
-    let path = out.ingest_log();
+    let path = out.read(&out.ingest_log());
     if !path.is_file() {
         return Ok(Vec::new());
     }
