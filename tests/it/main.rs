@@ -5,6 +5,7 @@ mod cli;
 mod compute;
 mod ingest;
 mod raters;
+mod safety;
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,203 @@
+//! Unattended runs: a lock, crash safety (SIGKILL at several steps),
+//! determinism.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use polars::prelude::*;
+
+use crate::Workspace;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_scorecard"))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).unwrap();
+        }
+    }
+}
+
+fn samples_into(ws: &Workspace) {
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("data_samples"),
+        &ws.input,
+    );
+}
+
+fn run_args<'a>(input: &'a Path, out: &'a Path) -> Vec<String> {
+    ["run", "--quiet", "--as-of", "2026-10-31", "--input"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([
+            input.display().to_string(),
+            "--out".into(),
+            out.display().to_string(),
+        ])
+        .collect()
+}
+
+fn run_ok(input: &Path, out: &Path) {
+    let o = bin().args(run_args(input, out)).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// Starts a run that stops at `failpoint`; returns it once it is there.
+fn start_paused(input: &Path, out: &Path, failpoint: &str) -> std::process::Child {
+    let mut child = bin()
+        .args(run_args(input, out))
+        .env("SCORECARD_FAILPOINT", failpoint)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let wanted = format!("failpoint {failpoint}: waiting to be killed");
+    loop {
+        match lines.next() {
+            Some(Ok(l)) if l.contains(&wanted) => break,
+            Some(_) => continue,
+            None => panic!("the run ended before failpoint {failpoint}"),
+        }
+    }
+    child
+}
+
+/// Every published file with its bytes (not the lock, nor staging).
+fn published(out: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    fn walk(base: &Path, dir: &Path, files: &mut Vec<(String, Vec<u8>)>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(base).unwrap().display().to_string();
+            if rel == ".lock" || rel == ".staging" {
+                continue;
+            }
+            if p.is_dir() {
+                walk(base, &p, files);
+            } else {
+                files.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    walk(out, out, &mut files);
+    files.sort();
+    files
+}
+
+/// Every Parquet output as a frame, by relative path.
+fn frames(out: &Path) -> Vec<(String, DataFrame)> {
+    published(out)
+        .into_iter()
+        .filter(|(rel, _)| rel.ends_with(".parquet"))
+        .map(|(rel, _)| {
+            (
+                rel.clone(),
+                scorecard::lake::read_parquet(&out.join(&rel)).unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn assert_same_outputs(a: &Path, b: &Path) {
+    let (fa, fb) = (frames(a), frames(b));
+    assert_eq!(
+        fa.iter().map(|f| &f.0).collect::<Vec<_>>(),
+        fb.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
+    for ((name, x), (_, y)) in fa.iter().zip(&fb) {
+        assert!(x.equals_missing(y), "{name} differs");
+    }
+    let site = |p: &Path| -> Vec<(String, Vec<u8>)> {
+        published(p)
+            .into_iter()
+            .filter(|(r, _)| r.starts_with("site"))
+            .collect()
+    };
+    assert!(site(a) == site(b), "the site differs");
+}
+
+const LATE_RATINGS: &str = "rating_id,rated_at,dept_id,rater_id,rater_group,item,score\n\
+    LATE1,2026-10-30 10:00:00,hr,E0001,client_internal,overall,5\n\
+    LATE2,2026-10-30 11:00:00,hr,E0002,client_internal,overall,2\n\
+    LATE3,2026-10-30 12:00:00,gsc,C0000001,client_external,overall,4\n";
+
+#[test]
+fn a_run_killed_at_any_step_leaves_the_published_outputs_and_the_next_run_recovers() {
+    let ws = Workspace::new();
+    samples_into(&ws);
+    run_ok(&ws.input, &ws.out);
+    let before = published(&ws.out);
+    // The next night's export arrives.
+    ws.put("ratings/2026-10-late.csv", LATE_RATINGS);
+    for step in ["ingest", "compute", "render"] {
+        let mut child = start_paused(&ws.input, &ws.out, step);
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        assert!(
+            published(&ws.out) == before,
+            "killed at {step}: the published outputs changed"
+        );
+    }
+    // Killed in the middle of publishing: the next run completes it.
+    let mut child = start_paused(&ws.input, &ws.out, "publish");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    run_ok(&ws.input, &ws.out);
+
+    // The recovered folder equals a clean run on the same inputs.
+    let clean = ws.out.with_file_name("clean");
+    run_ok(&ws.input, &clean);
+    assert_same_outputs(&ws.out, &clean);
+}
+
+#[test]
+fn a_second_run_waits_for_nobody_and_names_the_holder() {
+    let ws = Workspace::new();
+    samples_into(&ws);
+    let mut first = start_paused(&ws.input, &ws.out, "compute");
+    let o = bin().args(run_args(&ws.input, &ws.out)).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!(
+            "another scorecard run is writing to {}",
+            ws.out.display()
+        )) && err.contains(&format!("pid {}", first.id()))
+            && err.contains("command run"),
+        "{err}"
+    );
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // The killed run's lock is gone with it: the next run takes over.
+    let o = bin().args(run_args(&ws.input, &ws.out)).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("ended without finishing"));
+}
+
+#[test]
+fn two_runs_on_the_same_inputs_give_the_same_outputs() {
+    let ws = Workspace::new();
+    samples_into(&ws);
+    let a: PathBuf = ws.out.with_file_name("a");
+    let b: PathBuf = ws.out.with_file_name("b");
+    run_ok(&ws.input, &a);
+    run_ok(&ws.input, &b);
+    assert_same_outputs(&a, &b);
+    // Parquet files are byte-identical too, not only equal in content.
+    let bytes = |p: &Path| -> Vec<(String, Vec<u8>)> {
+        published(p)
+            .into_iter()
+            .filter(|(r, _)| r != "run.json")
+            .collect()
+    };
+    assert!(bytes(&a) == bytes(&b), "outputs differ byte for byte");
+}
