@@ -902,7 +902,7 @@ fn measure(rng: &mut Rng, out: &mut Vec<Rec>, d: &Dept, q: f64, month: NaiveDate
     let hours = (d.headcount as f64 * (1.0 + 2.0 * q + rng.f())).round();
     push("training_hours", None, vec![("value", hours.to_string())]);
     push("headcount", None, vec![("value", d.headcount.to_string())]);
-    if month.month() % 3 == 0 {
+    if month.month().is_multiple_of(3) {
         // Behaviour-anchored innovation level for the quarter: 20 / 10 / 0.
         let level = if rng.chance(q * 0.6) {
             20
