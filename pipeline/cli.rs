@@ -23,8 +23,17 @@ pub struct Cli {
     /// Print no progress (warnings and errors still go to stderr).
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// Log lines on stderr as text, or as JSON objects for log collectors.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -112,6 +121,10 @@ pub struct RenderArgs {
 pub struct CheckArgs {
     #[command(flatten)]
     pub input: InputArg,
+    /// Also fail (exit 3) when any record would be rejected, not only when
+    /// the run itself would fail.
+    #[arg(long)]
+    pub strict: bool,
     /// Policy file [default: policy.toml in the input folder, else built-in].
     #[arg(long)]
     pub policy: Option<PathBuf>,
@@ -146,17 +159,16 @@ fn parse_date(s: &str) -> Result<NaiveDate, String> {
 /// status.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    let progress = Progress::new(cli.quiet);
+    let progress = Progress::with_format(cli.quiet, cli.log_format == LogFormat::Json);
     match dispatch(cli.command, &progress) {
         Ok(()) => 0,
         // `scorecard query ... | head` closing the pipe early is not an error.
         Err(err) if is_broken_pipe(&err) => 0,
         Err(err) => {
-            eprintln!("error: {err}");
-            for cause in err.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
-            }
-            crate::exit_code(&err)
+            let code = crate::exit_code(&err);
+            let causes: Vec<String> = err.chain().skip(1).map(|c| c.to_string()).collect();
+            progress.error(&err.to_string(), &causes, code);
+            code
         }
     }
 }
@@ -199,7 +211,7 @@ fn dispatch(command: Command, progress: &Progress) -> Result<()> {
             run::compute_only(&a.out.out, a.policy.as_deref(), a.as_of, progress)?;
         }
         Command::Render(a) => run::render_only(&a.out.out, a.policy.as_deref(), progress)?,
-        Command::Check(a) => run::check(&a.input.input, a.policy.as_deref(), progress)?,
+        Command::Check(a) => run::check(&a.input.input, a.policy.as_deref(), a.strict, progress)?,
         Command::Query(a) => crate::query::run(&a.out.out, &a.sql, a.format, a.output.as_deref())?,
         Command::Init(a) => crate::init::init(&a.dir, progress)?,
         Command::Generate(a) => crate::generate::generate(&a, progress)?,

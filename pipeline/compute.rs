@@ -300,6 +300,7 @@ pub fn compute(
     as_of: NaiveDate,
     progress: &Progress,
 ) -> Result<ComputeReport> {
+    let rater_key = crate::privacy::rater_key(policy)?;
     let tz = policy.tz;
     let lake = read_lake(out)?;
     let views = build_views(lake, policy, as_of)?;
@@ -385,8 +386,14 @@ pub fn compute(
         ("cases", views.get("cases").clone()),
         ("case_time", views.get("case_time").clone()),
         ("satisfaction", views.get("satisfaction").clone()),
-        ("rater_effects", views.get("rater_effects").clone()),
-        ("rating_flags", views.get("rating_flags").clone()),
+        (
+            "rater_effects",
+            published_raters(views.get("rater_effects"), rater_key.as_deref())?,
+        ),
+        (
+            "rating_flags",
+            published_raters(views.get("rating_flags"), rater_key.as_deref())?,
+        ),
         ("reliability", views.get("reliability").clone()),
         ("indicator_values", measure::values_frame(&values, as_of)?),
         ("indicator_scores", ind_df),
@@ -409,6 +416,21 @@ pub fn compute(
     }
     crate::failpoint("compute");
     Ok(report)
+}
+
+/// A rater mart as published: rater ids replaced by pseudonyms when the
+/// policy asks for it.
+fn published_raters(df: &DataFrame, key: Option<&[u8]>) -> Result<DataFrame> {
+    let Some(key) = key else {
+        return Ok(df.clone());
+    };
+    let ids: StringChunked = frame::strs(df, "rater_id")?
+        .iter()
+        .map(|v| v.as_deref().map(|id| crate::privacy::pseudonym(key, id)))
+        .collect();
+    let mut out = df.clone();
+    out.with_column(ids.with_name("rater_id".into()).into_column())?;
+    Ok(out)
 }
 
 fn veto_incidents(

@@ -7,6 +7,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use sha2::Digest;
+
 use anyhow::{Context, Result};
 use polars::prelude::{
     DataFrame, ParquetCompression, ParquetReader, ParquetWriter, SerReader, StatisticsOptions,
@@ -317,6 +319,42 @@ impl Drop for Staging {
     }
 }
 
+/// A file or folder name for an id from the data (a department id in a page
+/// path): only letters, digits, `-`, `_` and `.` are kept; any other byte is
+/// written `~XX` (so distinct ids stay distinct), a leading dot and Windows'
+/// reserved names (CON, NUL, COM1, ...) are escaped, and a long id is cut
+/// and finished with a hash. The result can never name a parent folder.
+pub fn file_name(id: &str) -> String {
+    let mut s = String::with_capacity(id.len());
+    for (i, b) in id.bytes().enumerate() {
+        let keep = b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || (b == b'.' && i > 0);
+        if keep {
+            s.push(b as char);
+        } else {
+            s.push_str(&format!("~{b:02X}"));
+        }
+    }
+    if s.is_empty() {
+        s.push('_');
+    }
+    let stem = s.split('.').next().unwrap_or("").to_ascii_uppercase();
+    let reserved = matches!(stem.as_str(), "CON" | "PRN" | "AUX" | "NUL")
+        || ((stem.starts_with("COM") || stem.starts_with("LPT"))
+            && stem.len() == 4
+            && stem.as_bytes()[3].is_ascii_digit());
+    if reserved {
+        s.insert(0, '_');
+    }
+    const MAX: usize = 100;
+    if s.len() > MAX {
+        let hash = crate::policy::hex(&sha2::Sha256::digest(id.as_bytes()));
+        s.truncate(80);
+        s.push('~');
+        s.push_str(&hash[..16]);
+    }
+    s
+}
+
 /// Writes a frame as one Parquet file (zstd, with statistics).
 pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<()> {
     if let Some(parent) = path.parent() {
@@ -417,4 +455,32 @@ pub fn count_rows_file(path: &Path) -> Result<usize> {
     ParquetReader::new(file)
         .num_rows()
         .with_context(|| format!("cannot read {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_become_safe_file_names() {
+        assert_eq!(file_name("hr"), "hr");
+        assert_eq!(file_name("dept-01_a.b"), "dept-01_a.b");
+        // No separators, no parent folders.
+        assert_eq!(file_name("../../x"), "~2E.~2F..~2Fx");
+        assert_eq!(file_name("a/b\\c"), "a~2Fb~5Cc");
+        assert_eq!(file_name(".."), "~2E.");
+        // Windows' reserved names.
+        assert_eq!(file_name("CON"), "_CON");
+        assert_eq!(file_name("com1.txt"), "_com1.txt");
+        assert_eq!(file_name("COM"), "COM");
+        // Non-ASCII is kept distinct, byte by byte.
+        assert_eq!(file_name("人"), "~E4~BA~BA");
+        assert_eq!(file_name(""), "_");
+        // 300 characters: cut to 80 plus a hash, and two long ids that
+        // share their first 80 characters stay distinct.
+        let a = "x".repeat(300);
+        let b = format!("{}y", "x".repeat(299));
+        assert_eq!(file_name(&a).len(), 97);
+        assert_ne!(file_name(&a), file_name(&b));
+    }
 }

@@ -29,6 +29,7 @@ pub mod lake;
 pub mod measure;
 pub mod periods;
 pub mod policy;
+pub mod privacy;
 pub mod progress;
 pub mod query;
 pub mod raters;

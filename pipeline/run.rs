@@ -68,6 +68,7 @@ pub fn run(opts: &RunOptions, progress: &Progress) -> Result<Manifest> {
     // is read.
     let (policy, catalog) =
         compute::load_policy(opts.policy.as_deref(), &[opts.input.join("policy.toml")])?;
+    crate::privacy::rater_key(&policy)?;
     progress.step(&format!(
         "policy: {}; {} indicator definitions",
         policy.source,
@@ -242,7 +243,7 @@ fn latest_in_lake(out: &OutDir, policy: &LoadedPolicy) -> Result<Option<String>>
 }
 
 /// `scorecard check`: reads and validates everything, writes nothing.
-pub fn check(input: &Path, policy: Option<&Path>, progress: &Progress) -> Result<()> {
+pub fn check(input: &Path, policy: Option<&Path>, strict: bool, progress: &Progress) -> Result<()> {
     let (policy, catalog) = compute::load_policy(policy, &[input.join("policy.toml")])?;
     progress.step(&format!(
         "{} indicator definitions are valid",
@@ -275,6 +276,13 @@ pub fn check(input: &Path, policy: Option<&Path>, progress: &Progress) -> Result
             r.message,
             r.reason.as_str()
         );
+    }
+    if strict && report.rejects_new > 0 {
+        return Err(crate::ingest::InputFailure(vec![format!(
+            "{} record(s) would be rejected (--strict)",
+            report.rejects_new
+        )])
+        .into());
     }
     Ok(())
 }

@@ -60,7 +60,37 @@ pub struct Policy {
     /// Weights and targets, each in force from its `from` date.
     pub versions: Vec<Version>,
     #[serde(default)]
+    pub privacy: PrivacyPolicy,
+    #[serde(default)]
     pub site: SitePolicy,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyPolicy {
+    /// Replace rater ids in published outputs by a keyed hash.
+    #[serde(default)]
+    pub pseudonymize_raters: bool,
+    /// Environment variable holding the key.
+    #[serde(default = "default_key_env")]
+    pub key_env: String,
+    /// Show raters' comments on published pages.
+    #[serde(default)]
+    pub publish_comments: bool,
+}
+
+impl Default for PrivacyPolicy {
+    fn default() -> Self {
+        PrivacyPolicy {
+            pseudonymize_raters: false,
+            key_env: default_key_env(),
+            publish_comments: false,
+        }
+    }
+}
+
+fn default_key_env() -> String {
+    "SCORECARD_RATER_KEY".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]

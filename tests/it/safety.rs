@@ -201,3 +201,113 @@ fn two_runs_on_the_same_inputs_give_the_same_outputs() {
     };
     assert!(bytes(&a) == bytes(&b), "outputs differ byte for byte");
 }
+
+#[test]
+fn hostile_department_names_and_ids_stay_text_and_inside_the_output_folder() {
+    let ws = Workspace::new();
+    let hostile_name = "<script>alert('x')</script> & \"引号\" مرحبا 🎉";
+    ws.put(
+        "departments.csv",
+        format!(
+            "dept_id,name,dept_type\n\
+             ../../x,\"{}\",internal_service\n\
+             CON,Console,internal_service\n\
+             {},Long,internal_service\n",
+            hostile_name.replace('"', "\"\""),
+            "y".repeat(300)
+        ),
+    );
+    ws.put(
+        "ratings.csv",
+        "rating_id,rated_at,dept_id,rater_id,rater_group,item,score\n\
+         r1,2026-03-02 10:00:00,../../x,E1,client_internal,overall,5\n",
+    );
+    run_ok(&ws.input, &ws.out);
+    let page = std::fs::read_to_string(ws.out.join("site/index.html")).unwrap();
+    // Escaped as text, and every character kept.
+    assert!(
+        !page.contains("<script>alert"),
+        "the name must not become markup"
+    );
+    assert!(
+        page.contains("&lt;script&gt;alert(&#x27;x&#x27;)&lt;&#x2f;script&gt; &amp; &quot;引号&quot; مرحبا 🎉"),
+        "the name is shown escaped and intact"
+    );
+    assert!(page.contains("../../x") || page.contains("..&#x2f;..&#x2f;x"));
+    // Nothing was written next to the output folder.
+    let parent: Vec<_> = std::fs::read_dir(ws.out.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    let mut parent = parent;
+    parent.sort();
+    assert_eq!(parent, vec!["input", "out"]);
+}
+
+#[test]
+fn rater_ids_are_pseudonymised_with_a_key_that_is_never_written() {
+    let ws = Workspace::new();
+    samples_into(&ws);
+    std::fs::write(
+        ws.input.join("policy.toml"),
+        scorecard::policy::DEFAULT_POLICY
+            .replace("pseudonymize_raters = false", "pseudonymize_raters = true"),
+    )
+    .unwrap();
+    // Without the key the run refuses before writing anything.
+    let o = bin()
+        .args(run_args(&ws.input, &ws.out))
+        .env_remove("SCORECARD_RATER_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("SCORECARD_RATER_KEY is not set"));
+    assert!(!ws.out.exists());
+
+    let key = "k3y-0f-the-perf0rmance-0ffice";
+    let o = bin()
+        .args(run_args(&ws.input, &ws.out))
+        .env("SCORECARD_RATER_KEY", key)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let effects =
+        scorecard::lake::read_parquet(&ws.out.join("marts/rater_effects.parquet")).unwrap();
+    let ids: Vec<String> = effects
+        .column("rater_id")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .flatten()
+        .map(String::from)
+        .collect();
+    // R- and 16 hex digits, for every rater; the raw id of a superior is
+    // nowhere in the published marts or site.
+    assert!(
+        ids.iter().all(|id| id.len() == 18 && id.starts_with("R-")),
+        "{:?}",
+        &ids[..3]
+    );
+    let s01 = scorecard::privacy::pseudonym(key.as_bytes(), "S01");
+    assert!(ids.contains(&s01), "the same rater keeps one pseudonym");
+    for (rel, bytes) in published(&ws.out) {
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(key),
+            "{rel} holds the key"
+        );
+    }
+    for mart in ["rater_effects", "rating_flags"] {
+        let df =
+            scorecard::lake::read_parquet(&ws.out.join(format!("marts/{mart}.parquet"))).unwrap();
+        let raw = df
+            .column("rater_id")
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .flatten()
+            .any(|id| id == "S01");
+        assert!(!raw, "{mart} names rater S01");
+    }
+}
