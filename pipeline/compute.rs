@@ -79,17 +79,29 @@ pub fn load_policy(
 
 /// The catalog and the problems found in it and in the policy's use of it.
 fn check_definitions(policy: &LoadedPolicy) -> (Option<Vec<Indicator>>, Vec<String>) {
+    let mut folder_problems = Vec::new();
+    if let Some(dir) = policy.templates_dir() {
+        if !dir.is_dir() {
+            folder_problems.push(format!(
+                "site.templates: {} is not a folder (paths are relative to the policy file)",
+                dir.display()
+            ));
+        }
+    }
     let catalog = match measure::load_catalog(policy) {
         Ok(c) => c,
-        Err(e) => return (None, e.problems),
+        Err(e) => return (None, [folder_problems, e.problems].concat()),
     };
     let category: HashMap<&str, &str> = catalog
         .iter()
         .map(|i| (i.id.as_str(), i.category.as_str()))
         .collect();
-    let mut problems = policy
-        .policy
-        .validate_indicators(&|id| category.get(id).map(|c| c.to_string()));
+    let mut problems = folder_problems;
+    problems.extend(
+        policy
+            .policy
+            .validate_indicators(&|id| category.get(id).map(|c| c.to_string())),
+    );
     let as_of = NaiveDate::from_ymd_opt(2000, 1, 1).expect("valid date");
     match empty_lake().and_then(|lake| build_views(lake, policy, as_of)) {
         Ok(views) => problems.extend(measure::validate(&catalog, &views.tables)),

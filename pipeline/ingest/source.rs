@@ -439,6 +439,17 @@ fn read_jsonl(table: &TableSpec, text: &str) -> Result<ReadOutcome, String> {
 }
 
 fn read_parquet(table: &TableSpec, bytes: &[u8]) -> Result<ReadOutcome, String> {
+    // polars' Parquet decoder can panic on damaged pages (found by fuzzing):
+    // a damaged export is refused as a file, never a crash.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        read_parquet_inner(table, bytes)
+    }))
+    .unwrap_or_else(|_| {
+        Err("not a readable Parquet file: its data pages are damaged; re-export it".into())
+    })
+}
+
+fn read_parquet_inner(table: &TableSpec, bytes: &[u8]) -> Result<ReadOutcome, String> {
     let df = ParquetReader::new(std::io::Cursor::new(bytes))
         .finish()
         .map_err(|e| format!("not a readable Parquet file: {e}"))?;

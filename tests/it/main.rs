@@ -3,6 +3,7 @@
 
 mod cli;
 mod compute;
+mod fuzz;
 mod ingest;
 mod raters;
 mod safety;
@@ -102,6 +103,33 @@ pub fn table_rows(df: &DataFrame) -> Vec<Vec<String>> {
 /// Owned strings from literals, for comparing rows.
 pub fn strs(xs: &[&str]) -> Vec<String> {
     xs.iter().map(|s| s.to_string()).collect()
+}
+
+/// SplitMix64 with Box-Muller normals: small and reproducible, for seeded
+/// synthetic data and fuzzing.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub fn f(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    pub fn normal(&mut self) -> f64 {
+        let u1 = self.f().max(1e-12);
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * self.f()).cos()
+    }
+    pub fn chance(&mut self, p: f64) -> bool {
+        self.f() < p
+    }
 }
 
 pub fn fixture(rel: &str) -> PathBuf {

@@ -6,28 +6,7 @@ use chrono::NaiveDate;
 use scorecard::policy::{load_text, PolicySource, DEFAULT_POLICY};
 use scorecard::raters::{self, ItemRating};
 
-/// SplitMix64 with Box-Muller normals: small and reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn f(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn normal(&mut self) -> f64 {
-        let u1 = self.f().max(1e-12);
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * self.f()).cos()
-    }
-}
+use crate::Rng;
 
 struct Synthetic {
     items: Vec<ItemRating>,
