@@ -382,6 +382,20 @@ pub fn read_parquet(path: &Path) -> Result<DataFrame> {
         .with_context(|| format!("cannot read {}", path.display()))
 }
 
+/// Column names and types of a Parquet file, without reading its rows.
+pub fn read_schema(path: &Path) -> Result<Vec<(String, String)>> {
+    let file = fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let df = ParquetReader::new(file)
+        .with_slice(Some((0, 0)))
+        .finish()
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(df
+        .schema()
+        .iter()
+        .map(|(name, dtype)| (name.to_string(), dtype.to_string()))
+        .collect())
+}
+
 /// Reads a lake table whole (every partition), or `None` if it is absent.
 pub fn read_table(out: &OutDir, table: &str, partitioned: bool) -> Result<Option<DataFrame>> {
     let path = out.read(&out.table_path(table, partitioned));

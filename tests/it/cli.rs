@@ -112,7 +112,12 @@ fn run_on_the_samples_writes_every_output_and_is_idempotent() {
 
     let page = std::fs::read_to_string(ws.out.join("site/index.html")).unwrap();
     assert!(page.contains("人力资源部"), "department names are listed");
-    assert!(page.contains("unknown_department"), "rejects are listed");
+    let quality = std::fs::read_to_string(ws.out.join("site/data-quality.html")).unwrap();
+    assert!(quality.contains("unknown_department"), "rejects are listed");
+    assert!(
+        page.contains("data-quality.html#rejects"),
+        "the overview links to them"
+    );
     assert!(
         !page.contains("http://") && !page.contains("https://"),
         "no external resources"

@@ -181,7 +181,7 @@ fn make_case(rng: &mut Rng) -> Case {
             case.records = None;
         }
         1 => {
-            case.bytes = (0..rng.below(2000)).map(|_| rng.next() as u8).collect();
+            case.bytes = (0..rng.below(2000)).map(|_| rng.next_u64() as u8).collect();
             case.records = None;
         }
         2 if !case.bytes.is_empty() => {

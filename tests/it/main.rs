@@ -7,6 +7,7 @@ mod fuzz;
 mod ingest;
 mod raters;
 mod safety;
+mod site;
 
 use std::path::{Path, PathBuf};
 
@@ -110,7 +111,7 @@ pub fn strs(xs: &[&str]) -> Vec<String> {
 pub struct Rng(pub u64);
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -118,10 +119,10 @@ impl Rng {
         z ^ (z >> 31)
     }
     pub fn f(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        (self.next_u64() % n as u64) as usize
     }
     pub fn normal(&mut self) -> f64 {
         let u1 = self.f().max(1e-12);

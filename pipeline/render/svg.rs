@@ -1,0 +1,249 @@
+//! Inline SVG charts, drawn in Rust so every number can be read without
+//! JavaScript: a sparkline, and a trend chart with target line, process
+//! limits and the points where a run rule fired.
+
+use std::fmt::Write as _;
+
+/// A small line of the last values; gaps break the line.
+pub fn sparkline(values: &[Option<f64>]) -> String {
+    let (w, h) = (80.0, 20.0);
+    let present: Vec<f64> = values.iter().flatten().copied().collect();
+    if present.len() < 2 {
+        return String::new();
+    }
+    let (lo, hi) = bounds(&present, None);
+    let step = w / (values.len().max(2) - 1) as f64;
+    let y = |v: f64| h - 2.0 - (v - lo) / (hi - lo) * (h - 4.0);
+    let mut path = String::new();
+    let mut pen_down = false;
+    for (i, v) in values.iter().enumerate() {
+        match v {
+            Some(v) => {
+                let _ = write!(
+                    path,
+                    "{}{:.1},{:.1} ",
+                    if pen_down { "L" } else { "M" },
+                    i as f64 * step,
+                    y(*v)
+                );
+                pen_down = true;
+            }
+            None => pen_down = false,
+        }
+    }
+    let last = present[present.len() - 1];
+    format!(
+        r#"<svg class="spark" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{last:.1}"><path d="{}" fill="none" stroke="currentColor" stroke-width="1.5"/></svg>"#,
+        path.trim_end()
+    )
+}
+
+fn bounds(values: &[f64], extra: Option<&[f64]>) -> (f64, f64) {
+    let mut lo = f64::INFINITY;
+    let mut hi = f64::NEG_INFINITY;
+    for v in values.iter().chain(extra.unwrap_or(&[])) {
+        lo = lo.min(*v);
+        hi = hi.max(*v);
+    }
+    if (hi - lo).abs() < 1e-9 {
+        (lo - 1.0, hi + 1.0)
+    } else {
+        let pad = (hi - lo) * 0.08;
+        (lo - pad, hi + pad)
+    }
+}
+
+/// One point of a trend chart.
+#[derive(Debug, Clone)]
+pub struct ChartPoint {
+    pub label: String,
+    pub value: Option<f64>,
+    pub signal: bool,
+}
+
+/// A trend chart: values by period, a dashed target line, dotted process
+/// limits (UCL/LCL) and red points where a run rule fired. Every point has
+/// a `<title>` with its period and value.
+pub fn trend_chart(
+    title: &str,
+    points: &[ChartPoint],
+    target: Option<f64>,
+    limits: Option<(f64, f64, f64)>,
+) -> String {
+    let (w, h, left, bottom) = (640.0, 200.0, 44.0, 22.0);
+    let present: Vec<f64> = points.iter().filter_map(|p| p.value).collect();
+    if present.is_empty() {
+        return String::new();
+    }
+    let mut extra: Vec<f64> = target.into_iter().collect();
+    if let Some((_, u, l)) = limits {
+        extra.extend([u, l]);
+    }
+    let (lo, hi) = bounds(&present, Some(&extra));
+    let plot_w = w - left - 8.0;
+    let plot_h = h - bottom - 8.0;
+    let step = plot_w / (points.len().max(2) - 1) as f64;
+    let x = |i: usize| left + i as f64 * step;
+    let y = |v: f64| 8.0 + plot_h - (v - lo) / (hi - lo) * plot_h;
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let mut s = format!(
+        r#"<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="{}"><title>{}</title>"#,
+        esc(title),
+        esc(title)
+    );
+    // Axis labels: min and max.
+    let _ = write!(
+        s,
+        r#"<text x="{}" y="{:.1}" class="axis" text-anchor="end">{hi:.1}</text><text x="{}" y="{:.1}" class="axis" text-anchor="end">{lo:.1}</text>"#,
+        left - 4.0,
+        y(hi) + 4.0,
+        left - 4.0,
+        y(lo)
+    );
+    if let Some((c, u, l)) = limits {
+        for (v, class) in [(u, "limit"), (l, "limit"), (c, "center")] {
+            let _ = write!(
+                s,
+                r#"<line x1="{left}" x2="{}" y1="{:.1}" y2="{:.1}" class="{class}"/>"#,
+                w - 8.0,
+                y(v),
+                y(v)
+            );
+        }
+    }
+    if let Some(t) = target {
+        let _ = write!(
+            s,
+            r#"<line x1="{left}" x2="{}" y1="{:.1}" y2="{:.1}" class="target"><title>target {t}</title></line>"#,
+            w - 8.0,
+            y(t),
+            y(t)
+        );
+    }
+    let mut path = String::new();
+    let mut pen_down = false;
+    for (i, p) in points.iter().enumerate() {
+        match p.value {
+            Some(v) => {
+                let _ = write!(
+                    path,
+                    "{}{:.1},{:.1} ",
+                    if pen_down { "L" } else { "M" },
+                    x(i),
+                    y(v)
+                );
+                pen_down = true;
+            }
+            None => pen_down = false,
+        }
+    }
+    let _ = write!(s, r#"<path d="{}" class="line"/>"#, path.trim_end());
+    for (i, p) in points.iter().enumerate() {
+        if let Some(v) = p.value {
+            let _ = write!(
+                s,
+                r#"<circle cx="{:.1}" cy="{:.1}" r="{}" class="{}"><title>{} {v:.1}</title></circle>"#,
+                x(i),
+                y(v),
+                if p.signal { 4.0 } else { 2.5 },
+                if p.signal { "point signal" } else { "point" },
+                esc(&p.label)
+            );
+        }
+    }
+    if let (Some(first), Some(last)) = (points.first(), points.last()) {
+        let _ = write!(
+            s,
+            r#"<text x="{left}" y="{}" class="axis">{}</text><text x="{}" y="{}" class="axis" text-anchor="end">{}</text>"#,
+            h - 4.0,
+            esc(&first.label),
+            w - 8.0,
+            h - 4.0,
+            esc(&last.label)
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// A histogram of values in fixed-width bins.
+pub fn histogram(title: &str, values: &[f64], bin: f64) -> String {
+    if values.is_empty() {
+        return String::new();
+    }
+    let lo = (values.iter().cloned().fold(f64::INFINITY, f64::min) / bin).floor() * bin;
+    let hi = (values.iter().cloned().fold(f64::NEG_INFINITY, f64::max) / bin).floor() * bin;
+    let n = ((hi - lo) / bin) as usize + 1;
+    let mut counts = vec![0usize; n];
+    for v in values {
+        counts[(((v - lo) / bin).floor() as usize).min(n - 1)] += 1;
+    }
+    let max = *counts.iter().max().unwrap_or(&1) as f64;
+    let (w, h) = (640.0, 160.0);
+    let bw = (w - 40.0) / n as f64;
+    let mut s = format!(
+        r#"<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="{title}"><title>{title}</title>"#
+    );
+    for (i, c) in counts.iter().enumerate() {
+        let bh = *c as f64 / max * (h - 30.0);
+        let from = lo + i as f64 * bin;
+        let _ = write!(
+            s,
+            r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" class="bar"><title>{from:.0} to {:.0}: {c}</title></rect>"#,
+            20.0 + i as f64 * bw,
+            h - 20.0 - bh,
+            (bw - 2.0).max(1.0),
+            bh,
+            from + bin
+        );
+    }
+    let _ = write!(
+        s,
+        r#"<text x="20" y="{}" class="axis">{lo:.0}</text><text x="{}" y="{}" class="axis" text-anchor="end">{:.0}</text></svg>"#,
+        h - 4.0,
+        w - 20.0,
+        h - 4.0,
+        hi + bin
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparkline_breaks_at_gaps_and_needs_two_points() {
+        assert_eq!(sparkline(&[Some(1.0)]), "");
+        let s = sparkline(&[Some(1.0), Some(2.0), None, Some(3.0), Some(2.0)]);
+        // Two segments: a move, a line, then a new move after the gap.
+        assert_eq!(s.matches('M').count(), 2);
+        assert_eq!(s.matches('L').count(), 2);
+    }
+
+    #[test]
+    fn chart_escapes_labels_and_marks_signals() {
+        let pts = vec![
+            ChartPoint {
+                label: "<a>".into(),
+                value: Some(1.0),
+                signal: false,
+            },
+            ChartPoint {
+                label: "b".into(),
+                value: Some(5.0),
+                signal: true,
+            },
+        ];
+        let s = trend_chart("t & u", &pts, Some(3.0), Some((3.0, 6.0, 0.0)));
+        assert!(s.contains("&lt;a&gt;") && !s.contains("<a>"));
+        assert!(s.contains("t &amp; u"));
+        assert_eq!(s.matches("point signal").count(), 1);
+        assert_eq!(s.matches(r#"class="limit""#).count(), 2);
+    }
+}
