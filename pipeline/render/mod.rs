@@ -23,7 +23,7 @@ pub mod svg;
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use minijinja::{context, Environment, Value};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -475,7 +475,7 @@ impl Site<'_> {
                 switcher => self.switcher(root, &|p| format!("periods/{}.html", p.label())),
                 freshness => self.d.freshness.iter().map(|(t, l)| context! { table => t.clone(), latest => l.clone() }).collect::<Vec<_>>(),
                 rejects_total => self.d.rejects_total,
-                downloads => self.d.periods.get(&Grain::Year).map(|ys| ys.iter().rev().map(|y| context! { label => y.label(), href => format!("{root}downloads/results-{}.csv", y.label()) }).collect::<Vec<_>>()).unwrap_or_default(),
+                downloads => self.d.periods.get(&Grain::Year).map(|ys| ys.iter().rev().map(|y| context! { label => y.label(), href => format!("{root}downloads/results-{}", y.label()) }).collect::<Vec<_>>()).unwrap_or_default(),
             }
         }
     }
@@ -796,8 +796,21 @@ impl Site<'_> {
         })
     }
 
-    /// The year's results for HR, one CSV per year.
+    /// The year's results for HR, as CSV (UTF-8 with BOM, as Excel expects)
+    /// and XLSX, one pair per year.
     fn downloads(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        let header = [
+            "dept_id",
+            "name",
+            "dept_type",
+            "total_score",
+            "grade",
+            "rank_in_type",
+            "bonus_coefficient",
+            "veto",
+            "veto_reasons",
+            "is_partial",
+        ];
         let mut out = Vec::new();
         for year in self
             .d
@@ -806,23 +819,15 @@ impl Site<'_> {
             .cloned()
             .unwrap_or_default()
         {
-            let mut w = csv::Writer::from_writer(vec![0xEF, 0xBB, 0xBF]); // BOM: Excel opens it as UTF-8
-            w.write_record([
-                "dept_id",
-                "name",
-                "dept_type",
-                "total_score",
-                "grade",
-                "rank_in_type",
-                "bonus_coefficient",
-                "veto",
-                "veto_reasons",
-                "is_partial",
-            ])?;
-            for dept in &self.d.depts {
-                let Some(s) = self.d.scores.get(&(dept.id.clone(), Grain::Year, year)) else {
-                    continue;
-                };
+            let rows: Vec<(&data::Dept, &data::DeptScore)> = self
+                .d
+                .depts
+                .iter()
+                .filter_map(|d| Some((d, self.d.scores.get(&(d.id.clone(), Grain::Year, year))?)))
+                .collect();
+            let mut w = csv::Writer::from_writer(vec![0xEF, 0xBB, 0xBF]);
+            w.write_record(header)?;
+            for (dept, s) in &rows {
                 w.write_record([
                     dept.id.clone(),
                     dept.name.clone(),
@@ -840,9 +845,56 @@ impl Site<'_> {
                 format!("results-{}.csv", year.label()),
                 w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?,
             ));
+            out.push((
+                format!("results-{}.xlsx", year.label()),
+                xlsx(&header, &rows, year)?,
+            ));
         }
         Ok(out)
     }
+}
+
+/// One year's results as an XLSX workbook. The document's creation date is
+/// the period's first day, so the same results give the same bytes.
+fn xlsx(
+    header: &[&str],
+    rows: &[(&data::Dept, &data::DeptScore)],
+    year: Period,
+) -> Result<Vec<u8>> {
+    use rust_xlsxwriter::{DocProperties, ExcelDateTime, Workbook};
+    let mut wb = Workbook::new();
+    let created = ExcelDateTime::from_ymd(year.start.year() as u16, 1, 1)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    wb.set_properties(&DocProperties::new().set_creation_datetime(&created));
+    let ws = wb.add_worksheet();
+    ws.set_name(year.label())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let x = |e: rust_xlsxwriter::XlsxError| anyhow::anyhow!("{e}");
+    for (c, h) in header.iter().enumerate() {
+        ws.write_string(0, c as u16, *h).map_err(x)?;
+    }
+    for (r, (dept, s)) in rows.iter().enumerate() {
+        let r = r as u32 + 1;
+        ws.write_string(r, 0, &dept.id).map_err(x)?;
+        ws.write_string(r, 1, &dept.name).map_err(x)?;
+        ws.write_string(r, 2, &dept.type_id).map_err(x)?;
+        if let Some(t) = s.total {
+            ws.write_number(r, 3, t).map_err(x)?;
+        }
+        ws.write_string(r, 4, s.grade.as_deref().unwrap_or(""))
+            .map_err(x)?;
+        if let Some(k) = s.rank {
+            ws.write_number(r, 5, k as f64).map_err(x)?;
+        }
+        if let Some(b) = s.bonus {
+            ws.write_number(r, 6, b).map_err(x)?;
+        }
+        ws.write_boolean(r, 7, s.veto).map_err(x)?;
+        ws.write_string(r, 8, s.veto_reasons.as_deref().unwrap_or(""))
+            .map_err(x)?;
+        ws.write_boolean(r, 9, s.is_partial).map_err(x)?;
+    }
+    wb.save_to_buffer().map_err(x)
 }
 
 /// The template environment: built-ins, then any override folder's files.

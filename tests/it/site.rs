@@ -72,6 +72,10 @@ fn a_department_page_shows_the_marts_numbers() {
     assert!(csv.starts_with(
         "\u{feff}dept_id,name,dept_type,total_score,grade,rank_in_type,bonus_coefficient,veto"
     ));
+    // And as an XLSX workbook (a zip package holding a worksheet).
+    let xlsx = std::fs::read(ws.out.join("site/downloads/results-2025.xlsx")).unwrap();
+    assert!(xlsx.starts_with(b"PK\x03\x04"));
+    assert!(xlsx.windows(24).any(|w| w == b"xl/worksheets/sheet1.xml"));
 }
 
 #[test]
