@@ -437,6 +437,24 @@ pub fn read_table(out: &OutDir, table: &str, partitioned: bool) -> Result<Option
     Ok(acc)
 }
 
+/// The file of a partitioned table's last (latest) month, if any.
+pub fn last_partition(out: &OutDir, table: &str) -> Result<Option<PathBuf>> {
+    let dir = out.read(&out.table_path(table, true));
+    let mut parts: Vec<PathBuf> = match fs::read_dir(&dir) {
+        Ok(rd) => rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect(),
+        Err(_) => return Ok(None),
+    };
+    parts.sort();
+    Ok(parts
+        .last()
+        .map(|p| p.join("part-0.parquet"))
+        .filter(|f| f.is_file()))
+}
+
 /// Row count of a lake table, from the Parquet footers only.
 pub fn count_rows(out: &OutDir, table: &str, partitioned: bool) -> Result<usize> {
     let path = out.read(&out.table_path(table, partitioned));

@@ -115,8 +115,6 @@ const MAX_ITERATIONS: usize = 1000;
 
 /// Fits score = mu + dept + rater (+ item) by backfitting. Cost per
 /// iteration is linear in the number of observations.
-// Index loops: each update reads several parallel arrays by the same index.
-#[allow(clippy::needless_range_loop)]
 pub fn fit(obs: &[Obs], n_dept: usize, n_rater: usize, n_item: usize, shrinkage: f64) -> Fit {
     let n = obs.len();
     let mut fit = Fit {
@@ -145,63 +143,25 @@ pub fn fit(obs: &[Obs], n_dept: usize, n_rater: usize, n_item: usize, shrinkage:
     let mut sums_r = vec![0.0; n_rater];
     let mut sums_t = vec![0.0; n_item];
     for iter in 0..MAX_ITERATIONS {
-        let mut change: f64 = 0.0;
-        // Departments: plain means of what the rest leaves.
-        sums_d.iter_mut().for_each(|s| *s = 0.0);
-        for o in obs {
-            sums_d[o.dept] += o.y - fit.mu - fit.rater[o.rater] - fit.item[o.item];
-        }
-        for j in 0..n_dept {
-            if dept_n[j] > 0 {
-                let v = sums_d[j] / dept_n[j] as f64;
-                change = change.max((v - fit.dept[j]).abs());
-                fit.dept[j] = v;
-            }
-        }
-        // Raters: shrunk means.
-        sums_r.iter_mut().for_each(|s| *s = 0.0);
-        for o in obs {
-            sums_r[o.rater] += o.y - fit.mu - fit.dept[o.dept] - fit.item[o.item];
-        }
-        for k in 0..n_rater {
-            if fit.rater_n[k] > 0 {
-                let v = sums_r[k] / (fit.rater_n[k] as f64 + shrinkage);
-                change = change.max((v - fit.rater[k]).abs());
-                fit.rater[k] = v;
-            }
-        }
-        // Centre rater effects: plain mean over raters is zero.
-        let active = fit.rater_n.iter().filter(|&&c| c > 0).count().max(1) as f64;
-        let mean_r: f64 = fit.rater.iter().sum::<f64>() / active;
-        for k in 0..n_rater {
-            if fit.rater_n[k] > 0 {
-                fit.rater[k] -= mean_r;
-            }
-        }
-        fit.mu += mean_r;
+        // Each facet in turn: the mean of what the other effects leave,
+        // raters shrunk towards zero.
+        accumulate(&mut sums_d, obs, |o| {
+            (o.dept, o.y - fit.mu - fit.rater[o.rater] - fit.item[o.item])
+        });
+        let mut change = update(&mut fit.dept, &sums_d, &dept_n, 0.0);
+        accumulate(&mut sums_r, obs, |o| {
+            (o.rater, o.y - fit.mu - fit.dept[o.dept] - fit.item[o.item])
+        });
+        change = change.max(update(&mut fit.rater, &sums_r, &fit.rater_n, shrinkage));
+        // Centre rater effects: their plain mean over raters is zero.
+        fit.mu += centre(&mut fit.rater, &fit.rater_n, |_| 1.0);
         if use_items {
-            sums_t.iter_mut().for_each(|s| *s = 0.0);
-            for o in obs {
-                sums_t[o.item] += o.y - fit.mu - fit.dept[o.dept] - fit.rater[o.rater];
-            }
-            for m in 0..n_item {
-                if item_n[m] > 0 {
-                    let v = sums_t[m] / item_n[m] as f64;
-                    change = change.max((v - fit.item[m]).abs());
-                    fit.item[m] = v;
-                }
-            }
+            accumulate(&mut sums_t, obs, |o| {
+                (o.item, o.y - fit.mu - fit.dept[o.dept] - fit.rater[o.rater])
+            });
+            change = change.max(update(&mut fit.item, &sums_t, &item_n, 0.0));
             // Item effects average zero over the ratings.
-            let mean_t = (0..n_item)
-                .map(|m| fit.item[m] * item_n[m] as f64)
-                .sum::<f64>()
-                / n as f64;
-            for m in 0..n_item {
-                if item_n[m] > 0 {
-                    fit.item[m] -= mean_t;
-                }
-            }
-            fit.mu += mean_t;
+            fit.mu += centre(&mut fit.item, &item_n, |c| c as f64);
         }
         fit.iterations = iter + 1;
         if change < TOLERANCE {
@@ -218,6 +178,51 @@ pub fn fit(obs: &[Obs], n_dept: usize, n_rater: usize, n_item: usize, shrinkage:
     let df = n.saturating_sub(params).max(1);
     fit.sigma = (ss / df as f64).sqrt();
     fit
+}
+
+/// Sums, per effect, the partial residual `f` gives for each observation.
+fn accumulate(sums: &mut [f64], obs: &[Obs], f: impl Fn(&Obs) -> (usize, f64)) {
+    sums.iter_mut().for_each(|s| *s = 0.0);
+    for o in obs {
+        let (k, v) = f(o);
+        sums[k] += v;
+    }
+}
+
+/// Sets each observed effect to its sum over (count + shrinkage); returns
+/// the largest change, for the convergence test.
+fn update(effects: &mut [f64], sums: &[f64], counts: &[usize], shrinkage: f64) -> f64 {
+    let mut change: f64 = 0.0;
+    for ((e, s), &n) in effects.iter_mut().zip(sums).zip(counts) {
+        if n > 0 {
+            let v = s / (n as f64 + shrinkage);
+            change = change.max((v - *e).abs());
+            *e = v;
+        }
+    }
+    change
+}
+
+/// Shifts the observed effects to a weighted mean of zero (weight from the
+/// count); returns the shift, which the overall mean takes up.
+fn centre(effects: &mut [f64], counts: &[usize], weight: impl Fn(usize) -> f64) -> f64 {
+    let (mut sum, mut total) = (0.0, 0.0);
+    for (e, &n) in effects.iter().zip(counts) {
+        if n > 0 {
+            sum += e * weight(n);
+            total += weight(n);
+        }
+    }
+    if total == 0.0 {
+        return 0.0;
+    }
+    let mean = sum / total;
+    for (e, &n) in effects.iter_mut().zip(counts) {
+        if n > 0 {
+            *e -= mean;
+        }
+    }
+    mean
 }
 
 /// Connected groups of raters and departments (a rater links the

@@ -229,15 +229,7 @@ pub fn compute_only(
 fn latest_in_lake(out: &OutDir, policy: &LoadedPolicy) -> Result<Option<String>> {
     let mut latest: Option<i64> = None;
     for spec in crate::ingest::tables::ALL {
-        let Some(col) = spec.month_column else {
-            continue;
-        };
-        if spec.name == "measurements" {
-            continue;
-        }
-        if let Some(df) = crate::lake::read_table(out, spec.name, true)? {
-            latest = latest.max(crate::frame::micros(&df, col)?.into_iter().flatten().max());
-        }
+        latest = latest.max(crate::ingest::latest_instant(out, spec)?);
     }
     Ok(latest.map(|us| crate::satisfaction::local_day(us, policy.tz).to_string()))
 }

@@ -331,14 +331,16 @@ pub fn ingest(
     let mut latest: Option<i64> = None;
     for spec in tables::ALL {
         let partitioned = spec.month_column.is_some();
-        let existing = match (out, spec.name) {
-            (None, _) => None,
-            (Some(_), "departments") => lake_depts.take(),
-            (Some(out), _) => lake::read_table(out, spec.name, partitioned)?,
-        };
-        let rows_before = existing.as_ref().map_or(0, |d| d.height());
         let Some(results) = by_table.get(spec.name) else {
-            latest = latest.max(latest_event(spec, existing.as_ref())?);
+            // Untouched: count from the Parquet footers and find the latest
+            // event in the last partition, without reading the table.
+            let rows_before = match out {
+                Some(out) => lake::count_rows(out, spec.name, partitioned)?,
+                None => 0,
+            };
+            if let Some(out) = out {
+                latest = latest.max(latest_instant(out, spec)?);
+            }
             report.tables.insert(
                 spec.name.to_string(),
                 TableCount {
@@ -349,6 +351,12 @@ pub fn ingest(
             );
             continue;
         };
+        let existing = match (out, spec.name) {
+            (None, _) => None,
+            (Some(_), "departments") => lake_depts.take(),
+            (Some(out), _) => lake::read_table(out, spec.name, partitioned)?,
+        };
+        let rows_before = existing.as_ref().map_or(0, |d| d.height());
         let new = build_frame(spec, results)?;
         let valid_read = new.height();
         let merged = merge(spec, existing, new)?;
@@ -1063,6 +1071,23 @@ pub fn read_log(out: &OutDir) -> Result<Vec<FileReport>> {
 
 /// Latest event instant of a table whose month column is a timestamp
 /// (measurement periods are not events).
+/// Latest event instant of a lake table (timestamp month column only),
+/// read from its last partition: partitions are months of the event, so the
+/// latest event is always there.
+pub fn latest_instant(out: &OutDir, spec: &TableSpec) -> Result<Option<i64>> {
+    let Some(mc) = spec.month_column else {
+        return Ok(None);
+    };
+    let i = spec.column_index(mc).expect("month column");
+    if spec.columns[i].kind != Kind::Timestamp {
+        return Ok(None);
+    }
+    let Some(file) = lake::last_partition(out, spec.name)? else {
+        return Ok(None);
+    };
+    latest_event(spec, Some(&lake::read_parquet(&file)?))
+}
+
 fn latest_event(spec: &TableSpec, df: Option<&DataFrame>) -> Result<Option<i64>> {
     let (Some(mc), Some(df)) = (spec.month_column, df) else {
         return Ok(None);

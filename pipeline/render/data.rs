@@ -525,37 +525,18 @@ pub fn load(out: &OutDir, english: bool, tz: chrono_tz::Tz) -> Result<SiteData> 
     }
     // Freshness: the latest event per table, from its latest partition only.
     for spec in crate::ingest::tables::ALL {
-        let Some(col) = spec.month_column else {
-            continue;
-        };
-        let dir = out.read(&out.table_path(spec.name, true));
-        let mut parts: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.is_dir())
-                    .collect()
-            })
-            .unwrap_or_default();
-        parts.sort();
-        let Some(last) = parts.last() else { continue };
-        let file = last.join("part-0.parquet");
-        if !file.is_file() {
-            continue;
-        }
-        let df = lake::read_parquet(&file)?;
         let latest = if spec.name == "measurements" {
-            frame::dates(&df, col)?
-                .into_iter()
-                .flatten()
-                .max()
-                .map(|d| d.to_string())
+            // Measurement periods are dates, not events.
+            match lake::last_partition(out, spec.name)? {
+                Some(f) => frame::dates(&lake::read_parquet(&f)?, "period_start")?
+                    .into_iter()
+                    .flatten()
+                    .max()
+                    .map(|d| d.to_string()),
+                None => None,
+            }
         } else {
-            frame::micros(&df, col)?
-                .into_iter()
-                .flatten()
-                .max()
-                .map(|us| day(us).to_string())
+            crate::ingest::latest_instant(out, spec)?.map(|us| day(us).to_string())
         };
         if let Some(l) = latest {
             d.freshness.push((spec.name.to_string(), l));

@@ -493,18 +493,21 @@ impl Site<'_> {
                     {
                         continue;
                     }
-                    pages.push(Page {
-                        path: format!("{dir}/{}.html", period.label()),
-                        template: "department.html",
-                        ctx: self.department(dept, &period),
-                    });
+                    // The latest month's page is also the department's
+                    // index, in the same folder: one context serves both.
+                    let ctx = self.department(dept, &period);
                     if Some(period) == latest {
                         pages.push(Page {
                             path: format!("{dir}/index.html"),
                             template: "department.html",
-                            ctx: self.department(dept, &period),
+                            ctx: ctx.clone(),
                         });
                     }
+                    pages.push(Page {
+                        path: format!("{dir}/{}.html", period.label()),
+                        template: "department.html",
+                        ctx,
+                    });
                 }
             }
         }
