@@ -73,6 +73,19 @@ impl Workspace {
         )
     }
 
+    /// `scorecard run --quiet --as-of AS_OF` from `input` (the workspace's
+    /// input folder if `None`) into the workspace's output; must succeed.
+    pub fn run_cli(&self, input: Option<&Path>, as_of: &str) {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_scorecard"))
+            .args(["run", "--quiet", "--as-of", as_of, "--input"])
+            .arg(input.unwrap_or(&self.input))
+            .arg("--out")
+            .arg(&self.out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+
     /// SQL over the output folder.
     pub fn sql(&self, q: &str) -> DataFrame {
         scorecard::query::execute(&scorecard::lake::OutDir::new(&self.out), q)

@@ -226,14 +226,7 @@ fn hostile_department_names_and_ids_stay_text_and_inside_the_output_folder() {
         "measurements.csv",
         "dept_id,metric,period_start,numerator,denominator\n../../x,process_compliance,2026-03-01,20,20\n",
     );
-    let o = bin()
-        .args(["run", "--quiet", "--as-of", "2026-03-31", "--input"])
-        .arg(&ws.input)
-        .arg("--out")
-        .arg(&ws.out)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ws.run_cli(None, "2026-03-31");
     let page = std::fs::read_to_string(ws.out.join("site/index.html")).unwrap();
     // Escaped as text, and every character kept.
     assert!(

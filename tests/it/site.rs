@@ -8,14 +8,10 @@ use scorecard::render::dictionary;
 use crate::Workspace;
 
 fn run_samples(ws: &Workspace) {
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_scorecard"))
-        .args(["run", "--quiet", "--as-of", "2026-10-31", "--input"])
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("data_samples"))
-        .arg("--out")
-        .arg(&ws.out)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ws.run_cli(
+        Some(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data_samples")),
+        "2026-10-31",
+    );
 }
 
 /// The text of the element with `id="<id>"` (first occurrence).
@@ -119,14 +115,7 @@ fn hostile_names_are_escaped_on_department_pages() {
         "measurements.csv",
         "dept_id,metric,period_start,numerator,denominator\n../../x,process_compliance,2026-03-01,20,20\n",
     );
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_scorecard"))
-        .args(["run", "--quiet", "--as-of", "2026-03-31", "--input"])
-        .arg(&ws.input)
-        .arg("--out")
-        .arg(&ws.out)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ws.run_cli(None, "2026-03-31");
     let dir = ws
         .out
         .join("site/departments")
