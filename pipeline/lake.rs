@@ -3,6 +3,7 @@
 //! renamed into place when complete, so a reader never sees half a file and
 //! a failed run leaves the previous outputs as they were.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -218,6 +219,12 @@ impl Staging {
         staged
     }
 
+    /// A scratch folder for intermediate files of this run: never
+    /// published, removed with the staging folder.
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        self.dir.join("scratch").join(name)
+    }
+
     /// Stages a small file's bytes.
     pub fn write(&mut self, final_path: &Path, bytes: &[u8]) -> Result<()> {
         let staged = self.stage(final_path);
@@ -382,6 +389,15 @@ pub fn read_parquet(path: &Path) -> Result<DataFrame> {
         .with_context(|| format!("cannot read {}", path.display()))
 }
 
+/// Some columns of a Parquet file.
+pub fn read_parquet_columns(path: &Path, columns: &[&str]) -> Result<DataFrame> {
+    let file = fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    ParquetReader::new(file)
+        .with_columns(Some(columns.iter().map(|c| c.to_string()).collect()))
+        .finish()
+        .with_context(|| format!("cannot read {}", path.display()))
+}
+
 /// Column names and types of a Parquet file, without reading its rows.
 pub fn read_schema(path: &Path) -> Result<Vec<(String, String)>> {
     let file = fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
@@ -396,34 +412,56 @@ pub fn read_schema(path: &Path) -> Result<Vec<(String, String)>> {
         .collect())
 }
 
+/// The files of a partitioned table, by month (`YYYY-MM`), as this run
+/// sees them: the published partitions overlaid with those staged by this
+/// run (a partition is staged file by file, so the table folder itself is
+/// never replaced whole).
+pub fn partition_files(out: &OutDir, table: &str) -> Result<BTreeMap<String, PathBuf>> {
+    let dir = out.table_path(table, true);
+    let mut finals: BTreeSet<PathBuf> = BTreeSet::new();
+    if let Ok(rd) = fs::read_dir(&dir) {
+        for e in rd.flatten() {
+            if e.path().is_dir() {
+                finals.insert(e.path().join("part-0.parquet"));
+            }
+        }
+    }
+    for (f, _) in out.overlay.lock().expect("overlay lock").iter() {
+        if f.starts_with(&dir) && f.file_name().is_some_and(|n| n == "part-0.parquet") {
+            finals.insert(f.clone());
+        }
+    }
+    let mut parts = BTreeMap::new();
+    for f in finals {
+        let Some(month) = f
+            .parent()
+            .and_then(|p| p.file_name())
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("month="))
+        else {
+            continue;
+        };
+        let month = month.to_string();
+        let path = out.read(&f);
+        if path.is_file() {
+            parts.insert(month, path);
+        }
+    }
+    Ok(parts)
+}
+
 /// Reads a lake table whole (every partition), or `None` if it is absent.
 pub fn read_table(out: &OutDir, table: &str, partitioned: bool) -> Result<Option<DataFrame>> {
-    let path = out.read(&out.table_path(table, partitioned));
     if !partitioned {
+        let path = out.read(&out.table_path(table, false));
         return if path.is_file() {
             read_parquet(&path).map(Some)
         } else {
             Ok(None)
         };
     }
-    if !path.is_dir() {
-        return Ok(None);
-    }
-    let mut files = Vec::new();
-    for part in fs::read_dir(&path)? {
-        let part = part?.path();
-        if part.is_dir() {
-            for f in fs::read_dir(&part)? {
-                let f = f?.path();
-                if f.extension().is_some_and(|e| e == "parquet") {
-                    files.push(f);
-                }
-            }
-        }
-    }
-    files.sort();
     let mut acc: Option<DataFrame> = None;
-    for f in files {
+    for f in partition_files(out, table)?.into_values() {
         let df = read_parquet(&f)?;
         match acc.as_mut() {
             None => acc = Some(df),
@@ -439,41 +477,17 @@ pub fn read_table(out: &OutDir, table: &str, partitioned: bool) -> Result<Option
 
 /// The file of a partitioned table's last (latest) month, if any.
 pub fn last_partition(out: &OutDir, table: &str) -> Result<Option<PathBuf>> {
-    let dir = out.read(&out.table_path(table, true));
-    let mut parts: Vec<PathBuf> = match fs::read_dir(&dir) {
-        Ok(rd) => rd
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.is_dir())
-            .collect(),
-        Err(_) => return Ok(None),
-    };
-    parts.sort();
-    Ok(parts
-        .last()
-        .map(|p| p.join("part-0.parquet"))
-        .filter(|f| f.is_file()))
+    Ok(partition_files(out, table)?.into_values().next_back())
 }
 
 /// Row count of a lake table, from the Parquet footers only.
 pub fn count_rows(out: &OutDir, table: &str, partitioned: bool) -> Result<usize> {
-    let path = out.read(&out.table_path(table, partitioned));
     if !partitioned {
-        return count_rows_file(&path);
+        return count_rows_file(&out.read(&out.table_path(table, false)));
     }
     let mut n = 0;
-    if path.is_dir() {
-        for part in fs::read_dir(&path)? {
-            let part = part?.path();
-            if part.is_dir() {
-                for f in fs::read_dir(&part)? {
-                    let f = f?.path();
-                    if f.extension().is_some_and(|e| e == "parquet") {
-                        n += count_rows_file(&f)?;
-                    }
-                }
-            }
-        }
+    for f in partition_files(out, table)?.into_values() {
+        n += count_rows_file(&f)?;
     }
     Ok(n)
 }

@@ -15,8 +15,10 @@ pub mod fields;
 pub mod source;
 pub mod tables;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::path::Path;
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use chrono_tz::Tz;
@@ -237,50 +239,16 @@ pub fn ingest(
         Some(out) => read_log(out)?,
         None => Vec::new(),
     };
-    let known_hashes: HashSet<(String, String)> = log
-        .iter()
-        .map(|r| (r.table.clone(), r.sha256.clone()))
-        .collect();
-    let known_paths: HashSet<(String, String)> = log
-        .iter()
-        .map(|r| (r.table.clone(), r.file.clone()))
-        .collect();
-
-    // Read bytes and hashes; skip what was ingested with the same content.
-    let mut to_read = Vec::new();
-    for f in files {
-        let bytes = std::fs::read(&f.path)
-            .with_context(|| format!("cannot read input file {}", f.path.display()))?;
-        let sha = hex(&Sha256::digest(&bytes));
-        let status = if known_hashes.contains(&(f.table.name.to_string(), sha.clone())) {
-            "unchanged"
-        } else if known_paths.contains(&(f.table.name.to_string(), f.rel.clone())) {
-            "changed"
-        } else {
-            "new"
-        };
-        if status == "unchanged" {
-            let prev = log
-                .iter()
-                .find(|r| r.table == f.table.name && r.sha256 == sha)
-                .cloned();
-            let mut r = prev.expect("hash was found in the log");
-            r.status = "unchanged".into();
-            r.file = f.rel.clone();
-            report.files.push(r);
-            continue;
-        }
-        to_read.push((f, bytes, sha, status));
-    }
+    let known = Known::new(&log);
 
     // Departments first: the other tables are checked against them.
     let mut lake_depts = match out {
         Some(out) => lake::read_table(out, "departments", false)?,
         None => None,
     };
-    let (dept_files, other_files): (Vec<_>, Vec<_>) = to_read
+    let (dept_files, other_files): (Vec<_>, Vec<_>) = files
         .into_iter()
-        .partition(|(f, ..)| f.table.name == "departments");
+        .partition(|f| f.table.name == "departments");
     let ctx = Ctx {
         tz: policy.tz,
         dept_types: policy
@@ -292,29 +260,72 @@ pub fn ingest(
         depts: HashSet::new(),
     };
     let mut failures = Vec::new();
-    let dept_results = read_files(dept_files, &ctx, policy, progress, &mut failures);
+    let mut new_rejects = Vec::new();
+    let (unchanged, dept_results) = read_files(dept_files, &known, &ctx, policy, &mut failures)?;
+    report.files.extend(unchanged);
+    log_read(
+        progress,
+        "departments",
+        dept_results.iter().map(|r| &r.report),
+    );
     let mut ctx = ctx;
     ctx.depts = known_departments(lake_depts.as_ref(), &dept_results)?;
     let dept_results = check_parents(dept_results, &ctx.depts);
-    let other_results = read_files(other_files, &ctx, policy, progress, &mut failures);
+
+    // The other tables, table by table and a batch of files at a time: each
+    // batch's valid rows are spilled to the staging folder by month at
+    // once, so memory holds one batch, not the whole input.
+    let mut spills: BTreeMap<&'static str, Spill> = BTreeMap::new();
+    for spec in tables::ALL.iter().filter(|s| s.name != "departments") {
+        let files: Vec<InputFile> = other_files
+            .iter()
+            .filter(|f| f.table.name == spec.name)
+            .cloned()
+            .collect();
+        if files.is_empty() {
+            continue;
+        }
+        let total = files.len();
+        let mut spill = Spill::new(spec, staging.as_deref().map(|s| s.scratch(spec.name)));
+        let mut done = 0usize;
+        let mut reports = Vec::new();
+        let mut last_log = std::time::Instant::now();
+        for batch in batches(files) {
+            done += batch.len();
+            let (unchanged, results) = read_files(batch, &known, &ctx, policy, &mut failures)?;
+            report.files.extend(unchanged);
+            // Past a failure nothing is published: read on only to report
+            // every problem, without spilling rows.
+            if failures.is_empty() {
+                spill.add(build_frame(spec, &results)?, policy.tz)?;
+            }
+            for r in results {
+                new_rejects.extend(r.rejects);
+                reports.push(r.report);
+            }
+            if last_log.elapsed().as_secs() >= 5 && done < total {
+                progress.step(&format!("reading {}: {done} of {total} file(s)", spec.name));
+                last_log = std::time::Instant::now();
+            }
+        }
+        log_read(progress, spec.name, reports.iter());
+        report.files.extend(reports);
+        spills.insert(spec.name, spill);
+    }
     if !failures.is_empty() {
         return Err(InputFailure(failures).into());
     }
 
-    let mut results = dept_results;
-    results.extend(other_results);
-    let mut new_rejects = Vec::new();
-    let mut by_table: BTreeMap<&'static str, Vec<FileResult>> = BTreeMap::new();
-    for r in results {
+    let mut dept_new = Vec::new();
+    for r in dept_results {
         report.files.push(r.report.clone());
-        by_table.entry(r.file.table.name).or_default().push(r);
+        new_rejects.extend(r.rejects.iter().cloned());
+        dept_new.push(r);
     }
     report
         .files
         .sort_by(|a, b| (&a.table, &a.file).cmp(&(&b.table, &b.file)));
-    for r in by_table.values().flatten() {
-        new_rejects.extend(r.rejects.iter().cloned());
-    }
+    new_rejects.sort_by(|a, b| (&a.table, &a.file, a.line).cmp(&(&b.table, &b.file, b.line)));
     report.rejects_new = new_rejects.len();
     for r in &new_rejects {
         let n = report
@@ -327,51 +338,44 @@ pub fn ingest(
         }
     }
 
-    // Build and merge each table's frame.
+    // Merge each table into the lake: only the month partitions that new
+    // rows (or rows that moved to another month) touch are rewritten.
     let mut latest: Option<i64> = None;
     for spec in tables::ALL {
         let partitioned = spec.month_column.is_some();
-        let Some(results) = by_table.get(spec.name) else {
-            // Untouched: count from the Parquet footers and find the latest
-            // event in the last partition, without reading the table.
-            let rows_before = match out {
-                Some(out) => lake::count_rows(out, spec.name, partitioned)?,
-                None => 0,
-            };
-            if let Some(out) = out {
-                latest = latest.max(latest_instant(out, spec)?);
+        let rows_before = match out {
+            Some(out) => lake::count_rows(out, spec.name, partitioned)?,
+            None => 0,
+        };
+        let mut count = TableCount {
+            rows_before,
+            rows_after: rows_before,
+            valid_read: 0,
+        };
+        if spec.name == "departments" {
+            if !dept_new.is_empty() {
+                let new = build_frame(spec, &dept_new)?;
+                count.valid_read = new.height();
+                let mut merged = merge(spec, lake_depts.take(), new)?;
+                count.rows_after = merged.height();
+                if let (Some(out), Some(staging)) = (out, staging.as_deref_mut()) {
+                    lake::write_parquet(
+                        &mut merged,
+                        &staging.stage(&out.table_path(spec.name, false)),
+                    )?;
+                }
             }
-            report.tables.insert(
-                spec.name.to_string(),
-                TableCount {
-                    rows_before,
-                    rows_after: rows_before,
-                    valid_read: 0,
-                },
-            );
-            continue;
-        };
-        let existing = match (out, spec.name) {
-            (None, _) => None,
-            (Some(_), "departments") => lake_depts.take(),
-            (Some(out), _) => lake::read_table(out, spec.name, partitioned)?,
-        };
-        let rows_before = existing.as_ref().map_or(0, |d| d.height());
-        let new = build_frame(spec, results)?;
-        let valid_read = new.height();
-        let merged = merge(spec, existing, new)?;
-        latest = latest.max(latest_event(spec, Some(&merged))?);
-        report.tables.insert(
-            spec.name.to_string(),
-            TableCount {
-                rows_before,
-                rows_after: merged.height(),
-                valid_read,
-            },
-        );
-        if let (Some(out), Some(staging)) = (out, staging.as_deref_mut()) {
-            write_table(staging, out, spec, merged, policy.tz)?;
+        } else if let Some(spill) = spills.remove(spec.name) {
+            count.valid_read = spill.rows;
+            count.rows_after = match (out, staging.as_deref_mut()) {
+                (Some(out), Some(staging)) => spill.merge_into(out, staging, rows_before)?,
+                _ => spill.rows,
+            };
         }
+        if let Some(out) = out {
+            latest = latest.max(latest_instant(out, spec)?);
+        }
+        report.tables.insert(spec.name.to_string(), count);
     }
 
     if let (Some(out), Some(staging)) = (out, staging) {
@@ -439,19 +443,107 @@ struct Ctx {
     depts: HashSet<String>,
 }
 
+/// What earlier ingests read, from the ingest log.
+struct Known<'a> {
+    log: &'a [FileReport],
+    /// (table, sha256) -> index in `log`.
+    hashes: HashMap<(&'a str, &'a str), usize>,
+    paths: HashSet<(&'a str, &'a str)>,
+}
+
+impl<'a> Known<'a> {
+    fn new(log: &'a [FileReport]) -> Known<'a> {
+        Known {
+            log,
+            hashes: log
+                .iter()
+                .enumerate()
+                .map(|(i, r)| ((r.table.as_str(), r.sha256.as_str()), i))
+                .collect(),
+            paths: log
+                .iter()
+                .map(|r| (r.table.as_str(), r.file.as_str()))
+                .collect(),
+        }
+    }
+}
+
+/// Input bytes read per batch: enough to keep every core busy, small
+/// enough that a batch's parsed rows stay a few hundred megabytes.
+const BATCH_BYTES: u64 = 48 << 20;
+
+/// Splits files (in name order) into batches of about [`BATCH_BYTES`].
+fn batches(files: Vec<InputFile>) -> Vec<Vec<InputFile>> {
+    let mut out = Vec::new();
+    let mut cur = Vec::new();
+    let mut bytes = 0u64;
+    for f in files {
+        bytes += std::fs::metadata(&f.path).map_or(0, |m| m.len());
+        cur.push(f);
+        if bytes >= BATCH_BYTES {
+            out.push(std::mem::take(&mut cur));
+            bytes = 0;
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// One line per table: nightly folders hold hundreds of daily files.
+fn log_read<'a>(progress: &Progress, table: &str, reports: impl Iterator<Item = &'a FileReport>) {
+    let (mut files, mut records, mut rejected) = (0usize, 0u64, 0u64);
+    for r in reports {
+        files += 1;
+        records += r.records;
+        rejected += r.rejected;
+    }
+    if files > 0 {
+        progress.step(&format!(
+            "read {table}: {files} file(s), {records} record(s), {rejected} rejected"
+        ));
+    }
+}
+
+/// Reads and validates files in parallel. Files whose content was ingested
+/// before are not parsed: their earlier log rows come back as `unchanged`.
+/// A file that fails whole is added to `failures`.
 fn read_files(
-    files: Vec<(InputFile, Vec<u8>, String, &'static str)>,
+    files: Vec<InputFile>,
+    known: &Known,
     ctx: &Ctx,
     policy: &LoadedPolicy,
-    progress: &Progress,
     failures: &mut Vec<String>,
-) -> Vec<FileResult> {
+) -> Result<(Vec<FileReport>, Vec<FileResult>)> {
     let encoding = policy.encoding();
     let limit = policy.policy.ingest.max_reject_share;
     let min_records = policy.policy.ingest.min_records_for_limit;
-    let outcomes: Vec<Result<FileResult, FileError>> = files
+    let outcomes: Vec<Result<Result<FileResult, FileReport>, FileError>> = files
         .into_par_iter()
-        .map(|(file, bytes, sha, status)| {
+        .map(|file| {
+            let bytes = match std::fs::read(&file.path) {
+                Ok(b) => b,
+                Err(e) => {
+                    return Err(FileError {
+                        file: file.rel.clone(),
+                        message: format!("cannot read {}: {e}", file.path.display()),
+                    })
+                }
+            };
+            let sha = hex(&Sha256::digest(&bytes));
+            let table = file.table.name;
+            if let Some(&i) = known.hashes.get(&(table, sha.as_str())) {
+                let mut r = known.log[i].clone();
+                r.status = "unchanged".into();
+                r.file = file.rel.clone();
+                return Ok(Err(r));
+            }
+            let status = if known.paths.contains(&(table, file.rel.as_str())) {
+                "changed"
+            } else {
+                "new"
+            };
             let read = source::read(&file, &bytes, encoding)?;
             let mut rejects: Vec<Reject> = read
                 .rejects
@@ -529,35 +621,24 @@ fn read_files(
                 valid: rows.len() as u64,
                 rejected: rejects.len() as u64,
             };
-            Ok(FileResult {
+            Ok(Ok(FileResult {
                 file,
                 report,
                 rows,
                 rejects,
-            })
+            }))
         })
         .collect();
+    let mut unchanged = Vec::new();
     let mut results = Vec::new();
     for o in outcomes {
         match o {
-            Ok(r) => results.push(r),
+            Ok(Ok(r)) => results.push(r),
+            Ok(Err(u)) => unchanged.push(u),
             Err(e) => failures.push(e.to_string()),
         }
     }
-    // One line per table: nightly folders hold hundreds of daily files.
-    let mut per_table: BTreeMap<&str, (usize, u64, u64)> = BTreeMap::new();
-    for r in &results {
-        let e = per_table.entry(r.file.table.name).or_default();
-        e.0 += 1;
-        e.1 += r.report.records;
-        e.2 += r.report.rejected;
-    }
-    for (table, (files, records, rejected)) in per_table {
-        progress.step(&format!(
-            "read {table}: {files} file(s), {records} record(s), {rejected} rejected"
-        ));
-    }
-    results
+    Ok((unchanged, results))
 }
 
 /// Validates one record: typed values, or the first problem found.
@@ -924,35 +1005,219 @@ fn merge(spec: &TableSpec, existing: Option<DataFrame>, new: DataFrame) -> Resul
     Ok(sorted)
 }
 
-/// Stages a table: partitioned by month of its event column, or one file.
-fn write_table(
-    staging: &mut Staging,
-    out: &OutDir,
-    spec: &TableSpec,
-    mut df: DataFrame,
-    tz: Tz,
-) -> Result<()> {
-    let Some(month_col) = spec.month_column else {
-        return lake::write_parquet(&mut df, &staging.stage(&out.table_path(spec.name, false)));
-    };
-    let months = month_keys(&df, spec, month_col, tz)?;
-    let table_dir = staging.stage(&out.table_path(spec.name, true));
-    std::fs::create_dir_all(&table_dir)?;
-    // Rows are sorted by event time, so each month is one contiguous run.
-    let mut start = 0usize;
-    while start < months.len() {
-        let mut end = start + 1;
-        while end < months.len() && months[end] == months[start] {
-            end += 1;
+/// A partitioned table's new rows, spilled to scratch files month by month
+/// as batches are read, then merged into the lake one month at a time.
+struct Spill {
+    spec: &'static TableSpec,
+    /// `None` when only checking: rows are counted, not kept.
+    dir: Option<PathBuf>,
+    /// Month (`YYYY-MM`) -> its chunk files, in read order.
+    chunks: BTreeMap<String, Vec<PathBuf>>,
+    /// For keys that can move between months (the key does not contain the
+    /// month column): a 128-bit hash of the key -> (month, read order) of
+    /// its latest version. Later files win, as in [`merge`].
+    latest: Option<HashMap<u128, (u32, i64)>>,
+    months: Vec<String>,
+    month_index: HashMap<String, u32>,
+    /// Valid rows read.
+    rows: usize,
+}
+
+/// The read-order column of spilled chunks (dropped before the lake).
+const ORD: &str = "_ord";
+
+impl Spill {
+    fn new(spec: &'static TableSpec, dir: Option<PathBuf>) -> Spill {
+        let movable = match spec.key {
+            Key::Columns(k) => !k.iter().any(|c| Some(*c) == spec.month_column),
+            Key::EventIdOrAll => true,
+        };
+        Spill {
+            spec,
+            latest: (movable && dir.is_some()).then(HashMap::new),
+            dir,
+            chunks: BTreeMap::new(),
+            months: Vec::new(),
+            month_index: HashMap::new(),
+            rows: 0,
         }
-        let mut part = df.slice(start as i64, end - start);
-        let path = table_dir
-            .join(format!("month={}", months[start]))
-            .join("part-0.parquet");
-        lake::write_parquet(&mut part, &path)?;
-        start = end;
     }
-    Ok(())
+
+    fn month_id(&mut self, m: &str) -> u32 {
+        if let Some(&i) = self.month_index.get(m) {
+            return i;
+        }
+        let i = self.months.len() as u32;
+        self.months.push(m.to_string());
+        self.month_index.insert(m.to_string(), i);
+        i
+    }
+
+    /// Spills one batch (rows in file, then line order).
+    fn add(&mut self, mut df: DataFrame, tz: Tz) -> Result<()> {
+        let n = df.height();
+        let first = self.rows as i64;
+        self.rows += n;
+        let Some(dir) = self.dir.clone() else {
+            return Ok(());
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        let month_col = self.spec.month_column.expect("partitioned table");
+        let months = month_keys(&df, self.spec, month_col, tz)?;
+        if self.latest.is_some() {
+            let hashes = key_hashes(&df, self.spec)?;
+            for (i, h) in hashes.into_iter().enumerate() {
+                if let Some(h) = h {
+                    let m = self.month_id(&months[i]);
+                    let latest = self.latest.as_mut().expect("checked");
+                    latest.insert(h, (m, first + i as i64));
+                }
+            }
+        }
+        df.with_column(
+            Int64Chunked::from_iter_values(ORD.into(), first..first + n as i64).into_column(),
+        )?;
+        // Group rows by month, keeping read order within each month.
+        let mut order: Vec<IdxSize> = (0..n as IdxSize).collect();
+        order.sort_by(|&a, &b| months[a as usize].cmp(&months[b as usize]));
+        let df = df.take(&IdxCa::from_vec("order".into(), order.clone()))?;
+        let mut start = 0usize;
+        while start < n {
+            let month = &months[order[start] as usize];
+            let mut end = start + 1;
+            while end < n && &months[order[end] as usize] == month {
+                end += 1;
+            }
+            let files = self.chunks.entry(month.clone()).or_default();
+            let path = dir.join(month).join(format!("{:06}.parquet", files.len()));
+            lake::write_parquet(&mut df.slice(start as i64, end - start), &path)?;
+            files.push(path);
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// Whether the row with this key hash, in month `month`, is superseded
+    /// by a later version in another month (or, with `ord`, by any later
+    /// version of the new rows).
+    fn superseded(&self, h: Option<u128>, month: &str, ord: Option<i64>) -> bool {
+        let (Some(latest), Some(h)) = (&self.latest, h) else {
+            return false;
+        };
+        match latest.get(&h) {
+            None => false,
+            Some(&(m, o)) => self.months[m as usize] != month || ord.is_some_and(|ord| ord != o),
+        }
+    }
+
+    fn drop_superseded(&self, df: DataFrame, month: &str, with_ord: bool) -> Result<DataFrame> {
+        if self.latest.is_none() {
+            return Ok(df);
+        }
+        let hashes = key_hashes(&df, self.spec)?;
+        let ords: Vec<Option<i64>> = if with_ord {
+            df.column(ORD)?.i64()?.iter().collect()
+        } else {
+            vec![None; df.height()]
+        };
+        let keep: BooleanChunked = hashes
+            .into_iter()
+            .zip(ords)
+            .map(|(h, o)| Some(!self.superseded(h, month, o)))
+            .collect();
+        Ok(df.filter(&keep)?)
+    }
+
+    /// Merges the spilled rows into the lake, staging every month partition
+    /// that changes; returns the table's row count afterwards.
+    fn merge_into(self, out: &OutDir, staging: &mut Staging, rows_before: usize) -> Result<usize> {
+        let spec = self.spec;
+        let existing = lake::partition_files(out, spec.name)?;
+        // Months to rewrite: those with new rows, and (when keys can move)
+        // those holding an earlier version of a key now in another month.
+        let mut months: BTreeSet<String> = self.chunks.keys().cloned().collect();
+        if self.latest.as_ref().is_some_and(|l| !l.is_empty()) {
+            let key_cols = key_columns(spec);
+            for (month, path) in &existing {
+                if months.contains(month) {
+                    continue;
+                }
+                let keys = lake::read_parquet_columns(path, &key_cols)?;
+                let moved = key_hashes(&keys, spec)?
+                    .into_iter()
+                    .any(|h| self.superseded(h, month, None));
+                if moved {
+                    months.insert(month.clone());
+                }
+            }
+        }
+        let mut rows_after = rows_before;
+        let table_dir = out.table_path(spec.name, true);
+        for month in months {
+            let old = match existing.get(&month) {
+                Some(p) => Some(lake::read_parquet(p)?),
+                None => None,
+            };
+            let old_rows = old.as_ref().map_or(0, |d| d.height());
+            let old = old
+                .map(|d| self.drop_superseded(d, &month, false))
+                .transpose()?;
+            let mut new: Option<DataFrame> = None;
+            for chunk in self.chunks.get(&month).into_iter().flatten() {
+                let df = lake::read_parquet(chunk)?;
+                match new.as_mut() {
+                    None => new = Some(df),
+                    Some(n) => {
+                        n.vstack_mut_owned(df)?;
+                    }
+                }
+            }
+            let new = match new {
+                Some(n) => self.drop_superseded(n, &month, true)?.drop(ORD)?,
+                None => empty_frame(spec)?,
+            };
+            let mut merged = merge(spec, old, new)?;
+            rows_after = rows_after + merged.height() - old_rows;
+            let path = table_dir
+                .join(format!("month={month}"))
+                .join("part-0.parquet");
+            lake::write_parquet(&mut merged, &staging.stage(&path))?;
+        }
+        Ok(rows_after)
+    }
+}
+
+fn key_columns(spec: &TableSpec) -> Vec<&'static str> {
+    match spec.key {
+        Key::Columns(k) => k.to_vec(),
+        Key::EventIdOrAll => vec!["event_id"],
+    }
+}
+
+/// A 128-bit hash of each row's key (text columns), `None` where a key
+/// column is null (events without an id are deduplicated on all columns,
+/// which include the month). Two independent 64-bit hashes: a collision
+/// among even billions of keys is vanishingly unlikely.
+fn key_hashes(df: &DataFrame, spec: &TableSpec) -> Result<Vec<Option<u128>>> {
+    let cols = key_columns(spec)
+        .into_iter()
+        .map(|c| Ok(df.column(c)?.str()?.iter().collect::<Vec<_>>()))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((0..df.height())
+        .map(|i| {
+            let mut a = std::collections::hash_map::DefaultHasher::new();
+            let mut b = std::collections::hash_map::DefaultHasher::new();
+            0x5eedu16.hash(&mut b);
+            for c in &cols {
+                let v = c[i]?;
+                v.hash(&mut a);
+                v.hash(&mut b);
+            }
+            Some(((a.finish() as u128) << 64) | b.finish() as u128)
+        })
+        .collect())
 }
 
 /// `YYYY-MM` of each row's event, in the policy's time zone.
@@ -1069,8 +1334,6 @@ pub fn read_log(out: &OutDir) -> Result<Vec<FileReport>> {
         .collect())
 }
 
-/// Latest event instant of a table whose month column is a timestamp
-/// (measurement periods are not events).
 /// Latest event instant of a lake table (timestamp month column only),
 /// read from its last partition: partitions are months of the event, so the
 /// latest event is always there.

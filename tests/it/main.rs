@@ -4,6 +4,7 @@
 mod cli;
 mod compute;
 mod fuzz;
+mod incremental;
 mod ingest;
 mod raters;
 mod safety;
