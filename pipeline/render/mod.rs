@@ -8,7 +8,8 @@
 //!   the latest complete month: one scorecard per department and period;
 //! * `raters.html` (unless the policy leaves it out) and `data-quality.html`
 //!   with the data dictionary;
-//! * `downloads/results-<year>.csv`: the year's results for HR.
+//! * `downloads/results-<year>.csv`: the year's results for HR;
+//! * `downloads/data-dictionary.csv`: every mart column, its type and meaning.
 //!
 //! Templates live in `report_templates/` and are compiled into the binary;
 //! a policy may name a folder whose files replace them one by one. Labels
@@ -172,7 +173,7 @@ pub fn render(
         }
         std::fs::write(&file, html).with_context(|| format!("cannot write {}", file.display()))?;
     }
-    for (name, csv) in site.downloads()? {
+    for (name, csv) in site.downloads(out)? {
         let file = dir.join("downloads").join(name);
         std::fs::create_dir_all(file.parent().expect("has a parent"))?;
         std::fs::write(&file, csv).with_context(|| format!("cannot write {}", file.display()))?;
@@ -760,29 +761,16 @@ impl Site<'_> {
             .iter()
             .map(|f| context! { table => f.table.clone(), file => f.file.clone(), encoding => f.encoding.clone(), records => f.records, rejected => f.rejected, sha => f.sha256[..12].to_string() })
             .collect();
-        let mut marts = Vec::new();
-        let dir = out.read(&out.marts());
-        let mut names: Vec<String> = std::fs::read_dir(&dir)
-            .map(|rd| {
-                rd.flatten()
-                    .filter_map(|e| {
-                        e.file_name()
-                            .to_str()
-                            .and_then(|n| n.strip_suffix(".parquet"))
-                            .map(String::from)
-                    })
-                    .collect()
+        let marts: Vec<Value> = mart_schemas(out)?
+            .into_iter()
+            .map(|(name, schema)| {
+                let cols: Vec<Value> = schema
+                    .into_iter()
+                    .map(|(c, ty)| context! { name => c.clone(), dtype => ty, description => dictionary::describe(&name, &c).unwrap_or("") })
+                    .collect();
+                context! { name => name, columns => cols }
             })
-            .unwrap_or_default();
-        names.sort();
-        for name in names {
-            let schema = lake::read_schema(&dir.join(format!("{name}.parquet")))?;
-            let cols: Vec<Value> = schema
-                .into_iter()
-                .map(|(c, ty)| context! { name => c.clone(), dtype => ty, description => dictionary::describe(&name, &c).unwrap_or("") })
-                .collect();
-            marts.push(context! { name => name, columns => cols });
-        }
+            .collect();
         Ok(Page {
             path: "data-quality.html".into(),
             template: "data_quality.html",
@@ -801,7 +789,7 @@ impl Site<'_> {
 
     /// The year's results for HR, as CSV (UTF-8 with BOM, as Excel expects)
     /// and XLSX, one pair per year.
-    fn downloads(&self) -> Result<Vec<(String, Vec<u8>)>> {
+    fn downloads(&self, out: &OutDir) -> Result<Vec<(String, Vec<u8>)>> {
         let header = [
             "dept_id",
             "name",
@@ -814,7 +802,7 @@ impl Site<'_> {
             "veto_reasons",
             "is_partial",
         ];
-        let mut out = Vec::new();
+        let mut out = vec![("data-dictionary.csv".to_string(), dictionary_csv(out)?)];
         for year in self
             .d
             .periods
@@ -1004,6 +992,84 @@ pub fn group_digits(n: u64) -> String {
         out.push(ch);
     }
     out
+}
+
+/// Column names and types, in file order.
+type Schema = Vec<(String, String)>;
+
+/// Each mart's columns and their types as polars names them, in name order.
+fn mart_schemas(out: &OutDir) -> Result<Vec<(String, Schema)>> {
+    let dir = out.read(&out.marts());
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_str()
+                        .and_then(|n| n.strip_suffix(".parquet"))
+                        .map(String::from)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            let schema = lake::read_schema(&dir.join(format!("{name}.parquet")))?;
+            Ok((name, schema))
+        })
+        .collect()
+}
+
+/// The data dictionary as CSV (`dataset,column,type,description`): every
+/// column of the lake tables (with the `month` partition column readers
+/// see), the rejects and the marts, with its type as polars names it, for
+/// tools that check what they read against it.
+fn dictionary_csv(out: &OutDir) -> Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(["dataset", "column", "type", "description"])?;
+    for spec in crate::ingest::tables::ALL {
+        let file = match spec.month_column {
+            Some(_) => lake::last_partition(out, spec.name)?,
+            None => Some(out.read(&out.table_path(spec.name, false))).filter(|p| p.is_file()),
+        };
+        let Some(file) = file else { continue };
+        let dataset = format!("lake/{}", spec.name);
+        for (c, ty) in lake::read_schema(&file)? {
+            let d = match c.as_str() {
+                "source_file" => "Input file the row came from (relative to the input folder).",
+                "source_line" => "Line (CSV, JSON Lines) or row (Parquet) in that file, from 1.",
+                _ => "As in the input contract (DESIGN.md section 5); times in UTC.",
+            };
+            w.write_record([dataset.as_str(), c.as_str(), ty.as_str(), d])?;
+        }
+        if let Some(mc) = spec.month_column {
+            let d = format!(
+                "Partition folder month=YYYY-MM: the month of {mc} in the policy's time zone."
+            );
+            w.write_record([dataset.as_str(), "month", "str", d.as_str()])?;
+        }
+    }
+    let rejects = out.read(&out.rejects());
+    if rejects.is_file() {
+        for (c, ty) in lake::read_schema(&rejects)? {
+            w.write_record([
+                "rejects",
+                c.as_str(),
+                ty.as_str(),
+                "See the data-quality page.",
+            ])?;
+        }
+    }
+    for (name, schema) in mart_schemas(out)? {
+        let dataset = format!("marts/{name}");
+        for (c, ty) in schema {
+            let d = dictionary::describe(&name, &c).unwrap_or("");
+            w.write_record([dataset.as_str(), c.as_str(), ty.as_str(), d])?;
+        }
+    }
+    w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ SELECT
     month,
     COUNT(DISTINCT rating_id) AS responses,
     COUNT(*) AS items,
-    ROUND(AVG(score_100), 1) AS mean_score_100
+    AVG(score_100) AS mean_score_100
 FROM ratings_scaled
 GROUP BY dept_id, month
 ORDER BY dept_id, month

@@ -30,10 +30,10 @@ complaints_by_month AS (
 SELECT
     s.dept_id,
     s.period,
-    ROUND(s.satisfaction_before, 1) AS satisfaction_before,
-    ROUND(s.satisfaction, 1) AS satisfaction,
-    ROUND(c.complaint_rate_before, 1) AS complaints_per_1000_before,
-    ROUND(c.complaint_rate, 1) AS complaints_per_1000
+    s.satisfaction_before,
+    s.satisfaction,
+    c.complaint_rate_before AS complaints_per_1000_before,
+    c.complaint_rate AS complaints_per_1000
 FROM satisfaction_by_month AS s
 JOIN complaints_by_month AS c
   ON s.dept_id = c.dept_id AND s.period = c.period

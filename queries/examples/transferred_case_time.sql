@@ -9,7 +9,7 @@ SELECT
     t.intake_dept,
     ct.dept_id AS holding_dept,
     COUNT(*) AS cases,
-    ROUND(SUM(ct.hours), 1) AS hours
+    SUM(ct.hours) AS hours
 FROM case_time AS ct
 JOIN transferred AS t
   ON ct.case_id = t.case_id
