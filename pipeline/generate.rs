@@ -42,6 +42,10 @@ pub struct GenerateArgs {
     /// Approximate number of cases (each gives several process events).
     #[arg(long, default_value_t = 8_000)]
     pub cases: u64,
+    /// Approximate number of complaints (default: a few per department and
+    /// month, more where quality is low).
+    #[arg(long)]
+    pub complaints: Option<u64>,
     /// Random seed: the same seed gives the same files.
     #[arg(long, default_value_t = 20_261_001)]
     pub seed: u64,
@@ -356,6 +360,8 @@ pub fn generate(args: &GenerateArgs, progress: &Progress) -> Result<()> {
     let raters = RaterPool::new(&depts, &mut rng);
     let n_months = args.months as f64;
     let ratings_per_month = args.ratings as f64 / n_months;
+    // Mean shortfall from full quality, to scale a requested complaint count.
+    let mean_gap = (depts.iter().map(|d| 1.0 - d.base).sum::<f64>() / depts.len() as f64).max(0.05);
     let cases_per_month = args.cases as f64 / n_months;
     let mut writers = Writers::new(out, &args.format, &args.split)?;
     let mut complaints = Vec::new();
@@ -447,7 +453,11 @@ pub fn generate(args: &GenerateArgs, progress: &Progress) -> Result<()> {
                 );
             }
             // Complaints: fewer where quality is high.
-            let n_compl = rng.poisson((1.0 - q) * 3.0 * share * depts.len() as f64 / 3.0);
+            let n_compl = rng.poisson(match args.complaints {
+                // Spread the requested total by volume, weighted to low quality.
+                Some(total) => total as f64 / n_months * share * (1.0 - q) / mean_gap,
+                None => (1.0 - q) * 3.0 * share * depts.len() as f64 / 3.0,
+            });
             for _ in 0..n_compl {
                 let at = random_time(&mut rng, month, days);
                 let due = at + Duration::days(10);

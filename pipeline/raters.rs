@@ -758,25 +758,26 @@ pub struct Reliability {
 /// `dept_id = '*'` per period with ICC(1) and ICC(2) across departments.
 /// `counted` marks the item ratings that count (not excluded).
 pub fn reliability(ratings: &[ItemRating], counted: &[bool]) -> Vec<Reliability> {
-    // (dept, period) -> item -> raw scores; raters; response means.
-    type Cell = (
-        BTreeMap<String, (Vec<f64>, f64)>,
-        BTreeSet<String>,
-        BTreeMap<String, (f64, usize)>,
+    // (dept, period) -> item -> raw scores; raters; response means. Keys
+    // borrow from the ratings: nothing is copied per rating.
+    type Cell<'a> = (
+        BTreeMap<&'a str, (Vec<f64>, f64)>,
+        BTreeSet<&'a str>,
+        BTreeMap<&'a str, (f64, usize)>,
     );
-    let mut cells: BTreeMap<(Period, String), Cell> = BTreeMap::new();
+    let mut cells: BTreeMap<(Period, &str), Cell> = BTreeMap::new();
     for (r, &ok) in ratings.iter().zip(counted) {
         if !ok {
             continue;
         }
         for g in Grain::ALL {
             let c = cells
-                .entry((Period::containing(g, r.day), r.dept_id.clone()))
+                .entry((Period::containing(g, r.day), r.dept_id.as_str()))
                 .or_default();
-            let it = c.0.entry(r.item.clone()).or_insert((Vec::new(), r.levels));
+            let it = c.0.entry(r.item.as_str()).or_insert((Vec::new(), r.levels));
             it.0.push(r.raw);
-            c.1.insert(r.rater_id.clone());
-            let resp = c.2.entry(r.rating_id.clone()).or_default();
+            c.1.insert(r.rater_id.as_str());
+            let resp = c.2.entry(r.rating_id.as_str()).or_default();
             resp.0 += r.y;
             resp.1 += 1;
         }
@@ -786,7 +787,7 @@ pub fn reliability(ratings: &[ItemRating], counted: &[bool]) -> Vec<Reliability>
     for ((period, dept), (items, raters, responses)) in cells {
         let list: Vec<(Vec<f64>, f64)> = items.into_values().collect();
         out.push(Reliability {
-            dept_id: dept,
+            dept_id: dept.to_string(),
             period,
             n_raters: raters.len(),
             rwg: rwg(&list),
