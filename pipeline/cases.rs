@@ -35,11 +35,11 @@ fn event_rank(e: &str) -> u8 {
 }
 
 #[derive(Debug, Clone)]
-struct Event {
+struct Event<'a> {
     at: i64,
-    event: String,
-    dept: String,
-    service_type: Option<String>,
+    event: &'a str,
+    dept: &'a str,
+    service_type: Option<&'a str>,
     due_at: Option<i64>,
     response_due_at: Option<i64>,
     instant: Option<bool>,
@@ -80,25 +80,26 @@ pub fn derive(
     tz: Tz,
     as_of_end: i64,
 ) -> Result<(Vec<Case>, usize)> {
-    let ids = frame::strs(events, "case_id")?;
-    let kinds = frame::strs(events, "event")?;
+    // Rows borrow the frame's text: nothing is copied per event.
+    let ids = frame::str_refs(events, "case_id")?;
+    let kinds = frame::str_refs(events, "event")?;
     let ats = frame::micros(events, "at")?;
-    let depts = frame::strs(events, "dept_id")?;
-    let services = frame::strs(events, "service_type")?;
+    let depts = frame::str_refs(events, "dept_id")?;
+    let services = frame::str_refs(events, "service_type")?;
     let dues = frame::micros(events, "due_at")?;
     let rdues = frame::micros(events, "response_due_at")?;
     let instants = frame::bools(events, "instant")?;
-    let mut by_case: BTreeMap<String, Vec<Event>> = BTreeMap::new();
+    let mut by_case: BTreeMap<&str, Vec<Event>> = BTreeMap::new();
     for i in 0..events.height() {
-        let (Some(id), Some(kind), Some(at), Some(dept)) = (&ids[i], &kinds[i], ats[i], &depts[i])
+        let (Some(id), Some(kind), Some(at), Some(dept)) = (ids[i], kinds[i], ats[i], depts[i])
         else {
             continue;
         };
-        by_case.entry(id.clone()).or_default().push(Event {
+        by_case.entry(id).or_default().push(Event {
             at,
-            event: kind.clone(),
-            dept: dept.clone(),
-            service_type: services[i].clone(),
+            event: kind,
+            dept,
+            service_type: services[i],
             due_at: dues[i],
             response_due_at: rdues[i],
             instant: instants[i],
@@ -107,8 +108,8 @@ pub fn derive(
     let mut cases = Vec::with_capacity(by_case.len());
     let mut orphans = 0;
     for (id, mut evs) in by_case {
-        evs.sort_by_key(|e| (e.at, event_rank(&e.event)));
-        match one_case(id, &evs, policy, cal, tz, as_of_end) {
+        evs.sort_by_key(|e| (e.at, event_rank(e.event)));
+        match one_case(id.to_string(), &evs, policy, cal, tz, as_of_end) {
             Some(c) => cases.push(c),
             None => orphans += 1,
         }
@@ -127,7 +128,8 @@ fn one_case(
     let recv = evs.iter().find(|e| e.event == "received")?;
     let received_at = recv.at;
     let first = |f: &dyn Fn(&Event) -> bool| evs.iter().find(|e| f(e));
-    let service_type = first(&|e| e.service_type.is_some()).and_then(|e| e.service_type.clone());
+    let service_type =
+        first(&|e| e.service_type.is_some()).and_then(|e| e.service_type.map(String::from));
     let instant = first(&|e| e.instant.is_some()).and_then(|e| e.instant);
     let limit = service_type
         .as_deref()
@@ -158,17 +160,17 @@ fn one_case(
     let mut notified_at: Option<i64> = None;
     let mut suspended: Vec<(i64, i64)> = Vec::new();
     let mut suspend_start: Option<i64> = None;
-    let mut holder = recv.dept.clone();
+    let mut holder = recv.dept.to_string();
     let mut hold_start = received_at;
     let mut segments: Vec<(String, i64, i64)> = Vec::new();
     for e in evs.iter().filter(|e| e.at >= received_at) {
-        match e.event.as_str() {
+        match e.event {
             "responded" if first_response_at.is_none() => first_response_at = Some(e.at),
             "visit" => visits += 1,
             "transferred" => {
                 transfers += 1;
                 segments.push((holder.clone(), hold_start, e.at));
-                holder = e.dept.clone();
+                holder = e.dept.to_string();
                 hold_start = e.at;
             }
             "suspended" if suspend_start.is_none() => suspend_start = Some(e.at),
@@ -235,7 +237,7 @@ fn one_case(
     };
     Some(Case {
         case_id,
-        dept_id: recv.dept.clone(),
+        dept_id: recv.dept.to_string(),
         service_type,
         received_at,
         instant,

@@ -131,12 +131,23 @@ fn read_lake(out: &OutDir) -> Result<Vec<(&'static str, DataFrame)>> {
 }
 
 /// Keeps rows whose timestamp column is at or before `limit` (UTC micros).
+/// Shares the columns, without copying, when every row qualifies (the
+/// usual case: as-of is the latest day).
 fn until(df: &DataFrame, col: &str, limit: i64) -> Result<DataFrame> {
     let mask: BooleanChunked = frame::micros(df, col)?
         .into_iter()
         .map(|v| Some(v.is_some_and(|v| v <= limit)))
         .collect();
-    Ok(df.filter(&mask)?)
+    filter_shared(df, &mask)
+}
+
+/// `df.filter(mask)`, or a cheap clone of `df` when the mask keeps all.
+fn filter_shared(df: &DataFrame, mask: &BooleanChunked) -> Result<DataFrame> {
+    if mask.all() {
+        Ok(df.clone())
+    } else {
+        Ok(df.filter(mask)?)
+    }
 }
 
 /// Builds the views as the data stood at the end of `as_of`.
@@ -164,7 +175,7 @@ pub fn build_views(
             .into_iter()
             .map(|d| Some(d.is_some_and(|d| d <= as_of)))
             .collect();
-        df.filter(&mask)?
+        filter_shared(&df, &mask)?
     };
 
     // Ratings removed on appeal (decided by as-of) are never scored.
@@ -180,7 +191,7 @@ pub fn build_views(
         .iter()
         .map(|id| Some(!id.as_ref().is_some_and(|id| removed.contains(id))))
         .collect();
-    let mut scored = ratings.filter(&keep)?;
+    let mut scored = filter_shared(&ratings, &keep)?;
     let score_100: Vec<Option<f64>> = {
         let s = frame::f64s(&scored, "score")?;
         let lo = frame::f64s(&scored, "scale_min")?;
@@ -211,7 +222,7 @@ pub fn build_views(
     let rater_outcome = raters::check(&items, &p.raters);
     let counted: Vec<bool> = items
         .iter()
-        .map(|r| !rater_outcome.excluded.contains_key(&r.rating_id))
+        .map(|r| !rater_outcome.excluded.contains_key(&*r.rating_id))
         .collect();
     let reliability = raters::reliability(&items, &counted);
     let responses = satisfaction::responses(&items, &rater_outcome);
@@ -315,13 +326,27 @@ pub fn compute(
     let rater_key = crate::privacy::rater_key(policy)?;
     let tz = policy.tz;
     let lake = read_lake(out)?;
-    let views = build_views(lake, policy, as_of)?;
+    let mut views = build_views(lake, policy, as_of)?;
     progress.step(&format!(
         "derive: {} cases; satisfaction: {} rows",
         views.cases.len(),
         views.satisfaction.len()
     ));
     let values = measure::compute(catalog, &views.tables, tz)?;
+    // The raw views and case rows have served the indicators: free them
+    // before scoring and trends (a large share of the peak memory).
+    views.tables.retain(|(name, _)| {
+        !matches!(
+            *name,
+            "ratings"
+                | "scored_ratings"
+                | "rating_appeals"
+                | "process_events"
+                | "complaints"
+                | "measurements"
+        )
+    });
+    views.cases = Vec::new();
     progress.step(&format!("measure: {} indicator values", values.len()));
 
     let departments: Vec<(String, String)> = {

@@ -22,6 +22,11 @@ pub fn strs(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>> {
         .collect())
 }
 
+/// A text column's values, borrowed from the frame (no copies).
+pub fn str_refs<'a>(df: &'a DataFrame, name: &str) -> Result<Vec<Option<&'a str>>> {
+    Ok(column(df, name)?.str()?.iter().collect())
+}
+
 /// Microseconds since the epoch (UTC) of a datetime column.
 pub fn micros(df: &DataFrame, name: &str) -> Result<Vec<Option<i64>>> {
     let c = column(df, name)?;

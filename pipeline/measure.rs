@@ -374,12 +374,12 @@ pub fn compute(catalog: &[Indicator], views: &[(&str, DataFrame)], tz: Tz) -> Re
 }
 
 fn aggregate(ind: &Indicator, df: &DataFrame, tz: Tz) -> Result<Vec<Value>> {
-    let depts = frame::strs(df, "dept_id")?;
+    let depts = frame::str_refs(df, "dept_id")?;
     let num_col = |name: &str| -> Result<Vec<Option<f64>>> {
         let c = df.column(name)?.cast(&DataType::Float64)?;
         Ok(c.f64()?.iter().collect())
     };
-    let mut cells: BTreeMap<(String, Period), Acc> = BTreeMap::new();
+    let mut cells: BTreeMap<(&str, Period), Acc> = BTreeMap::new();
     if ind.aggregate == Aggregate::PerPeriod {
         let grains = frame::strs(df, "grain")?;
         let starts = frame::dates(df, "period_start")?;
@@ -388,7 +388,7 @@ fn aggregate(ind: &Indicator, df: &DataFrame, tz: Tz) -> Result<Vec<Value>> {
         let mut out = Vec::new();
         for i in 0..df.height() {
             let (Some(d), Some(g), Some(s)) = (
-                &depts[i],
+                depts[i],
                 grains[i].as_deref().and_then(Grain::parse),
                 starts[i],
             ) else {
@@ -396,7 +396,7 @@ fn aggregate(ind: &Indicator, df: &DataFrame, tz: Tz) -> Result<Vec<Value>> {
             };
             out.push(Value {
                 indicator_id: ind.id.clone(),
-                dept_id: d.clone(),
+                dept_id: d.to_string(),
                 period: Period::containing(g, s),
                 value: values[i],
                 numerator: None,
@@ -427,7 +427,7 @@ fn aggregate(ind: &Indicator, df: &DataFrame, tz: Tz) -> Result<Vec<Value>> {
         s.into_iter().zip(e).map(|(s, e)| Some((s?, e?))).collect()
     };
     for i in 0..df.height() {
-        let (Some(dept), Some((start, end))) = (&depts[i], places[i]) else {
+        let (Some(dept), Some((start, end))) = (depts[i], places[i]) else {
             continue;
         };
         for g in Grain::ALL {
@@ -435,7 +435,7 @@ fn aggregate(ind: &Indicator, df: &DataFrame, tz: Tz) -> Result<Vec<Value>> {
             if !p.covers(start, end) {
                 continue;
             }
-            let acc = cells.entry((dept.clone(), p)).or_default();
+            let acc = cells.entry((dept, p)).or_default();
             match ind.aggregate {
                 Aggregate::Ratio => {
                     acc.num += nums[i].unwrap_or(0.0);
@@ -472,7 +472,7 @@ fn aggregate(ind: &Indicator, df: &DataFrame, tz: Tz) -> Result<Vec<Value>> {
             };
             Value {
                 indicator_id: ind.id.clone(),
-                dept_id: dept,
+                dept_id: dept.to_string(),
                 period,
                 value,
                 numerator,

@@ -26,6 +26,7 @@
 //! Exclusions are decided once per response at the estimation grain too.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use anyhow::Result;
 use chrono::NaiveDate;
@@ -38,11 +39,11 @@ use crate::policy::RaterPolicy;
 /// One item answer, as the rater model sees it.
 #[derive(Debug, Clone)]
 pub struct ItemRating {
-    pub rating_id: String,
-    pub item: String,
-    pub rater_id: String,
-    pub group: String,
-    pub dept_id: String,
+    pub rating_id: Arc<str>,
+    pub item: Arc<str>,
+    pub rater_id: Arc<str>,
+    pub group: Arc<str>,
+    pub dept_id: Arc<str>,
     pub day: NaiveDate,
     /// Normalised score, 0-100.
     pub y: f64,
@@ -55,13 +56,13 @@ pub struct ItemRating {
 pub fn items_from_frame(df: &DataFrame, tz: chrono_tz::Tz) -> Result<Vec<ItemRating>> {
     use crate::frame as f;
     let (ids, items, raters) = (
-        f::strs(df, "rating_id")?,
-        f::strs(df, "item")?,
-        f::strs(df, "rater_id")?,
+        f::str_refs(df, "rating_id")?,
+        f::str_refs(df, "item")?,
+        f::str_refs(df, "rater_id")?,
     );
     let (groups, depts, ats) = (
-        f::strs(df, "rater_group")?,
-        f::strs(df, "dept_id")?,
+        f::str_refs(df, "rater_group")?,
+        f::str_refs(df, "dept_id")?,
         f::micros(df, "rated_at")?,
     );
     let (y, raw, lo, hi) = (
@@ -70,14 +71,26 @@ pub fn items_from_frame(df: &DataFrame, tz: chrono_tz::Tz) -> Result<Vec<ItemRat
         f::f64s(df, "scale_min")?,
         f::f64s(df, "scale_max")?,
     );
+    // Each distinct text is stored once and shared (a response's id by its
+    // items, a rater's id by all their ratings): copies are reference counts.
+    let mut pool: HashSet<Arc<str>> = HashSet::new();
+    let mut intern = |s: Option<&str>| -> Option<Arc<str>> {
+        let s = s?;
+        if let Some(a) = pool.get(s) {
+            return Some(a.clone());
+        }
+        let a: Arc<str> = Arc::from(s);
+        pool.insert(a.clone());
+        Some(a)
+    };
     Ok((0..df.height())
         .filter_map(|i| {
             Some(ItemRating {
-                rating_id: ids[i].clone()?,
-                item: items[i].clone()?,
-                rater_id: raters[i].clone()?,
-                group: groups[i].clone()?,
-                dept_id: depts[i].clone()?,
+                rating_id: intern(ids[i])?,
+                item: intern(items[i])?,
+                rater_id: intern(raters[i])?,
+                group: intern(groups[i])?,
+                dept_id: intern(depts[i])?,
                 day: crate::satisfaction::local_day(ats[i]?, tz),
                 y: y[i]?,
                 raw: raw[i]?,
@@ -400,7 +413,7 @@ fn check_period(
     let mut response_resid: BTreeMap<&str, (f64, usize, usize)> = BTreeMap::new();
     for (i, &row) in rows.iter().enumerate() {
         let e = response_resid
-            .entry(ratings[row].rating_id.as_str())
+            .entry(ratings[row].rating_id.as_ref())
             .or_insert((0.0, 0, group_of[i]));
         e.0 += residual[i];
         e.1 += 1;
@@ -436,7 +449,7 @@ fn check_period(
             per_dept
                 .entry(obs[i].dept)
                 .or_default()
-                .entry(ratings[rows[i]].rating_id.as_str())
+                .entry(ratings[rows[i]].rating_id.as_ref())
                 .or_default()
                 .push(i);
         }
@@ -526,7 +539,7 @@ fn check_period(
     let mut responses: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, &row) in rows.iter().enumerate() {
         responses
-            .entry(ratings[row].rating_id.as_str())
+            .entry(ratings[row].rating_id.as_ref())
             .or_default()
             .push(i);
     }
@@ -557,7 +570,7 @@ fn check_period(
     let mut self_rows: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     let mut others: HashMap<usize, (f64, usize)> = HashMap::new();
     for (i, &row) in rows.iter().enumerate() {
-        if ratings[row].group == "self" {
+        if &*ratings[row].group == "self" {
             self_rows.entry(obs[i].dept).or_default().push(i);
         } else {
             let e = others.entry(obs[i].dept).or_default();
@@ -589,7 +602,7 @@ fn check_period(
     for (i, flag, _) in &flags {
         if excluding.contains(flag) {
             out.excluded
-                .entry(ratings[rows[*i]].rating_id.clone())
+                .entry(ratings[rows[*i]].rating_id.to_string())
                 .or_insert_with(|| (*flag).to_string());
         }
     }
@@ -620,10 +633,10 @@ fn check_period(
         let r = &ratings[rows[i]];
         out.flags.push(RatingFlag {
             period,
-            rating_id: r.rating_id.clone(),
-            item: r.item.clone(),
-            rater_id: r.rater_id.clone(),
-            dept_id: r.dept_id.clone(),
+            rating_id: r.rating_id.to_string(),
+            item: r.item.to_string(),
+            rater_id: r.rater_id.to_string(),
+            dept_id: r.dept_id.to_string(),
             flag: flag.into(),
             detail,
         });
@@ -635,7 +648,7 @@ fn check_period(
         let rated: BTreeSet<usize> = by_rater[k].iter().map(|&i| obs[i].dept).collect();
         let excluded = by_rater[k]
             .iter()
-            .any(|&i| out.excluded.contains_key(&ratings[rows[i]].rating_id));
+            .any(|&i| out.excluded.contains_key(&*ratings[rows[i]].rating_id));
         out.effects.push(RaterEffect {
             rater_id: raters.names[k].to_string(),
             period,
@@ -772,12 +785,12 @@ pub fn reliability(ratings: &[ItemRating], counted: &[bool]) -> Vec<Reliability>
         }
         for g in Grain::ALL {
             let c = cells
-                .entry((Period::containing(g, r.day), r.dept_id.as_str()))
+                .entry((Period::containing(g, r.day), r.dept_id.as_ref()))
                 .or_default();
-            let it = c.0.entry(r.item.as_str()).or_insert((Vec::new(), r.levels));
+            let it = c.0.entry(r.item.as_ref()).or_insert((Vec::new(), r.levels));
             it.0.push(r.raw);
-            c.1.insert(r.rater_id.as_str());
-            let resp = c.2.entry(r.rating_id.as_str()).or_default();
+            c.1.insert(r.rater_id.as_ref());
+            let resp = c.2.entry(r.rating_id.as_ref()).or_default();
             resp.0 += r.y;
             resp.1 += 1;
         }

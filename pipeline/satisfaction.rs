@@ -13,6 +13,7 @@
 //! weighted mean.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use anyhow::Result;
 use chrono::NaiveDate;
@@ -27,9 +28,9 @@ use crate::raters::{self, ItemRating};
 /// One response: a rater's answers on one occasion.
 #[derive(Debug, Clone)]
 pub struct Response {
-    pub dept_id: String,
-    pub rater_id: String,
-    pub group: String,
+    pub dept_id: Arc<str>,
+    pub rater_id: Arc<str>,
+    pub group: Arc<str>,
     pub day: NaiveDate,
     /// Mean of the response's items, 0-100.
     pub score: f64,
@@ -45,8 +46,8 @@ pub fn responses(items: &[ItemRating], outcome: &raters::Outcome) -> Vec<Respons
     let mut acc: HashMap<&str, (usize, f64, Option<f64>, usize)> = HashMap::new();
     let mut order = Vec::new();
     for (i, r) in items.iter().enumerate() {
-        let e = acc.entry(r.rating_id.as_str()).or_insert_with(|| {
-            order.push(r.rating_id.as_str());
+        let e = acc.entry(&*r.rating_id).or_insert_with(|| {
+            order.push(&*r.rating_id);
             (i, 0.0, Some(0.0), 0)
         });
         e.1 += r.y;
@@ -87,7 +88,7 @@ struct Acc {
     sum: f64,
     /// Sum of rater-adjusted scores; `None` once any is off the scale.
     fair: Option<f64>,
-    raters: BTreeSet<String>,
+    raters: BTreeSet<Arc<str>>,
     excluded: usize,
 }
 
@@ -150,7 +151,7 @@ pub fn compute(
     dept_types: &HashMap<String, String>,
     policy: &Policy,
 ) -> Vec<Row> {
-    let mut cells: BTreeMap<(String, Period), BTreeMap<String, Acc>> = BTreeMap::new();
+    let mut cells: BTreeMap<(Arc<str>, Period), BTreeMap<Arc<str>, Acc>> = BTreeMap::new();
     for r in responses {
         for g in Grain::ALL {
             let p = Period::containing(g, r.day);
@@ -165,7 +166,7 @@ pub fn compute(
     let fair_value = policy.raters.handling == "fair_mean";
     let mut out = Vec::new();
     for ((dept, period), groups) in cells {
-        let dtype = dept_types.get(&dept).map(String::as_str).unwrap_or("");
+        let dtype = dept_types.get(&*dept).map(String::as_str).unwrap_or("");
         let mut others = Acc::default();
         let mut others_min = 1;
         let mut all = Acc::default();
@@ -200,7 +201,7 @@ pub fn compute(
             weighted.or(observed)
         };
         out.push(Row {
-            dept_id: dept.clone(),
+            dept_id: dept.to_string(),
             period,
             rater_group: "all".into(),
             n_ratings: all.n,
@@ -237,7 +238,7 @@ fn group_row(dept: &str, period: Period, group: &str, acc: &Acc, fair_value: boo
 /// and carry the `client` weight; a client group it does not serve carries
 /// none.
 fn weighted_mean(
-    groups: &BTreeMap<String, Acc>,
+    groups: &BTreeMap<Arc<str>, Acc>,
     dtype: &str,
     period: Period,
     policy: &Policy,
@@ -257,10 +258,10 @@ fn weighted_mean(
     let mut units: Vec<(f64, Option<f64>)> = Vec::new();
     for (g, acc) in groups {
         if g.starts_with("client_") {
-            if serves.iter().any(|s| s == g) {
+            if serves.iter().any(|s| **s == **g) {
                 client.merge(acc);
             }
-        } else if let Some(w) = weights.get(g) {
+        } else if let Some(w) = weights.get(&**g) {
             if acc.n > 0 {
                 units.push((*w, mean(acc)));
             }

@@ -44,11 +44,11 @@ fn synthetic(seed: u64) -> Synthetic {
                 };
                 let y = y.clamp(0.0, 100.0);
                 items.push(ItemRating {
-                    rating_id: format!("R{response}"),
-                    item: format!("item{m}"),
-                    rater_id: rater.to_string(),
+                    rating_id: format!("R{response}").into(),
+                    item: format!("item{m}").into(),
+                    rater_id: rater.to_string().into(),
                     group: "peer".into(),
-                    dept_id: format!("D{dept:02}"),
+                    dept_id: format!("D{dept:02}").into(),
                     day,
                     y,
                     raw: y,
@@ -137,7 +137,7 @@ fn injected_raters_are_recovered_and_fair_means_are_closer_to_the_truth() {
     // Fair (rater-adjusted) and observed means per department.
     let mut sums: BTreeMap<&str, (f64, f64, f64)> = BTreeMap::new();
     for (r, adj) in data.items.iter().zip(&out.adjusted) {
-        let e = sums.entry(r.dept_id.as_str()).or_default();
+        let e = sums.entry(&*r.dept_id).or_default();
         e.0 += r.y;
         e.1 += adj.expect("one connected group");
         e.2 += 1.0;
@@ -169,9 +169,9 @@ fn a_department_whose_raters_rate_nothing_else_is_flagged_not_placed() {
     let day = NaiveDate::from_ymd_opt(2026, 2, 10).unwrap();
     for (i, rater) in ["X1", "X2", "X1"].iter().enumerate() {
         data.push(ItemRating {
-            rating_id: format!("island{i}"),
+            rating_id: format!("island{i}").into(),
             item: "item0".into(),
-            rater_id: rater.to_string(),
+            rater_id: rater.to_string().into(),
             group: "client_external".into(),
             dept_id: "ISLAND".into(),
             day,
@@ -208,8 +208,8 @@ fn rater_model_cost_grows_linearly() {
         let mut items = Vec::new();
         for c in 0..copies {
             for mut r in synthetic(100 + c).items {
-                r.rater_id = format!("{c}-{}", r.rater_id);
-                r.rating_id = format!("{c}-{}", r.rating_id);
+                r.rater_id = format!("{c}-{}", r.rater_id).into();
+                r.rating_id = format!("{c}-{}", r.rating_id).into();
                 items.push(r);
             }
         }
