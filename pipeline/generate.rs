@@ -93,8 +93,13 @@ impl Rng {
         let u2 = self.f();
         (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
     }
-    /// Poisson by inversion (small means only).
+    /// Poisson: by inversion for small means; above 500 (where `exp(-mean)`
+    /// heads for underflow) by the normal approximation, which is then
+    /// accurate to well under a percent.
     fn poisson(&mut self, mean: f64) -> u64 {
+        if mean > 500.0 {
+            return (mean + mean.sqrt() * self.normal()).round().max(0.0) as u64;
+        }
         let l = (-mean).exp();
         let mut k = 0;
         let mut p = 1.0;
@@ -1153,4 +1158,20 @@ fn typed_frame(
         cols.push(col);
     }
     Ok(DataFrame::new(recs.len(), cols)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poisson_keeps_its_mean_at_any_size() {
+        // The mean of n draws has standard error sqrt(mean / n): 0.22 for
+        // mean 10 and 4.5 for mean 5000 with n = 200 and 250; allow 4 of them.
+        let mut rng = Rng(42);
+        let small: u64 = (0..200).map(|_| rng.poisson(10.0)).sum();
+        assert!((small as f64 / 200.0 - 10.0).abs() < 0.9, "{small}");
+        let large: u64 = (0..250).map(|_| rng.poisson(5000.0)).sum();
+        assert!((large as f64 / 250.0 - 5000.0).abs() < 18.0, "{large}");
+    }
 }
