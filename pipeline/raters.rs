@@ -779,11 +779,14 @@ pub fn reliability(ratings: &[ItemRating], counted: &[bool]) -> Vec<Reliability>
         BTreeMap<&'a str, (f64, usize)>,
     );
     let mut cells: BTreeMap<(Period, &str), Cell> = BTreeMap::new();
+    // Weeks and months from the ratings; quarters and years from the
+    // months (each rating lies in one month; ratings come in time order, so
+    // every list keeps the order it would have had).
     for (r, &ok) in ratings.iter().zip(counted) {
         if !ok {
             continue;
         }
-        for g in Grain::ALL {
+        for g in [Grain::Week, Grain::Month] {
             let c = cells
                 .entry((Period::containing(g, r.day), r.dept_id.as_ref()))
                 .or_default();
@@ -795,6 +798,30 @@ pub fn reliability(ratings: &[ItemRating], counted: &[bool]) -> Vec<Reliability>
             resp.1 += 1;
         }
     }
+    let mut coarse: BTreeMap<(Period, &str), Cell> = BTreeMap::new();
+    for ((month, dept), (items, raters, responses)) in &cells {
+        if month.grain != Grain::Month {
+            continue;
+        }
+        for g in [Grain::Quarter, Grain::Year] {
+            let c = coarse
+                .entry((Period::containing(g, month.start), dept))
+                .or_default();
+            for (item, (xs, levels)) in items {
+                c.0.entry(item)
+                    .or_insert((Vec::new(), *levels))
+                    .0
+                    .extend(xs);
+            }
+            c.1.extend(raters);
+            for (id, (sum, n)) in responses {
+                let resp = c.2.entry(id).or_default();
+                resp.0 += sum;
+                resp.1 += n;
+            }
+        }
+    }
+    cells.extend(coarse);
     let mut out = Vec::new();
     let mut per_period: BTreeMap<Period, Vec<Vec<f64>>> = BTreeMap::new();
     for ((period, dept), (items, raters, responses)) in cells {
