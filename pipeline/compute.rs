@@ -103,7 +103,7 @@ fn check_definitions(policy: &LoadedPolicy) -> (Option<Vec<Indicator>>, Vec<Stri
             .validate_indicators(&|id| category.get(id).map(|c| c.to_string())),
     );
     let as_of = NaiveDate::from_ymd_opt(2000, 1, 1).expect("valid date");
-    match empty_lake().and_then(|lake| build_views(lake, policy, as_of)) {
+    match empty_lake().and_then(|lake| build_views(lake, policy, as_of, &Progress::silent())) {
         Ok(views) => problems.extend(measure::validate(&catalog, &views.tables)),
         Err(e) => problems.push(format!("cannot prepare the indicator views: {e:#}")),
     }
@@ -155,6 +155,7 @@ pub fn build_views(
     lake: Vec<(&'static str, DataFrame)>,
     policy: &LoadedPolicy,
     as_of: NaiveDate,
+    progress: &Progress,
 ) -> Result<Views> {
     let tz = policy.tz;
     let p = &policy.policy;
@@ -212,6 +213,11 @@ pub fn build_views(
         end,
     )?;
     let (case_rows, _orphans) = cases::derive(&events, p, &cal, tz, end)?;
+    progress.step(&format!(
+        "cases: {} from {} process events",
+        case_rows.len(),
+        events.height()
+    ));
 
     let dept_types: HashMap<String, String> = frame::strs(&departments, "dept_id")?
         .into_iter()
@@ -220,6 +226,12 @@ pub fn build_views(
         .collect();
     let items = raters::items_from_frame(&scored, tz)?;
     let rater_outcome = raters::check(&items, &p.raters);
+    progress.step(&format!(
+        "rater model: {} item ratings, {} rater estimates, {} flags",
+        items.len(),
+        rater_outcome.effects.len(),
+        rater_outcome.flags.len()
+    ));
     let counted: Vec<bool> = items
         .iter()
         .map(|r| !rater_outcome.excluded.contains_key(&*r.rating_id))
@@ -326,12 +338,10 @@ pub fn compute(
     let rater_key = crate::privacy::rater_key(policy)?;
     let tz = policy.tz;
     let lake = read_lake(out)?;
-    let mut views = build_views(lake, policy, as_of)?;
-    progress.step(&format!(
-        "derive: {} cases; satisfaction: {} rows",
-        views.cases.len(),
-        views.satisfaction.len()
-    ));
+    let rows: usize = lake.iter().map(|(_, df)| df.height()).sum();
+    progress.step(&format!("compute: read {rows} lake rows"));
+    let mut views = build_views(lake, policy, as_of, progress)?;
+    progress.step(&format!("satisfaction: {} rows", views.satisfaction.len()));
     let values = measure::compute(catalog, &views.tables, tz)?;
     // The raw views and case rows have served the indicators: free them
     // before scoring and trends (a large share of the peak memory).
