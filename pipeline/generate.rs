@@ -546,6 +546,7 @@ pub fn generate(args: &GenerateArgs, progress: &Progress) -> Result<()> {
         writers.write(&tables::PROCESS_EVENTS, month, events)?;
         progress.step(&format!("generated {}", month.format("%Y-%m")));
     }
+    writers.finish()?;
     if !args.no_bad_records {
         if let Some(last) = complaints.last().cloned() {
             let mut bad = last;
@@ -1002,11 +1003,15 @@ fn bad_events(month: NaiveDate, dept: &str) -> Vec<Rec> {
     )]
 }
 
-/// Open files per table, one per month or per day.
+/// Writes the day or month files of the high-volume tables.
 struct Writers {
     out: PathBuf,
     format: String,
     split: String,
+    /// Per-day mode: records generated in one month that fall on a day of a
+    /// later month (a case's last events), held until that day's file is
+    /// written, so no file is written twice. (table, YYYY-MM-DD) -> records.
+    carry: BTreeMap<(&'static str, String), Vec<Rec>>,
 }
 
 impl Writers {
@@ -1016,24 +1021,64 @@ impl Writers {
             out: out.to_path_buf(),
             format: format.to_string(),
             split: split.to_string(),
+            carry: BTreeMap::new(),
         })
     }
 
-    fn write(&mut self, spec: &TableSpec, month: NaiveDate, recs: Vec<Rec>) -> Result<()> {
+    fn write(&mut self, spec: &'static TableSpec, month: NaiveDate, recs: Vec<Rec>) -> Result<()> {
         let kind = file_kind(&self.format, spec.name)?;
         if self.split == "month" {
             let name = month.format("%Y-%m").to_string();
             return write_file(&self.out, spec, Some(&name), recs, kind);
         }
+        let last_day = add_months(month, 1)
+            .pred_opt()
+            .expect("a day before the first of a month")
+            .format("%Y-%m-%d")
+            .to_string();
         let mut by_day: BTreeMap<String, Vec<Rec>> = BTreeMap::new();
+        let carried: Vec<(&'static str, String)> = self
+            .carry
+            .keys()
+            .filter(|(t, d)| *t == spec.name && *d <= last_day)
+            .cloned()
+            .collect();
+        for key in carried {
+            let recs = self.carry.remove(&key).expect("listed");
+            by_day.entry(key.1).or_default().extend(recs);
+        }
         for r in recs {
             by_day
                 .entry(r.at.format("%Y-%m-%d").to_string())
                 .or_default()
                 .push(r);
         }
-        for (day, recs) in by_day {
+        for (day, mut recs) in by_day {
+            if day > last_day {
+                self.carry.entry((spec.name, day)).or_default().extend(recs);
+                continue;
+            }
+            recs.sort_by_key(|r| r.at);
             write_file(&self.out, spec, Some(&day), recs, kind)?;
+        }
+        Ok(())
+    }
+
+    /// Writes what is still held: days after the last month generated.
+    fn finish(mut self) -> Result<()> {
+        for ((table, day), mut recs) in std::mem::take(&mut self.carry) {
+            let spec = tables::ALL
+                .iter()
+                .find(|t| t.name == table)
+                .expect("a table of the contract");
+            recs.sort_by_key(|r| r.at);
+            write_file(
+                &self.out,
+                spec,
+                Some(&day),
+                recs,
+                file_kind(&self.format, table)?,
+            )?;
         }
         Ok(())
     }
