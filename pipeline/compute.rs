@@ -31,7 +31,6 @@ use crate::{cases, raters, restate, score, trends};
 /// Lake tables and derived frames that indicator SQL can read.
 pub struct Views {
     pub tables: Vec<(&'static str, DataFrame)>,
-    pub cases: Vec<cases::Case>,
     pub satisfaction: Vec<satisfaction::Row>,
     /// First local day with a rating or a case: where scoring starts.
     pub first_day: Option<NaiveDate>,
@@ -273,7 +272,6 @@ pub fn build_views(
     ];
     Ok(Views {
         tables,
-        cases: case_rows,
         satisfaction: sat_rows,
         first_day,
     })
@@ -343,7 +341,7 @@ pub fn compute(
     let mut views = build_views(lake, policy, as_of, progress)?;
     progress.step(&format!("satisfaction: {} rows", views.satisfaction.len()));
     let values = measure::compute(catalog, &views.tables, tz)?;
-    // The raw views and case rows have served the indicators: free them
+    // The raw views have served the indicators: free them
     // before scoring and trends (a large share of the peak memory).
     views.tables.retain(|(name, _)| {
         !matches!(
@@ -356,7 +354,6 @@ pub fn compute(
                 | "measurements"
         )
     });
-    views.cases = Vec::new();
     progress.step(&format!("measure: {} indicator values", values.len()));
 
     let departments: Vec<(String, String)> = {

@@ -1348,16 +1348,6 @@ pub fn latest_instant(out: &OutDir, spec: &TableSpec) -> Result<Option<i64>> {
     let Some(file) = lake::last_partition(out, spec.name)? else {
         return Ok(None);
     };
-    latest_event(spec, Some(&lake::read_parquet(&file)?))
-}
-
-fn latest_event(spec: &TableSpec, df: Option<&DataFrame>) -> Result<Option<i64>> {
-    let (Some(mc), Some(df)) = (spec.month_column, df) else {
-        return Ok(None);
-    };
-    let i = spec.column_index(mc).expect("month column");
-    if spec.columns[i].kind != Kind::Timestamp {
-        return Ok(None);
-    }
+    let df = lake::read_parquet_columns(&file, &[mc])?;
     Ok(df.column(mc)?.datetime()?.physical().max())
 }

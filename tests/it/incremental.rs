@@ -2,40 +2,10 @@
 //! touch are rewritten, and the result equals a run from scratch.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::SystemTime;
 
-use crate::{strs, Workspace};
-
-const RATINGS_HEADER: &str = "rating_id,rated_at,dept_id,rater_id,rater_group,item,score\n";
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-/// Relative path -> bytes of every file under `dir`.
-fn contents(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    files_under(dir)
-        .into_iter()
-        .map(|p| {
-            let rel = p.strip_prefix(dir).unwrap().display().to_string();
-            (rel, std::fs::read(&p).unwrap())
-        })
-        .collect()
-}
+use crate::{files_under, snapshot, strs, Workspace, RATINGS_HEADER};
 
 fn modified(dir: &Path) -> BTreeMap<String, SystemTime> {
     files_under(dir)
@@ -94,10 +64,7 @@ fn a_record_corrected_into_another_month_leaves_its_old_partition() {
     once.put("ratings/b.csv", &night2);
     once.ingest().unwrap();
     assert_eq!(once.rows(query), expected);
-    assert_eq!(
-        contents(&once.out.join("lake/ratings")),
-        contents(&ws.out.join("lake/ratings"))
-    );
+    assert!(snapshot(&once.out.join("lake/ratings")) == snapshot(&ws.out.join("lake/ratings")));
 }
 
 /// `scorecard generate` of a small set (6 departments, 3 months).
@@ -232,16 +199,13 @@ fn nightly_run_reads_only_new_files_and_equals_a_full_recompute() {
     full.run_cli(Some(&all), "2026-10-31");
     for folder in ["lake", "marts", "site"] {
         let (a, b) = (
-            contents(&ws.out.join(folder)),
-            contents(&full.out.join(folder)),
+            snapshot(&ws.out.join(folder)),
+            snapshot(&full.out.join(folder)),
         );
-        assert_eq!(
-            a.keys().collect::<Vec<_>>(),
-            b.keys().collect::<Vec<_>>(),
-            "{folder}: same files"
-        );
-        for (name, bytes) in &a {
-            assert!(bytes == &b[name], "{folder}/{name} differs from a full run");
+        let names = |s: &[(String, Vec<u8>)]| s.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&a), names(&b), "{folder}: same files");
+        for ((name, x), (_, y)) in a.iter().zip(&b) {
+            assert!(x == y, "{folder}/{name} differs from a full run");
         }
     }
 }

@@ -3,9 +3,7 @@
 use polars::prelude::*;
 use scorecard::ingest::Reason;
 
-use crate::{fixture, strs, Workspace};
-
-const RATINGS_HEADER: &str = "rating_id,rated_at,dept_id,rater_id,rater_group,item,score\n";
+use crate::{fixture, snapshot, strs, Workspace, RATINGS_HEADER};
 
 /// Microseconds since the epoch of a UTC time, worked out with Python's
 /// `datetime(2026, 1, 31, 15, 30, tzinfo=timezone.utc).timestamp()`.
@@ -517,26 +515,4 @@ fn re_ingesting_adds_nothing_and_a_changed_file_wins() {
         third.rejects_total, 0,
         "the old file's rejects are replaced"
     );
-}
-
-/// Every file under a folder with its bytes, for before/after comparisons.
-fn snapshot(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    fn walk(base: &std::path::Path, dir: &std::path::Path, out: &mut Vec<(String, Vec<u8>)>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(base, &p, out);
-            } else {
-                let rel = p.strip_prefix(base).unwrap().display().to_string();
-                out.push((rel, std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
 }

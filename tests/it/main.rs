@@ -16,6 +16,42 @@ use polars::prelude::*;
 use scorecard::progress::Progress;
 use scorecard::run::{self, Manifest, RunOptions};
 
+/// The header of a ratings CSV with the required columns.
+pub const RATINGS_HEADER: &str = "rating_id,rated_at,dept_id,rater_id,rater_group,item,score\n";
+
+/// Every file under `dir` (recursively), sorted; empty if `dir` is absent.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Every file under `dir` with its bytes, by path relative to `dir`, in
+/// path order: for before/after comparisons.
+pub fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    files_under(dir)
+        .into_iter()
+        .map(|p| {
+            let rel = p.strip_prefix(dir).unwrap().display().to_string();
+            (rel, std::fs::read(&p).unwrap())
+        })
+        .collect()
+}
+
 /// A temporary input folder and output folder.
 pub struct Workspace {
     _tmp: tempfile::TempDir,

@@ -7,22 +7,17 @@ use std::process::{Command, Stdio};
 
 use polars::prelude::*;
 
-use crate::Workspace;
+use crate::{files_under, snapshot, Workspace};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_scorecard"))
 }
 
 fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let dest = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &dest);
-        } else {
-            std::fs::copy(&p, &dest).unwrap();
-        }
+    for f in files_under(from) {
+        let dest = to.join(f.strip_prefix(from).unwrap());
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(&f, &dest).unwrap();
     }
 }
 
@@ -73,24 +68,10 @@ fn start_paused(input: &Path, out: &Path, failpoint: &str) -> std::process::Chil
 
 /// Every published file with its bytes (not the lock, nor staging).
 fn published(out: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files = Vec::new();
-    fn walk(base: &Path, dir: &Path, files: &mut Vec<(String, Vec<u8>)>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            let rel = p.strip_prefix(base).unwrap().display().to_string();
-            if rel == ".lock" || rel == ".staging" {
-                continue;
-            }
-            if p.is_dir() {
-                walk(base, &p, files);
-            } else {
-                files.push((rel, std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    walk(out, out, &mut files);
-    files.sort();
-    files
+    snapshot(out)
+        .into_iter()
+        .filter(|(rel, _)| rel != ".lock" && !rel.starts_with(".staging"))
+        .collect()
 }
 
 /// Every Parquet output as a frame, by relative path.
