@@ -5,14 +5,16 @@
 //! where the time of transferred cases went). A case belongs to the
 //! department and period of its `received` event (intake cohort).
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use anyhow::Result;
 use chrono_tz::Tz;
 use polars::prelude::DataFrame;
 
 use crate::calendar::WorkCalendar;
-use crate::frame::{self, Builder};
+use rayon::slice::ParallelSliceMut;
+
+use crate::frame::{At, Builder};
 use crate::policy::Policy;
 
 const HOUR_US: f64 = 3_600_000_000.0;
@@ -47,10 +49,10 @@ struct Event<'a> {
 
 /// One derived case.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Case {
-    pub case_id: String,
-    pub dept_id: String,
-    pub service_type: Option<String>,
+pub struct Case<'a> {
+    pub case_id: &'a str,
+    pub dept_id: &'a str,
+    pub service_type: Option<&'a str>,
     pub received_at: i64,
     pub instant: Option<bool>,
     pub first_response_at: Option<i64>,
@@ -67,49 +69,93 @@ pub struct Case {
     pub transfer_count: i64,
     pub notified: bool,
     /// (department, hours held), in the order held.
-    pub held: Vec<(String, f64)>,
+    pub held: Vec<(&'a str, f64)>,
 }
+
+/// The columns of `process_events` that [`derive`] reads.
+pub const EVENT_COLUMNS: [&str; 8] = [
+    "case_id",
+    "event",
+    "at",
+    "dept_id",
+    "service_type",
+    "due_at",
+    "response_due_at",
+    "instant",
+];
 
 /// Derives cases from process events as they stood at `as_of_end` (UTC
 /// micros, inclusive). Events after it must already be filtered out.
-/// Returns the cases and the number of case ids without a `received` event.
-pub fn derive(
-    events: &DataFrame,
+/// Returns the cases, sorted by case id, and the number of case ids without
+/// a `received` event. Cases borrow their text from `events`.
+pub fn derive<'a>(
+    events: &'a DataFrame,
     policy: &Policy,
     cal: &WorkCalendar,
     tz: Tz,
     as_of_end: i64,
-) -> Result<(Vec<Case>, usize)> {
-    // Rows borrow the frame's text: nothing is copied per event.
-    let ids = frame::str_refs(events, "case_id")?;
-    let kinds = frame::str_refs(events, "event")?;
-    let ats = frame::micros(events, "at")?;
-    let depts = frame::str_refs(events, "dept_id")?;
-    let services = frame::str_refs(events, "service_type")?;
-    let dues = frame::micros(events, "due_at")?;
-    let rdues = frame::micros(events, "response_due_at")?;
-    let instants = frame::bools(events, "instant")?;
-    let mut by_case: BTreeMap<&str, Vec<Event>> = BTreeMap::new();
+) -> Result<(Vec<Case<'a>>, usize)> {
+    // Columns are read in place; per event only a sort key is held.
+    let ids = At::strs(events, "case_id")?;
+    let kinds = At::strs(events, "event")?;
+    let ats = At::micros(events, "at")?;
+    let depts = At::strs(events, "dept_id")?;
+    let services = At::strs(events, "service_type")?;
+    let dues = At::micros(events, "due_at")?;
+    let rdues = At::micros(events, "response_due_at")?;
+    let instants = At::bools(events, "instant")?;
+
+    // Case ids numbered in text order, so that sorting plain numbers
+    // groups each case's events and orders the cases by id.
+    let mut number: HashMap<&str, u32> = HashMap::new();
     for i in 0..events.height() {
-        let (Some(id), Some(kind), Some(at), Some(dept)) = (ids[i], kinds[i], ats[i], depts[i])
+        if let Some(id) = ids.get(i) {
+            let next = number.len() as u32;
+            number.entry(id).or_insert(next);
+        }
+    }
+    let mut by_text: Vec<(&str, u32)> = number.iter().map(|(id, n)| (*id, *n)).collect();
+    by_text.sort_unstable();
+    let mut rank = vec![0u32; by_text.len()];
+    for (r, (_, n)) in by_text.iter().enumerate() {
+        rank[*n as usize] = r as u32;
+    }
+    drop(by_text);
+
+    // (case, time, event order, row): the row keeps ties in input order.
+    let mut keys: Vec<(u32, i64, u8, u32)> = Vec::with_capacity(events.height());
+    for i in 0..events.height() {
+        let (Some(id), Some(kind), Some(at), Some(_)) =
+            (ids.get(i), kinds.get(i), ats.get(i), depts.get(i))
         else {
             continue;
         };
-        by_case.entry(id).or_default().push(Event {
-            at,
-            event: kind,
-            dept,
-            service_type: services[i],
-            due_at: dues[i],
-            response_due_at: rdues[i],
-            instant: instants[i],
-        });
+        keys.push((rank[number[id] as usize], at, event_rank(kind), i as u32));
     }
-    let mut cases = Vec::with_capacity(by_case.len());
+    drop((number, rank));
+    keys.par_sort_unstable();
+
+    let mut cases = Vec::new();
     let mut orphans = 0;
-    for (id, mut evs) in by_case {
-        evs.sort_by_key(|e| (e.at, event_rank(e.event)));
-        match one_case(id.to_string(), &evs, policy, cal, tz, as_of_end) {
+    let mut evs: Vec<Event> = Vec::new();
+    for run in keys.chunk_by(|a, b| a.0 == b.0) {
+        evs.clear();
+        evs.extend(run.iter().map(|&(_, at, _, row)| {
+            let i = row as usize;
+            Event {
+                at,
+                event: kinds.get(i).expect("kept rows have an event"),
+                dept: depts.get(i).expect("kept rows have a department"),
+                service_type: services.get(i),
+                due_at: dues.get(i),
+                response_due_at: rdues.get(i),
+                instant: instants.get(i),
+            }
+        }));
+        let id = ids
+            .get(run[0].3 as usize)
+            .expect("kept rows have a case id");
+        match one_case(id, &evs, policy, cal, tz, as_of_end) {
             Some(c) => cases.push(c),
             None => orphans += 1,
         }
@@ -117,22 +163,20 @@ pub fn derive(
     Ok((cases, orphans))
 }
 
-fn one_case(
-    case_id: String,
-    evs: &[Event],
+fn one_case<'a>(
+    case_id: &'a str,
+    evs: &[Event<'a>],
     policy: &Policy,
     cal: &WorkCalendar,
     tz: Tz,
     as_of_end: i64,
-) -> Option<Case> {
+) -> Option<Case<'a>> {
     let recv = evs.iter().find(|e| e.event == "received")?;
     let received_at = recv.at;
     let first = |f: &dyn Fn(&Event) -> bool| evs.iter().find(|e| f(e));
-    let service_type =
-        first(&|e| e.service_type.is_some()).and_then(|e| e.service_type.map(String::from));
+    let service_type = first(&|e| e.service_type.is_some()).and_then(|e| e.service_type);
     let instant = first(&|e| e.instant.is_some()).and_then(|e| e.instant);
     let limit = service_type
-        .as_deref()
         .and_then(|s| policy.service_limits.get(s))
         .or_else(|| policy.service_limits.get("default"));
     let due_at = first(&|e| e.due_at.is_some())
@@ -160,17 +204,17 @@ fn one_case(
     let mut notified_at: Option<i64> = None;
     let mut suspended: Vec<(i64, i64)> = Vec::new();
     let mut suspend_start: Option<i64> = None;
-    let mut holder = recv.dept.to_string();
+    let mut holder = recv.dept;
     let mut hold_start = received_at;
-    let mut segments: Vec<(String, i64, i64)> = Vec::new();
+    let mut segments: Vec<(&str, i64, i64)> = Vec::new();
     for e in evs.iter().filter(|e| e.at >= received_at) {
         match e.event {
             "responded" if first_response_at.is_none() => first_response_at = Some(e.at),
             "visit" => visits += 1,
             "transferred" => {
                 transfers += 1;
-                segments.push((holder.clone(), hold_start, e.at));
-                holder = e.dept.to_string();
+                segments.push((holder, hold_start, e.at));
+                holder = e.dept;
                 hold_start = e.at;
             }
             "suspended" if suspend_start.is_none() => suspend_start = Some(e.at),
@@ -202,12 +246,12 @@ fn one_case(
             .sum();
         ((to - from) - paused).max(0) as f64 / HOUR_US
     };
-    let mut held: Vec<(String, f64)> = Vec::new();
-    for (dept, s, e) in &segments {
-        let h = active_hours(*s, *e);
-        match held.iter_mut().find(|(d, _)| d == dept) {
+    let mut held: Vec<(&str, f64)> = Vec::new();
+    for &(dept, s, e) in &segments {
+        let h = active_hours(s, e);
+        match held.iter_mut().find(|(d, _)| *d == dept) {
             Some(x) => x.1 += h,
-            None => held.push((dept.clone(), h)),
+            None => held.push((dept, h)),
         }
     }
 
@@ -237,7 +281,7 @@ fn one_case(
     };
     Some(Case {
         case_id,
-        dept_id: recv.dept.to_string(),
+        dept_id: recv.dept,
         service_type,
         received_at,
         instant,
@@ -265,12 +309,9 @@ fn one_case(
 /// The `cases` mart, sorted by case id.
 pub fn cases_frame(cases: &[Case]) -> Result<DataFrame> {
     Builder::new()
-        .str("case_id", cases.iter().map(|c| Some(c.case_id.as_str())))
-        .str("dept_id", cases.iter().map(|c| Some(c.dept_id.as_str())))
-        .str(
-            "service_type",
-            cases.iter().map(|c| c.service_type.as_deref()),
-        )
+        .str("case_id", cases.iter().map(|c| Some(c.case_id)))
+        .str("dept_id", cases.iter().map(|c| Some(c.dept_id)))
+        .str("service_type", cases.iter().map(|c| c.service_type))
         .ts("received_at", cases.iter().map(|c| Some(c.received_at)))
         .bool("instant", cases.iter().map(|c| c.instant))
         .ts(
@@ -300,11 +341,7 @@ pub fn cases_frame(cases: &[Case]) -> Result<DataFrame> {
 pub fn case_time_frame(cases: &[Case]) -> Result<DataFrame> {
     let rows: Vec<(&str, &str, f64)> = cases
         .iter()
-        .flat_map(|c| {
-            c.held
-                .iter()
-                .map(move |(d, h)| (c.case_id.as_str(), d.as_str(), *h))
-        })
+        .flat_map(|c| c.held.iter().map(move |&(d, h)| (c.case_id, d, h)))
         .collect();
     Builder::new()
         .str("case_id", rows.iter().map(|r| Some(r.0)))

@@ -30,13 +30,56 @@ use crate::{cases, raters, restate, score, trends};
 
 /// Lake tables and derived frames that indicator SQL can read.
 pub struct Views {
+    /// Small lake tables and derived frames, in memory.
     pub tables: Vec<(&'static str, DataFrame)>,
+    /// The large lake tables (`ratings`, `process_events`) as scans of
+    /// their partition files up to as-of: each query reads only the
+    /// columns it needs, and nothing stays in memory.
+    pub scans: Vec<(&'static str, LazyFrame)>,
+    /// Ratings removed on appeal by as-of.
+    removed: Vec<String>,
     pub satisfaction: Vec<satisfaction::Row>,
     /// First local day with a rating or a case: where scoring starts.
     pub first_day: Option<NaiveDate>,
 }
 
 impl Views {
+    /// The views as indicator SQL sees them. `scored_ratings` is `ratings`
+    /// without the ratings removed on appeal, plus `score_100` (the score on
+    /// a 0-100 scale).
+    pub fn sql(&self) -> Result<Vec<(&'static str, LazyFrame)>> {
+        let mut out: Vec<(&'static str, LazyFrame)> = self
+            .tables
+            .iter()
+            .map(|(name, df)| (*name, df.clone().lazy()))
+            .collect();
+        out.extend(self.scans.iter().cloned());
+        let ratings = self
+            .scans
+            .iter()
+            .find(|(n, _)| *n == "ratings")
+            .expect("ratings are scanned")
+            .1
+            .clone();
+        let scored = if self.removed.is_empty() {
+            ratings
+        } else {
+            let removed = Series::new("removed".into(), &self.removed);
+            ratings.filter(
+                col("rating_id")
+                    .is_in(lit(removed).implode(false), false)
+                    .fill_null(lit(false))
+                    .not(),
+            )
+        };
+        let f = |c: &str| col(c).cast(DataType::Float64);
+        let score_100 = ((f("score") - f("scale_min")) / (f("scale_max") - f("scale_min"))
+            * lit(100.0))
+        .alias("score_100");
+        out.push(("scored_ratings", scored.with_column(score_100)));
+        Ok(out)
+    }
+
     pub fn get(&self, name: &str) -> &DataFrame {
         &self
             .tables
@@ -102,31 +145,74 @@ fn check_definitions(policy: &LoadedPolicy) -> (Option<Vec<Indicator>>, Vec<Stri
             .validate_indicators(&|id| category.get(id).map(|c| c.to_string())),
     );
     let as_of = NaiveDate::from_ymd_opt(2000, 1, 1).expect("valid date");
-    match empty_lake().and_then(|lake| build_views(lake, policy, as_of, &Progress::silent())) {
-        Ok(views) => problems.extend(measure::validate(&catalog, &views.tables)),
+    let views = empty_lake()
+        .and_then(|lake| build_views(lake, policy, as_of, &Progress::silent()))
+        .and_then(|views| views.sql());
+    match views {
+        Ok(views) => problems.extend(measure::validate(&catalog, &views)),
         Err(e) => problems.push(format!("cannot prepare the indicator views: {e:#}")),
     }
     (Some(catalog), problems)
 }
 
-fn empty_lake() -> Result<Vec<(&'static str, DataFrame)>> {
+fn empty_lake() -> Result<Vec<(&'static str, LazyFrame)>> {
     tables::ALL
         .iter()
-        .map(|s| Ok((s.name, ingest::empty_frame(s)?)))
+        .map(|s| Ok((s.name, ingest::empty_frame(s)?.lazy())))
         .collect()
 }
 
-fn read_lake(out: &OutDir) -> Result<Vec<(&'static str, DataFrame)>> {
+/// The lake as scans: partitioned tables over their month files in month
+/// order (as this run sees them), the rest read whole (they are small).
+fn read_lake(out: &OutDir) -> Result<Vec<(&'static str, LazyFrame)>> {
     tables::ALL
         .iter()
         .map(|s| {
-            let df = match lake::read_table(out, s.name, s.month_column.is_some())? {
-                Some(df) => df,
-                None => ingest::empty_frame(s)?,
+            let lf = if s.month_column.is_some() {
+                let files = lake::partition_files(out, s.name)?;
+                if files.is_empty() {
+                    ingest::empty_frame(s)?.lazy()
+                } else {
+                    let args = ScanArgsParquet {
+                        hive_options: HiveOptions::new_disabled(),
+                        ..Default::default()
+                    };
+                    let scans = files
+                        .values()
+                        .map(|f| {
+                            Ok(LazyFrame::scan_parquet(
+                                PlRefPath::try_from_path(f)?,
+                                args.clone(),
+                            )?)
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    concat(scans, UnionArgs::default())?
+                }
+            } else {
+                match lake::read_table(out, s.name, false)? {
+                    Some(df) => df.lazy(),
+                    None => ingest::empty_frame(s)?.lazy(),
+                }
             };
-            Ok((s.name, df))
+            Ok((s.name, lf))
         })
         .collect()
+}
+
+/// Reads `columns` of a scanned table, in file and row order.
+fn collect_columns(lf: &LazyFrame, columns: &[&str], what: &str) -> Result<DataFrame> {
+    lf.clone()
+        .select(columns.iter().map(|c| col(*c)).collect::<Vec<_>>())
+        .collect()
+        .map_err(|e| anyhow::anyhow!("cannot read the lake's {what}: {e}"))
+}
+
+/// A UTC microsecond instant as a literal of the lake's timestamp type.
+fn instant(us: i64) -> Expr {
+    lit(us).cast(DataType::Datetime(
+        TimeUnit::Microseconds,
+        Some(TimeZone::UTC),
+    ))
 }
 
 /// Keeps rows whose timestamp column is at or before `limit` (UTC micros).
@@ -151,7 +237,7 @@ fn filter_shared(df: &DataFrame, mask: &BooleanChunked) -> Result<DataFrame> {
 
 /// Builds the views as the data stood at the end of `as_of`.
 pub fn build_views(
-    lake: Vec<(&'static str, DataFrame)>,
+    lake: Vec<(&'static str, LazyFrame)>,
     policy: &LoadedPolicy,
     as_of: NaiveDate,
     progress: &Progress,
@@ -160,23 +246,28 @@ pub fn build_views(
     let p = &policy.policy;
     let end = end_of_day(as_of, tz);
     let cal = WorkCalendar::from_policy(p);
-    let mut lake: HashMap<&str, DataFrame> = lake.into_iter().collect();
+    let mut lake: HashMap<&str, LazyFrame> = lake.into_iter().collect();
     let mut take = |name: &str| lake.remove(name).expect("every lake table is present");
+    let mut small = |name: &str| -> Result<DataFrame> {
+        take(name)
+            .collect()
+            .map_err(|e| anyhow::anyhow!("cannot read the lake's {name}: {e}"))
+    };
 
-    let departments = take("departments");
-    let ratings = until(&take("ratings"), "rated_at", end)?;
-    let appeals = until(&take("rating_appeals"), "decided_at", end)?;
-    let events = until(&take("process_events"), "at", end)?;
-    let complaints = until(&take("complaints"), "received_at", end)?;
-    let incidents = until(&take("incidents"), "occurred_at", end)?;
+    let departments = small("departments")?;
+    let appeals = until(&small("rating_appeals")?, "decided_at", end)?;
+    let complaints = until(&small("complaints")?, "received_at", end)?;
+    let incidents = until(&small("incidents")?, "occurred_at", end)?;
     let measurements = {
-        let df = take("measurements");
+        let df = small("measurements")?;
         let mask: BooleanChunked = frame::dates(&df, "period_start")?
             .into_iter()
             .map(|d| Some(d.is_some_and(|d| d <= as_of)))
             .collect();
         filter_shared(&df, &mask)?
     };
+    let ratings = take("ratings").filter(col("rated_at").lt_eq(instant(end)));
+    let events = take("process_events").filter(col("at").lt_eq(instant(end)));
 
     // Ratings removed on appeal (decided by as-of) are never scored.
     let removed: HashSet<String> = {
@@ -187,22 +278,6 @@ pub fn build_views(
             .filter_map(|(id, d)| (d.as_deref() == Some("removed")).then_some(id).flatten())
             .collect()
     };
-    let keep: BooleanChunked = frame::strs(&ratings, "rating_id")?
-        .iter()
-        .map(|id| Some(!id.as_ref().is_some_and(|id| removed.contains(id))))
-        .collect();
-    let mut scored = filter_shared(&ratings, &keep)?;
-    let score_100: Vec<Option<f64>> = {
-        let s = frame::f64s(&scored, "score")?;
-        let lo = frame::f64s(&scored, "scale_min")?;
-        let hi = frame::f64s(&scored, "scale_max")?;
-        (0..scored.height())
-            .map(|i| Some((s[i]? - lo[i]?) / (hi[i]? - lo[i]?) * 100.0))
-            .collect()
-    };
-    scored.with_column(
-        Float64Chunked::from_iter_options("score_100".into(), score_100.into_iter()).into_column(),
-    )?;
 
     let complaints = complaint_view(
         &complaints,
@@ -211,19 +286,32 @@ pub fn build_views(
         tz,
         end,
     )?;
-    let (case_rows, _orphans) = cases::derive(&events, p, &cal, tz, end)?;
-    progress.step(&format!(
-        "cases: {} from {} process events",
-        case_rows.len(),
-        events.height()
-    ));
+    // Case rows borrow the events' text: made into frames right away, and
+    // the events read for them freed.
+    let (cases_df, case_time_df, first_case_day) = {
+        let events = collect_columns(&events, &cases::EVENT_COLUMNS, "process events")?;
+        let (case_rows, _orphans) = cases::derive(&events, p, &cal, tz, end)?;
+        progress.step(&format!(
+            "cases: {} from {} process events",
+            case_rows.len(),
+            events.height()
+        ));
+        (
+            cases::cases_frame(&case_rows)?,
+            cases::case_time_frame(&case_rows)?,
+            case_rows.iter().map(|c| local_day(c.received_at, tz)).min(),
+        )
+    };
 
     let dept_types: HashMap<String, String> = frame::strs(&departments, "dept_id")?
         .into_iter()
         .zip(frame::strs(&departments, "dept_type")?)
         .filter_map(|(d, t)| Some((d?, t?)))
         .collect();
-    let items = raters::items_from_frame(&scored, tz)?;
+    let items = {
+        let df = collect_columns(&ratings, &raters::RATING_COLUMNS, "ratings")?;
+        raters::items_from_frame(&df, &removed, tz)?
+    };
     let rater_outcome = raters::check(&items, &p.raters);
     progress.step(&format!(
         "rater model: {} item ratings, {} rater estimates, {} flags",
@@ -239,23 +327,16 @@ pub fn build_views(
     let responses = satisfaction::responses(&items, &rater_outcome);
     let sat_rows = satisfaction::compute(&responses, &dept_types, p);
 
-    let first_day = responses
-        .iter()
-        .map(|r| r.day)
-        .chain(case_rows.iter().map(|c| local_day(c.received_at, tz)))
-        .min();
+    let first_day = responses.iter().map(|r| r.day).chain(first_case_day).min();
 
     let tables = vec![
         ("departments", departments),
-        ("ratings", ratings),
-        ("scored_ratings", scored),
         ("rating_appeals", appeals),
-        ("process_events", events),
         ("complaints", complaints),
         ("incidents", incidents),
         ("measurements", measurements),
-        ("cases", cases::cases_frame(&case_rows)?),
-        ("case_time", cases::case_time_frame(&case_rows)?),
+        ("cases", cases_df),
+        ("case_time", case_time_df),
         ("satisfaction", satisfaction::frame(&sat_rows, as_of)?),
         (
             "rater_effects",
@@ -270,8 +351,12 @@ pub fn build_views(
             raters::reliability_frame(&reliability, as_of)?,
         ),
     ];
+    let mut removed: Vec<String> = removed.into_iter().collect();
+    removed.sort();
     Ok(Views {
         tables,
+        scans: vec![("ratings", ratings), ("process_events", events)],
+        removed,
         satisfaction: sat_rows,
         first_day,
     })
@@ -336,22 +421,20 @@ pub fn compute(
     let rater_key = crate::privacy::rater_key(policy)?;
     let tz = policy.tz;
     let lake = read_lake(out)?;
-    let rows: usize = lake.iter().map(|(_, df)| df.height()).sum();
-    progress.step(&format!("compute: read {rows} lake rows"));
+    let mut rows = 0;
+    for s in tables::ALL {
+        rows += lake::count_rows(out, s.name, s.month_column.is_some())?;
+    }
+    progress.step(&format!("compute: {rows} lake rows"));
     let mut views = build_views(lake, policy, as_of, progress)?;
     progress.step(&format!("satisfaction: {} rows", views.satisfaction.len()));
-    let values = measure::compute(catalog, &views.tables, tz)?;
+    let values = measure::compute(catalog, &views.sql()?, tz)?;
     // The raw views have served the indicators: free them
     // before scoring and trends (a large share of the peak memory).
     views.tables.retain(|(name, _)| {
         !matches!(
             *name,
-            "ratings"
-                | "scored_ratings"
-                | "rating_appeals"
-                | "process_events"
-                | "complaints"
-                | "measurements"
+            "ratings" | "rating_appeals" | "process_events" | "complaints" | "measurements"
         )
     });
     progress.step(&format!("measure: {} indicator values", values.len()));

@@ -138,3 +138,92 @@ impl Builder {
         Ok(DataFrame::new(self.height.unwrap_or(0), self.columns)?)
     }
 }
+
+/// Values of a column read in place, by row number: no per-row copy, for
+/// passes that visit rows out of order (one chunk per lake partition).
+pub struct At<'a, T: PolarsDataType> {
+    arrays: Vec<&'a T::Array>,
+    /// Row number one past the end of each chunk.
+    ends: Vec<usize>,
+}
+
+impl<'a, T: PolarsDataType> At<'a, T> {
+    fn new(ca: &'a ChunkedArray<T>) -> At<'a, T> {
+        let arrays: Vec<&T::Array> = ca.downcast_iter().collect();
+        let ends = ca
+            .chunk_lengths()
+            .scan(0, |end, len| {
+                *end += len;
+                Some(*end)
+            })
+            .collect();
+        At { arrays, ends }
+    }
+
+    /// The chunk holding row `i` and the row's place in it.
+    fn locate(&self, i: usize) -> (&'a T::Array, usize) {
+        let c = self.ends.partition_point(|&e| e <= i);
+        let start = if c == 0 { 0 } else { self.ends[c - 1] };
+        (self.arrays[c], i - start)
+    }
+}
+
+impl<'a> At<'a, StringType> {
+    pub fn strs(df: &'a DataFrame, name: &str) -> Result<At<'a, StringType>> {
+        Ok(At::new(column(df, name)?.str()?))
+    }
+
+    pub fn get(&self, i: usize) -> Option<&'a str> {
+        let (a, j) = self.locate(i);
+        a.get(j)
+    }
+}
+
+impl<'a> At<'a, BooleanType> {
+    pub fn bools(df: &'a DataFrame, name: &str) -> Result<At<'a, BooleanType>> {
+        Ok(At::new(column(df, name)?.bool()?))
+    }
+
+    pub fn get(&self, i: usize) -> Option<bool> {
+        let (a, j) = self.locate(i);
+        a.get(j)
+    }
+}
+
+impl<'a> At<'a, Int64Type> {
+    /// A datetime column in microseconds (the lake's unit).
+    pub fn micros(df: &'a DataFrame, name: &str) -> Result<At<'a, Int64Type>> {
+        let ca = column(df, name)?.datetime()?;
+        anyhow::ensure!(
+            ca.time_unit() == TimeUnit::Microseconds,
+            "column `{name}` is not in microseconds"
+        );
+        Ok(At::new(ca.physical()))
+    }
+
+    pub fn get(&self, i: usize) -> Option<i64> {
+        let (a, j) = self.locate(i);
+        a.validity()
+            .is_none_or(|v| v.get_bit(j))
+            .then(|| a.value(j))
+    }
+}
+
+impl<'a> At<'a, Float64Type> {
+    /// A column made `Float64` by [`float_column`].
+    pub fn floats(c: &'a Column) -> Result<At<'a, Float64Type>> {
+        Ok(At::new(c.f64()?))
+    }
+
+    pub fn get(&self, i: usize) -> Option<f64> {
+        let (a, j) = self.locate(i);
+        a.validity()
+            .is_none_or(|v| v.get_bit(j))
+            .then(|| a.value(j))
+    }
+}
+
+/// A numeric column as `Float64` (shared, not copied, when it already is).
+pub fn float_column(df: &DataFrame, name: &str) -> Result<Column> {
+    Ok(column(df, name)?.cast(&DataType::Float64)?)
+}

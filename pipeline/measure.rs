@@ -20,7 +20,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use chrono::NaiveDate;
 use chrono_tz::Tz;
-use polars::prelude::{DataFrame, DataType, IntoLazy};
+use polars::prelude::{DataFrame, DataType, LazyFrame};
 use polars::sql::SQLContext;
 
 use crate::frame::{self, Builder};
@@ -308,7 +308,7 @@ fn required_columns(agg: Aggregate, names: &[String]) -> Result<(), String> {
 
 /// Runs every definition against the views (possibly empty frames) and
 /// checks that it parses and returns the columns its aggregate needs.
-pub fn validate(catalog: &[Indicator], views: &[(&str, DataFrame)]) -> Vec<String> {
+pub fn validate(catalog: &[Indicator], views: &[(&str, LazyFrame)]) -> Vec<String> {
     let mut p = Vec::new();
     for ind in catalog {
         let mut ctx = context(views);
@@ -326,10 +326,10 @@ pub fn validate(catalog: &[Indicator], views: &[(&str, DataFrame)]) -> Vec<Strin
     p
 }
 
-fn context(views: &[(&str, DataFrame)]) -> SQLContext {
+fn context(views: &[(&str, LazyFrame)]) -> SQLContext {
     let ctx = SQLContext::new();
-    for (name, df) in views {
-        ctx.register(name, df.clone().lazy());
+    for (name, lf) in views {
+        ctx.register(name, lf.clone());
     }
     ctx
 }
@@ -355,7 +355,7 @@ struct Acc {
 }
 
 /// Runs every definition and aggregates it to every grain.
-pub fn compute(catalog: &[Indicator], views: &[(&str, DataFrame)], tz: Tz) -> Result<Vec<Value>> {
+pub fn compute(catalog: &[Indicator], views: &[(&str, LazyFrame)], tz: Tz) -> Result<Vec<Value>> {
     let mut out = Vec::new();
     for ind in catalog {
         let mut ctx = context(views);
@@ -379,7 +379,8 @@ fn aggregate(ind: &Indicator, df: &DataFrame, tz: Tz) -> Result<Vec<Value>> {
         let c = df.column(name)?.cast(&DataType::Float64)?;
         Ok(c.f64()?.iter().collect())
     };
-    let mut cells: BTreeMap<(&str, Period), Acc> = BTreeMap::new();
+    // Hashed while adding up (every row meets four grains), sorted after.
+    let mut cells: HashMap<(&str, Period), Acc> = HashMap::new();
     if ind.aggregate == Aggregate::PerPeriod {
         let grains = frame::strs(df, "grain")?;
         let starts = frame::dates(df, "period_start")?;
@@ -451,6 +452,8 @@ fn aggregate(ind: &Indicator, df: &DataFrame, tz: Tz) -> Result<Vec<Value>> {
             }
         }
     }
+    let mut cells: Vec<((&str, Period), Acc)> = cells.into_iter().collect();
+    cells.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     Ok(cells
         .into_iter()
         .map(|((dept, period), mut acc)| {

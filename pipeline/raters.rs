@@ -52,25 +52,45 @@ pub struct ItemRating {
     pub levels: f64,
 }
 
-/// Item ratings from the `scored_ratings` view (normalised `score_100`).
-pub fn items_from_frame(df: &DataFrame, tz: chrono_tz::Tz) -> Result<Vec<ItemRating>> {
-    use crate::frame as f;
+/// The columns of `ratings` that [`items_from_frame`] reads.
+pub const RATING_COLUMNS: [&str; 9] = [
+    "rating_id",
+    "rated_at",
+    "dept_id",
+    "rater_id",
+    "rater_group",
+    "item",
+    "score",
+    "scale_min",
+    "scale_max",
+];
+
+/// Item ratings from the `ratings` view, leaving out the ratings in
+/// `removed` (removed on appeal), each score normalised to 0-100 on its own
+/// scale.
+pub fn items_from_frame(
+    df: &DataFrame,
+    removed: &HashSet<String>,
+    tz: chrono_tz::Tz,
+) -> Result<Vec<ItemRating>> {
+    use crate::frame::{float_column, At};
+    // Read in place: only the item ratings themselves are held.
     let (ids, items, raters) = (
-        f::str_refs(df, "rating_id")?,
-        f::str_refs(df, "item")?,
-        f::str_refs(df, "rater_id")?,
+        At::strs(df, "rating_id")?,
+        At::strs(df, "item")?,
+        At::strs(df, "rater_id")?,
     );
     let (groups, depts, ats) = (
-        f::str_refs(df, "rater_group")?,
-        f::str_refs(df, "dept_id")?,
-        f::micros(df, "rated_at")?,
+        At::strs(df, "rater_group")?,
+        At::strs(df, "dept_id")?,
+        At::micros(df, "rated_at")?,
     );
-    let (y, raw, lo, hi) = (
-        f::f64s(df, "score_100")?,
-        f::f64s(df, "score")?,
-        f::f64s(df, "scale_min")?,
-        f::f64s(df, "scale_max")?,
+    let (raw, lo, hi) = (
+        float_column(df, "score")?,
+        float_column(df, "scale_min")?,
+        float_column(df, "scale_max")?,
     );
+    let (raw, lo, hi) = (At::floats(&raw)?, At::floats(&lo)?, At::floats(&hi)?);
     // Each distinct text is stored once and shared (a response's id by its
     // items, a rater's id by all their ratings): copies are reference counts.
     let mut pool: HashSet<Arc<str>> = HashSet::new();
@@ -84,17 +104,19 @@ pub fn items_from_frame(df: &DataFrame, tz: chrono_tz::Tz) -> Result<Vec<ItemRat
         Some(a)
     };
     Ok((0..df.height())
+        .filter(|&i| !ids.get(i).is_some_and(|id| removed.contains(id)))
         .filter_map(|i| {
+            let (raw, lo, hi) = (raw.get(i)?, lo.get(i)?, hi.get(i)?);
             Some(ItemRating {
-                rating_id: intern(ids[i])?,
-                item: intern(items[i])?,
-                rater_id: intern(raters[i])?,
-                group: intern(groups[i])?,
-                dept_id: intern(depts[i])?,
-                day: crate::satisfaction::local_day(ats[i]?, tz),
-                y: y[i]?,
-                raw: raw[i]?,
-                levels: hi[i]? - lo[i]? + 1.0,
+                rating_id: intern(ids.get(i))?,
+                item: intern(items.get(i))?,
+                rater_id: intern(raters.get(i))?,
+                group: intern(groups.get(i))?,
+                dept_id: intern(depts.get(i))?,
+                day: crate::satisfaction::local_day(ats.get(i)?, tz),
+                y: (raw - lo) / (hi - lo) * 100.0,
+                raw,
+                levels: hi - lo + 1.0,
             })
         })
         .collect())
@@ -775,10 +797,11 @@ pub fn reliability(ratings: &[ItemRating], counted: &[bool]) -> Vec<Reliability>
     // borrow from the ratings: nothing is copied per rating.
     type Cell<'a> = (
         BTreeMap<&'a str, (Vec<f64>, f64)>,
-        BTreeSet<&'a str>,
+        HashSet<&'a str>,
         BTreeMap<&'a str, (f64, usize)>,
     );
-    let mut cells: BTreeMap<(Period, &str), Cell> = BTreeMap::new();
+    // Hashed while adding up, walked in (period, department) order after.
+    let mut cells: HashMap<(Period, &str), Cell> = HashMap::new();
     // Weeks and months from the ratings; quarters and years from the
     // months (each rating lies in one month; ratings come in time order, so
     // every list keeps the order it would have had).
@@ -798,49 +821,33 @@ pub fn reliability(ratings: &[ItemRating], counted: &[bool]) -> Vec<Reliability>
             resp.1 += 1;
         }
     }
-    let mut coarse: BTreeMap<(Period, &str), Cell> = BTreeMap::new();
-    for ((month, dept), (items, raters, responses)) in &cells {
-        if month.grain != Grain::Month {
-            continue;
-        }
+    // Quarters and years are built from their months one cell at a time
+    // when their turn comes, and dropped: only weeks and months are held.
+    let mut coarse: BTreeMap<(Period, &str), Vec<Period>> = BTreeMap::new();
+    let mut months: Vec<(Period, &str)> = cells
+        .keys()
+        .filter(|(p, _)| p.grain == Grain::Month)
+        .copied()
+        .collect();
+    months.sort_unstable();
+    for (month, dept) in months {
         for g in [Grain::Quarter, Grain::Year] {
-            let c = coarse
+            coarse
                 .entry((Period::containing(g, month.start), dept))
-                .or_default();
-            for (item, (xs, levels)) in items {
-                c.0.entry(item)
-                    .or_insert((Vec::new(), *levels))
-                    .0
-                    .extend(xs);
-            }
-            c.1.extend(raters);
-            for (id, (sum, n)) in responses {
-                let resp = c.2.entry(id).or_default();
-                resp.0 += sum;
-                resp.1 += n;
-            }
+                .or_default()
+                .push(month);
         }
     }
-    cells.extend(coarse);
+    let mut keys: Vec<(Period, &str)> = cells.keys().chain(coarse.keys()).copied().collect();
+    keys.sort_unstable();
+
     let mut out = Vec::new();
-    let mut per_period: BTreeMap<Period, Vec<Vec<f64>>> = BTreeMap::new();
-    for ((period, dept), (items, raters, responses)) in cells {
-        let list: Vec<(Vec<f64>, f64)> = items.into_values().collect();
-        out.push(Reliability {
-            dept_id: dept.to_string(),
-            period,
-            n_raters: raters.len(),
-            rwg: rwg(&list),
-            icc1: None,
-            icc2: None,
-        });
-        per_period
-            .entry(period)
-            .or_default()
-            .push(responses.values().map(|(s, n)| s / *n as f64).collect());
-    }
-    for (period, groups) in per_period {
-        let (icc1, icc2) = icc(&groups).map_or((None, None), |(a, b)| (Some(a), Some(b)));
+    // Response means of the period being walked, one list per department
+    // in department order; its ICC is taken when the period is done.
+    let mut period_groups: Vec<Vec<f64>> = Vec::new();
+    let icc_row = |period: Period, groups: &mut Vec<Vec<f64>>, out: &mut Vec<Reliability>| {
+        let (icc1, icc2) = icc(groups).map_or((None, None), |(a, b)| (Some(a), Some(b)));
+        groups.clear();
         out.push(Reliability {
             dept_id: "*".into(),
             period,
@@ -849,6 +856,72 @@ pub fn reliability(ratings: &[ItemRating], counted: &[bool]) -> Vec<Reliability>
             icc1,
             icc2,
         });
+    };
+    let mut current: Option<Period> = None;
+    for (period, dept) in keys {
+        if current != Some(period) {
+            if let Some(done) = current {
+                icc_row(done, &mut period_groups, &mut out);
+            }
+            current = Some(period);
+        }
+        let (list, n_raters, means) = match coarse.get(&(period, dept)) {
+            Some(parts) => {
+                let mut items: BTreeMap<&str, (Vec<f64>, f64)> = BTreeMap::new();
+                let mut raters: HashSet<&str> = HashSet::new();
+                let mut responses: Vec<(&str, f64, usize)> = Vec::new();
+                for month in parts {
+                    let (its, rs, resp) = &cells[&(*month, dept)];
+                    for (item, (xs, levels)) in its {
+                        items
+                            .entry(item)
+                            .or_insert((Vec::new(), *levels))
+                            .0
+                            .extend(xs);
+                    }
+                    raters.extend(rs);
+                    responses.extend(resp.iter().map(|(id, &(s, n))| (*id, s, n)));
+                }
+                // In id order; a response found in two months adds up in
+                // month order (the sort is stable).
+                responses.sort_by(|a, b| a.0.cmp(b.0));
+                let mut means = Vec::new();
+                for run in responses.chunk_by(|a, b| a.0 == b.0) {
+                    let (mut sum, mut n) = (0.0, 0);
+                    for &(_, s, k) in run {
+                        sum += s;
+                        n += k;
+                    }
+                    means.push(sum / n as f64);
+                }
+                (items.into_values().collect::<Vec<_>>(), raters.len(), means)
+            }
+            None => {
+                let (its, rs, resp) = &cells[&(period, dept)];
+                let result = (
+                    its.values().cloned().collect::<Vec<_>>(),
+                    rs.len(),
+                    resp.values().map(|(s, n)| s / *n as f64).collect(),
+                );
+                if period.grain == Grain::Week {
+                    // Weeks come first and build nothing else.
+                    cells.remove(&(period, dept));
+                }
+                result
+            }
+        };
+        out.push(Reliability {
+            dept_id: dept.to_string(),
+            period,
+            n_raters,
+            rwg: rwg(&list),
+            icc1: None,
+            icc2: None,
+        });
+        period_groups.push(means);
+    }
+    if let Some(done) = current {
+        icc_row(done, &mut period_groups, &mut out);
     }
     out.sort_by(|a, b| (&a.dept_id, a.period).cmp(&(&b.dept_id, b.period)));
     out

@@ -12,7 +12,7 @@
 //! scores; `value` is `fair_mean` when the policy scores on it, else the
 //! weighted mean.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::Result;
@@ -88,7 +88,7 @@ struct Acc {
     sum: f64,
     /// Sum of rater-adjusted scores; `None` once any is off the scale.
     fair: Option<f64>,
-    raters: BTreeSet<Arc<str>>,
+    raters: HashSet<Arc<str>>,
     excluded: usize,
 }
 
@@ -151,7 +151,9 @@ pub fn compute(
     dept_types: &HashMap<String, String>,
     policy: &Policy,
 ) -> Vec<Row> {
-    let mut cells: BTreeMap<(Arc<str>, Period), BTreeMap<Arc<str>, Acc>> = BTreeMap::new();
+    // Hashed while adding up (every response meets four grains), sorted
+    // after.
+    let mut cells: HashMap<(Arc<str>, Period), BTreeMap<Arc<str>, Acc>> = HashMap::new();
     for r in responses {
         for g in Grain::ALL {
             let p = Period::containing(g, r.day);
@@ -164,6 +166,8 @@ pub fn compute(
         }
     }
     let fair_value = policy.raters.handling == "fair_mean";
+    let mut cells: Vec<_> = cells.into_iter().collect();
+    cells.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut out = Vec::new();
     for ((dept, period), groups) in cells {
         let dtype = dept_types.get(&*dept).map(String::as_str).unwrap_or("");
