@@ -2,7 +2,8 @@
 //!
 //! 1. views: lake tables as they stood at the end of `--as-of` (later rows
 //!    dropped, later rectifications not yet known), ratings removed on
-//!    appeal left out of `scored_ratings`
+//!    appeal left out of `scored_ratings`; `ratings` and `process_events`
+//!    stay scans of their files, read a few columns at a time
 //! 2. derive: `cases`, `case_time`
 //! 3. satisfaction
 //! 4. measure: every indicator definition -> `indicator_values`
@@ -197,6 +198,26 @@ fn read_lake(out: &OutDir) -> Result<Vec<(&'static str, LazyFrame)>> {
             Ok((s.name, lf))
         })
         .collect()
+}
+
+/// A failed read of a scanned table does not say which file failed: when
+/// a step over the lake fails, the partition files are read one by one and
+/// the first that cannot be read is named in the error.
+fn name_damaged_file(out: &OutDir, e: anyhow::Error) -> anyhow::Error {
+    for s in tables::ALL.iter().filter(|s| s.month_column.is_some()) {
+        let Ok(files) = lake::partition_files(out, s.name) else {
+            continue;
+        };
+        for f in files.values() {
+            if let Err(bad) = lake::read_parquet(f) {
+                return bad.context(format!(
+                    "the lake file {} is damaged: restore it, or delete it and ingest its month again",
+                    f.display()
+                ));
+            }
+        }
+    }
+    e
 }
 
 /// Reads `columns` of a scanned table, in file and row order.
@@ -426,9 +447,11 @@ pub fn compute(
         rows += lake::count_rows(out, s.name, s.month_column.is_some())?;
     }
     progress.step(&format!("compute: {rows} lake rows"));
-    let mut views = build_views(lake, policy, as_of, progress)?;
+    let mut views =
+        build_views(lake, policy, as_of, progress).map_err(|e| name_damaged_file(out, e))?;
     progress.step(&format!("satisfaction: {} rows", views.satisfaction.len()));
-    let values = measure::compute(catalog, &views.sql()?, tz)?;
+    let values =
+        measure::compute(catalog, &views.sql()?, tz).map_err(|e| name_damaged_file(out, e))?;
     // The raw views have served the indicators: free them
     // before scoring and trends (a large share of the peak memory).
     views.tables.retain(|(name, _)| {

@@ -299,3 +299,45 @@ fn rater_ids_are_pseudonymised_with_a_key_that_is_never_written() {
         assert!(!raw, "{mart} names rater S01");
     }
 }
+
+#[test]
+fn a_damaged_lake_file_is_named_and_the_published_marts_stay() {
+    let ws = Workspace::new();
+    samples_into(&ws);
+    run_ok(&ws.input, &ws.out);
+    let before = published(&ws.out);
+    // Scramble the middle of one ratings partition (its pages, not its
+    // footer), as a disk error would.
+    let part = files_under(&ws.out.join("lake/ratings"))
+        .into_iter()
+        .find(|f| f.extension().is_some_and(|e| e == "parquet"))
+        .unwrap();
+    let mut bytes = std::fs::read(&part).unwrap();
+    let n = bytes.len();
+    for b in &mut bytes[n / 4..n / 2] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&part, &bytes).unwrap();
+    let o = bin()
+        .args(["compute", "--quiet", "--out"])
+        .arg(&ws.out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains(&format!("the lake file {} is damaged", part.display())),
+        "{err}"
+    );
+    // Everything but the damaged file is as the last good run left it.
+    let after: Vec<_> = published(&ws.out)
+        .into_iter()
+        .filter(|(name, _)| !part.ends_with(name))
+        .collect();
+    let before: Vec<_> = before
+        .into_iter()
+        .filter(|(name, _)| !part.ends_with(name))
+        .collect();
+    assert_eq!(before, after);
+}
