@@ -48,7 +48,7 @@ impl Views {
     /// The views as indicator SQL sees them. `scored_ratings` is `ratings`
     /// without the ratings removed on appeal, plus `score_100` (the score on
     /// a 0-100 scale).
-    pub fn sql(&self) -> Result<Vec<(&'static str, LazyFrame)>> {
+    pub fn sql(&self) -> Vec<(&'static str, LazyFrame)> {
         let mut out: Vec<(&'static str, LazyFrame)> = self
             .tables
             .iter()
@@ -78,7 +78,7 @@ impl Views {
             * lit(100.0))
         .alias("score_100");
         out.push(("scored_ratings", scored.with_column(score_100)));
-        Ok(out)
+        out
     }
 
     pub fn get(&self, name: &str) -> &DataFrame {
@@ -148,7 +148,7 @@ fn check_definitions(policy: &LoadedPolicy) -> (Option<Vec<Indicator>>, Vec<Stri
     let as_of = NaiveDate::from_ymd_opt(2000, 1, 1).expect("valid date");
     let views = empty_lake()
         .and_then(|lake| build_views(lake, policy, as_of, &Progress::silent()))
-        .and_then(|views| views.sql());
+        .map(|views| views.sql());
     match views {
         Ok(views) => problems.extend(measure::validate(&catalog, &views)),
         Err(e) => problems.push(format!("cannot prepare the indicator views: {e:#}")),
@@ -451,7 +451,7 @@ pub fn compute(
         build_views(lake, policy, as_of, progress).map_err(|e| name_damaged_file(out, e))?;
     progress.step(&format!("satisfaction: {} rows", views.satisfaction.len()));
     let values =
-        measure::compute(catalog, &views.sql()?, tz).map_err(|e| name_damaged_file(out, e))?;
+        measure::compute(catalog, &views.sql(), tz).map_err(|e| name_damaged_file(out, e))?;
     // The raw views have served the indicators: free them
     // before scoring and trends (a large share of the peak memory).
     views.tables.retain(|(name, _)| {
