@@ -38,7 +38,7 @@ pub struct Views {
     /// columns it needs, and nothing stays in memory.
     pub scans: Vec<(&'static str, LazyFrame)>,
     /// Ratings removed on appeal by as-of.
-    removed: Vec<String>,
+    removed: HashSet<String>,
     pub satisfaction: Vec<satisfaction::Row>,
     /// First local day with a rating or a case: where scoring starts.
     pub first_day: Option<NaiveDate>,
@@ -65,7 +65,7 @@ impl Views {
         let scored = if self.removed.is_empty() {
             ratings
         } else {
-            let removed = Series::new("removed".into(), &self.removed);
+            let removed: Series = self.removed.iter().map(String::as_str).collect();
             ratings.filter(
                 col("rating_id")
                     .is_in(lit(removed).implode(false), false)
@@ -170,54 +170,33 @@ fn read_lake(out: &OutDir) -> Result<Vec<(&'static str, LazyFrame)>> {
         .iter()
         .map(|s| {
             let lf = if s.month_column.is_some() {
-                let files = lake::partition_files(out, s.name)?;
-                if files.is_empty() {
-                    ingest::empty_frame(s)?.lazy()
-                } else {
-                    let args = ScanArgsParquet {
-                        hive_options: HiveOptions::new_disabled(),
-                        ..Default::default()
-                    };
-                    let scans = files
-                        .values()
-                        .map(|f| {
-                            Ok(LazyFrame::scan_parquet(
-                                PlRefPath::try_from_path(f)?,
-                                args.clone(),
-                            )?)
-                        })
-                        .collect::<Result<Vec<_>>>()?;
-                    concat(scans, UnionArgs::default())?
-                }
+                lake::scan_table(out, s.name)?
             } else {
-                match lake::read_table(out, s.name, false)? {
-                    Some(df) => df.lazy(),
-                    None => ingest::empty_frame(s)?.lazy(),
-                }
+                lake::read_table(out, s.name, false)?.map(|df| df.lazy())
+            };
+            let lf = match lf {
+                Some(lf) => lf,
+                None => ingest::empty_frame(s)?.lazy(),
             };
             Ok((s.name, lf))
         })
         .collect()
 }
 
-/// A failed read of a scanned table does not say which file failed: when
-/// a step over the lake fails, the partition files are read one by one and
-/// the first that cannot be read is named in the error.
+/// When a step over the lake fails, names the first partition file that
+/// cannot be read (a scan's own error does not say which).
 fn name_damaged_file(out: &OutDir, e: anyhow::Error) -> anyhow::Error {
-    for s in tables::ALL.iter().filter(|s| s.month_column.is_some()) {
-        let Ok(files) = lake::partition_files(out, s.name) else {
-            continue;
-        };
-        for f in files.values() {
-            if let Err(bad) = lake::read_parquet(f) {
-                return bad.context(format!(
-                    "the lake file {} is damaged: restore it, or delete it and ingest its month again",
-                    f.display()
-                ));
-            }
-        }
+    let damaged = tables::ALL
+        .iter()
+        .filter(|s| s.month_column.is_some())
+        .find_map(|s| lake::first_unreadable(out, s.name));
+    match damaged {
+        Some((f, bad)) => bad.context(format!(
+            "the lake file {} is damaged: restore it, or delete it and ingest its month again",
+            f.display()
+        )),
+        None => e,
     }
-    e
 }
 
 /// Reads `columns` of a scanned table, in file and row order.
@@ -372,8 +351,6 @@ pub fn build_views(
             raters::reliability_frame(&reliability, as_of)?,
         ),
     ];
-    let mut removed: Vec<String> = removed.into_iter().collect();
-    removed.sort();
     Ok(Views {
         tables,
         scans: vec![("ratings", ratings), ("process_events", events)],

@@ -12,7 +12,8 @@ use sha2::Digest;
 
 use anyhow::{Context, Result};
 use polars::prelude::{
-    DataFrame, ParquetCompression, ParquetReader, ParquetWriter, SerReader, StatisticsOptions,
+    concat, DataFrame, HiveOptions, LazyFrame, ParquetCompression, ParquetReader, ParquetWriter,
+    PlRefPath, ScanArgsParquet, SerReader, StatisticsOptions, UnionArgs,
 };
 
 /// Paths inside one output folder. Writers stage files under final paths
@@ -473,6 +474,39 @@ pub fn read_table(out: &OutDir, table: &str, partitioned: bool) -> Result<Option
         }
     }
     Ok(acc)
+}
+
+/// A partitioned table as one lazy scan of its month files, in month order
+/// (as this run sees them, without a hive `month` column), or `None` when
+/// it has none. Queries on it read only the columns they name.
+pub fn scan_table(out: &OutDir, table: &str) -> Result<Option<LazyFrame>> {
+    let files = partition_files(out, table)?;
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let args = ScanArgsParquet {
+        hive_options: HiveOptions::new_disabled(),
+        ..Default::default()
+    };
+    let scans = files
+        .values()
+        .map(|f| {
+            Ok(LazyFrame::scan_parquet(
+                PlRefPath::try_from_path(f)?,
+                args.clone(),
+            )?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(concat(scans, UnionArgs::default())?))
+}
+
+/// The first partition file of `table` that cannot be read whole, with
+/// the error; a scan's error does not say which file failed.
+pub fn first_unreadable(out: &OutDir, table: &str) -> Option<(PathBuf, anyhow::Error)> {
+    let files = partition_files(out, table).ok()?;
+    files
+        .into_values()
+        .find_map(|f| read_parquet(&f).err().map(|e| (f, e)))
 }
 
 /// The file of a partitioned table's last (latest) month, if any.
