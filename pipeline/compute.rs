@@ -15,7 +15,7 @@
 use std::collections::{HashMap, HashSet};
 
 use anyhow::{Context, Result};
-use chrono::{Duration, NaiveDate, NaiveTime};
+use chrono::{Datelike, Duration, NaiveDate, NaiveTime};
 use chrono_tz::Tz;
 use polars::prelude::*;
 
@@ -24,6 +24,7 @@ use crate::frame::{self, Builder};
 use crate::ingest::{self, fields::local_to_utc, tables};
 use crate::lake::{self, OutDir, Staging};
 use crate::measure::{self, Indicator};
+use crate::periods::{Grain, Period};
 use crate::policy::LoadedPolicy;
 use crate::progress::Progress;
 use crate::satisfaction::{self, local_day};
@@ -147,7 +148,16 @@ fn check_definitions(policy: &LoadedPolicy) -> (Option<Vec<Indicator>>, Vec<Stri
     );
     let as_of = NaiveDate::from_ymd_opt(2000, 1, 1).expect("valid date");
     let views = empty_lake()
-        .and_then(|lake| build_views(lake, policy, as_of, &Progress::silent()))
+        .and_then(|lake| {
+            build_views(
+                lake,
+                &|_, _| Ok(None),
+                &mut |_, df| Ok(df.lazy()),
+                policy,
+                as_of,
+                &Progress::silent(),
+            )
+        })
         .map(|views| views.sql());
     match views {
         Ok(views) => problems.extend(measure::validate(&catalog, &views)),
@@ -238,6 +248,8 @@ fn filter_shared(df: &DataFrame, mask: &BooleanChunked) -> Result<DataFrame> {
 /// Builds the views as the data stood at the end of `as_of`.
 pub fn build_views(
     lake: Vec<(&'static str, LazyFrame)>,
+    ratings_months: &MonthScan,
+    spill: &mut Spill,
     policy: &LoadedPolicy,
     as_of: NaiveDate,
     progress: &Progress,
@@ -287,8 +299,9 @@ pub fn build_views(
         end,
     )?;
     // Case rows borrow the events' text: made into frames right away, and
-    // the events read for them freed.
-    let (cases_df, case_time_df, first_case_day) = {
+    // the events read for them freed; the frames are written out as marts
+    // and read back by the queries that need them.
+    let (cases_scan, case_time_scan, first_case_day) = {
         let events = collect_columns(&events, &cases::EVENT_COLUMNS, "process events")?;
         let (case_rows, _orphans) = cases::derive(&events, p, &cal, tz, end)?;
         progress.step(&format!(
@@ -297,37 +310,31 @@ pub fn build_views(
             events.height()
         ));
         (
-            cases::cases_frame(&case_rows)?,
-            cases::case_time_frame(&case_rows)?,
+            spill("cases", cases::cases_frame(&case_rows)?)?,
+            spill("case_time", cases::case_time_frame(&case_rows)?)?,
             case_rows.iter().map(|c| local_day(c.received_at, tz)).min(),
         )
     };
 
+    crate::release_freed_memory();
     let dept_types: HashMap<String, String> = frame::strs(&departments, "dept_id")?
         .into_iter()
         .zip(frame::strs(&departments, "dept_type")?)
         .filter_map(|(d, t)| Some((d?, t?)))
         .collect();
-    let items = {
-        let df = collect_columns(&ratings, &raters::RATING_COLUMNS, "ratings")?;
-        raters::items_from_frame(&df, &removed, tz)?
-    };
-    let rater_outcome = raters::check(&items, &p.raters);
-    progress.step(&format!(
-        "rater model: {} item ratings, {} rater estimates, {} flags",
-        items.len(),
-        rater_outcome.effects.len(),
-        rater_outcome.flags.len()
-    ));
-    let counted: Vec<bool> = items
-        .iter()
-        .map(|r| !rater_outcome.excluded.contains_key(&*r.rating_id))
-        .collect();
-    let reliability = raters::reliability(&items, &counted);
-    let responses = satisfaction::responses(&items, &rater_outcome);
-    let sat_rows = satisfaction::compute(&responses, &dept_types, p);
-
-    let first_day = responses.iter().map(|r| r.day).chain(first_case_day).min();
+    let rated = rate(
+        &Ratings {
+            all: ratings.clone(),
+            by_months: ratings_months,
+            end,
+        },
+        &removed,
+        &dept_types,
+        policy,
+        as_of,
+        progress,
+    )?;
+    let first_day = rated.first_day.into_iter().chain(first_case_day).min();
 
     let tables = vec![
         ("departments", departments),
@@ -335,29 +342,220 @@ pub fn build_views(
         ("complaints", complaints),
         ("incidents", incidents),
         ("measurements", measurements),
-        ("cases", cases_df),
-        ("case_time", case_time_df),
-        ("satisfaction", satisfaction::frame(&sat_rows, as_of)?),
         (
-            "rater_effects",
-            raters::effects_frame(&rater_outcome.effects, as_of)?,
+            "satisfaction",
+            satisfaction::frame(&rated.satisfaction, as_of)?,
         ),
-        (
-            "rating_flags",
-            raters::flags_frame(&rater_outcome.flags, as_of)?,
-        ),
+        ("rater_effects", rated.effects),
+        ("rating_flags", rated.flags),
         (
             "reliability",
-            raters::reliability_frame(&reliability, as_of)?,
+            raters::reliability_frame(&rated.reliability, as_of)?,
         ),
     ];
     Ok(Views {
         tables,
-        scans: vec![("ratings", ratings), ("process_events", events)],
+        scans: vec![
+            ("ratings", ratings),
+            ("process_events", events),
+            ("cases", cases_scan),
+            ("case_time", case_time_scan),
+        ],
         removed,
-        satisfaction: sat_rows,
+        satisfaction: rated.satisfaction,
         first_day,
     })
+}
+
+/// What the passes over the ratings give: the rater model's estimates and
+/// flags (as frames, which hold them far more compactly than the rows), and
+/// the satisfaction and reliability rows.
+struct Rated {
+    effects: DataFrame,
+    flags: DataFrame,
+    satisfaction: Vec<satisfaction::Row>,
+    reliability: Vec<raters::Reliability>,
+    /// First local day with a scored response.
+    first_day: Option<NaiveDate>,
+}
+
+/// The lake's ratings up to the end of as-of (`end`, UTC microseconds):
+/// all of them, or the files of the months `first..=last` (not yet cut).
+struct Ratings<'a> {
+    all: LazyFrame,
+    by_months: &'a MonthScan<'a>,
+    end: i64,
+}
+
+/// Takes a derived frame the views need, and gives it back as a scan: in a
+/// run, written out as its mart right away so that memory does not hold it.
+pub type Spill<'a> = dyn FnMut(&'static str, DataFrame) -> Result<LazyFrame> + 'a;
+
+/// Scans the ratings files of the months `first..=last` (`YYYY-MM`).
+pub type MonthScan<'a> = dyn Fn(&str, &str) -> Result<Option<LazyFrame>> + 'a;
+
+/// The item ratings of the days just before a year, with what the rater
+/// model made of them in that year's pass: the next year's first ISO week
+/// reaches back into them.
+#[derive(Default)]
+struct Carry {
+    items: Vec<(std::sync::Arc<str>, std::sync::Arc<str>, Option<f64>)>,
+    excluded: Vec<(String, String)>,
+}
+
+/// The rater model, reliability and satisfaction, one calendar year of
+/// ratings at a time, so that memory holds one year's item ratings.
+///
+/// Every estimation period (month, quarter or year) lies within a year, and
+/// each year's pass reports the reporting periods that end in that year. A
+/// week that starts in December and ends in January belongs to January's
+/// year, which therefore also reads the last six days of December, with the
+/// rater model's results for them carried over from December's pass. A
+/// weekly estimation grain does not nest in years: then all ratings are one
+/// pass. Item ratings keep the lake's order within every pass, so every sum
+/// adds up in the same order as one pass over everything would.
+fn rate(
+    ratings: &Ratings,
+    removed: &HashSet<String>,
+    dept_types: &HashMap<String, String>,
+    policy: &LoadedPolicy,
+    as_of: NaiveDate,
+    progress: &Progress,
+) -> Result<Rated> {
+    let (p, tz) = (&policy.policy, policy.tz);
+    let mut rated = Rated {
+        effects: raters::effects_frame(&[], as_of)?,
+        flags: raters::flags_frame(&[], as_of)?,
+        satisfaction: Vec::new(),
+        reliability: Vec::new(),
+        first_day: None,
+    };
+    let (by_months, ratings_end) = (ratings.by_months, ratings.end);
+    let ratings = &ratings.all;
+    let bounds = ratings
+        .clone()
+        .select([
+            col("rated_at").min().alias("first"),
+            col("rated_at").max().alias("last"),
+        ])
+        .collect()
+        .map_err(|e| anyhow::anyhow!("cannot read the lake's ratings: {e}"))?;
+    let (Some(first), Some(last)) = (
+        frame::micros(&bounds, "first")?[0],
+        frame::micros(&bounds, "last")?[0],
+    ) else {
+        return Ok(rated);
+    };
+    let years: Vec<Option<i32>> = if raters::estimation_grain(&p.raters) == Grain::Week {
+        vec![None]
+    } else {
+        (local_day(first, tz).year()..=local_day(last, tz).year())
+            .map(Some)
+            .collect()
+    };
+    let mut carry = Carry::default();
+    let (mut n_items, mut n_effects, mut n_flags) = (0, 0, 0);
+    for year in years {
+        let (start, end) = match year {
+            Some(y) => (
+                NaiveDate::from_ymd_opt(y, 1, 1).expect("valid date"),
+                NaiveDate::from_ymd_opt(y, 12, 31).expect("valid date"),
+            ),
+            None => (NaiveDate::MIN, NaiveDate::MAX),
+        };
+        // The year's month files and the month either side (a month file
+        // holds the month's rows however the time zone places them).
+        let scan = match year {
+            Some(y) => by_months(&format!("{}-12", y - 1), &format!("{}-01", y + 1))?.map(|lf| {
+                lf.filter(
+                    col("rated_at")
+                        .gt(instant(end_of_day(start - Duration::days(7), tz)))
+                        .and(col("rated_at").lt_eq(instant(end_of_day(end, tz).min(ratings_end)))),
+                )
+            }),
+            None => Some(ratings.clone()),
+        };
+        let Some(scan) = scan else { continue };
+        let items = {
+            let df = collect_columns(&scan, &raters::RATING_COLUMNS, "ratings")?;
+            raters::items_from_frame(&df, removed, tz)?
+        };
+        let mut outcome = raters::check_from(&items, &p.raters, start);
+        // The days before `start` were checked in the previous year's pass.
+        let mut carried = std::mem::take(&mut carry.items).into_iter();
+        for (i, r) in items.iter().enumerate().filter(|(_, r)| r.day < start) {
+            let (_, _, adjusted) = carried
+                .next()
+                .filter(|(id, item, _)| *id == r.rating_id && *item == r.item)
+                .context("the ratings read for one year differ from those read for the year before: was the lake changed during the run?")?;
+            outcome.adjusted[i] = adjusted;
+        }
+        outcome.excluded.extend(std::mem::take(&mut carry.excluded));
+        let label = year.map_or("all".to_string(), |y| y.to_string());
+        let own = items.iter().filter(|r| r.day >= start).count();
+        progress.step(&format!(
+            "rater model, {label}: {own} item ratings, {} rater estimates, {} flags",
+            outcome.effects.len(),
+            outcome.flags.len()
+        ));
+        let counted: Vec<bool> = items
+            .iter()
+            .map(|r| !outcome.excluded.contains_key(&*r.rating_id))
+            .collect();
+        let keep = |period: Period| period.end >= start && period.end <= end;
+        rated
+            .reliability
+            .extend(raters::reliability(&items, &counted, keep));
+        let responses = satisfaction::responses(&items, &outcome);
+        rated
+            .satisfaction
+            .extend(satisfaction::compute(&responses, dept_types, p, keep));
+        rated.first_day = rated
+            .first_day
+            .into_iter()
+            .chain(responses.iter().map(|r| r.day))
+            .min();
+        if let Some(y) = year {
+            let next = NaiveDate::from_ymd_opt(y + 1, 1, 1).expect("valid date");
+            let from = next - Duration::days(6);
+            for (i, r) in items.iter().enumerate().filter(|(_, r)| r.day >= from) {
+                carry
+                    .items
+                    .push((r.rating_id.clone(), r.item.clone(), outcome.adjusted[i]));
+                if let Some(why) = outcome.excluded.get(&*r.rating_id) {
+                    carry.excluded.push((r.rating_id.to_string(), why.clone()));
+                }
+            }
+        }
+        n_items += own;
+        n_effects += outcome.effects.len();
+        n_flags += outcome.flags.len();
+        // Years come in order and each year's estimates and flags are in
+        // (period, ...) order: the concatenation is in the order `check`
+        // gives.
+        rated
+            .effects
+            .vstack_mut_owned(raters::effects_frame(&outcome.effects, as_of)?)?;
+        rated
+            .flags
+            .vstack_mut_owned(raters::flags_frame(&outcome.flags, as_of)?)?;
+        drop((items, outcome, responses));
+        crate::release_freed_memory();
+    }
+    rated.effects.rechunk_mut();
+    rated.flags.rechunk_mut();
+    // Each year's rows are in (department, period) order; the rows of one
+    // department and period all come from one year.
+    rated
+        .satisfaction
+        .sort_by(|a, b| (&a.dept_id, a.period).cmp(&(&b.dept_id, b.period)));
+    rated
+        .reliability
+        .sort_by(|a, b| (&a.dept_id, a.period).cmp(&(&b.dept_id, b.period)));
+    progress.step(&format!(
+        "rater model: {n_items} item ratings, {n_effects} rater estimates, {n_flags} flags"
+    ));
+    Ok(rated)
 }
 
 /// Complaints as they stood at as-of: `due_at` filled from the policy's
@@ -424,8 +622,29 @@ pub fn compute(
         rows += lake::count_rows(out, s.name, s.month_column.is_some())?;
     }
     progress.step(&format!("compute: {rows} lake rows"));
-    let mut views =
-        build_views(lake, policy, as_of, progress).map_err(|e| name_damaged_file(out, e))?;
+    let dir = staging.stage(&out.marts());
+    let mut report = ComputeReport {
+        as_of: as_of.to_string(),
+        ..Default::default()
+    };
+    let write = |name: &str,
+                 df: &mut DataFrame,
+                 report: &mut ComputeReport|
+     -> Result<std::path::PathBuf> {
+        let path = dir.join(format!("{name}.parquet"));
+        report.marts.insert(name.to_string(), df.height());
+        lake::write_parquet(df, &path).with_context(|| format!("cannot write mart {name}"))?;
+        Ok(path)
+    };
+    let mut views = build_views(
+        lake,
+        &|first, last| lake::scan_months(out, "ratings", first, last),
+        &mut |name, mut df| lake::scan_file(&write(name, &mut df, &mut report)?),
+        policy,
+        as_of,
+        progress,
+    )
+    .map_err(|e| name_damaged_file(out, e))?;
     progress.step(&format!("satisfaction: {} rows", views.satisfaction.len()));
     let values =
         measure::compute(catalog, &views.sql(), tz).map_err(|e| name_damaged_file(out, e))?;
@@ -510,8 +729,6 @@ pub fn compute(
     ));
 
     let mut marts: Vec<(&str, DataFrame)> = vec![
-        ("cases", views.get("cases").clone()),
-        ("case_time", views.get("case_time").clone()),
         ("satisfaction", views.get("satisfaction").clone()),
         (
             "rater_effects",
@@ -531,15 +748,8 @@ pub fn compute(
         ("cross_checks", trends::findings_frame(&findings)?),
         ("indicator_catalog", measure::catalog_frame(catalog)?),
     ];
-    let dir = staging.stage(&out.marts());
-    let mut report = ComputeReport {
-        as_of: as_of.to_string(),
-        ..Default::default()
-    };
     for (name, df) in &mut marts {
-        report.marts.insert(name.to_string(), df.height());
-        lake::write_parquet(df, &dir.join(format!("{name}.parquet")))
-            .with_context(|| format!("cannot write mart {name}"))?;
+        write(name, df, &mut report)?;
     }
     crate::failpoint("compute");
     Ok(report)
@@ -582,4 +792,186 @@ fn veto_incidents(
             })
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::policy::{load_text, PolicySource, DEFAULT_POLICY};
+
+    /// Two months of seeded ratings across New Year 2026, one response of
+    /// five items per row group, with a lenient rater (`u0`), a rater who
+    /// favours `d0` (`u1`) and a rater who straight-lines (`u2`). 2026-W01
+    /// runs from Monday 29 December 2025 to Sunday 4 January 2026.
+    fn ratings() -> DataFrame {
+        let mut seed: u64 = 20260101;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        let (mut ids, mut ats, mut depts, mut raters, mut groups, mut items, mut scores) =
+            (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+        let first = NaiveDate::from_ymd_opt(2025, 12, 1).unwrap();
+        let mut n = 0;
+        for day in 0..62 {
+            let date = first + Duration::days(day);
+            // 10:00 in Shanghai (UTC+8 all year) is 02:00 UTC.
+            let at = date
+                .and_hms_opt(2, 0, 0)
+                .unwrap()
+                .and_utc()
+                .timestamp_micros();
+            for _ in 0..30 {
+                n += 1;
+                let (rater, dept) = (next(60), next(6));
+                let lean = match (rater, dept) {
+                    (0, _) => 1.5,
+                    (1, 0) => 2.0,
+                    _ => 0.0,
+                };
+                let base = 3.0 + (dept % 3) as f64 * 0.5 - 0.5 + lean;
+                let flat = next(5) as f64;
+                for item in 0..5 {
+                    let noise = if rater == 2 {
+                        0.0
+                    } else {
+                        next(3) as f64 - 1.0
+                    };
+                    let score = if rater == 2 { 1.0 + flat } else { base + noise };
+                    ids.push(format!("R{n:05}"));
+                    ats.push(at);
+                    depts.push(format!("d{dept}"));
+                    raters.push(format!("u{rater}"));
+                    groups.push(if rater % 4 == 3 {
+                        "peer"
+                    } else {
+                        "client_external"
+                    });
+                    items.push(format!("q{item}"));
+                    scores.push(score.round().clamp(1.0, 5.0));
+                }
+            }
+        }
+        let month: Vec<String> = ats
+            .iter()
+            .map(|&us| {
+                local_day(us, chrono_tz::Asia::Shanghai)
+                    .format("%Y-%m")
+                    .to_string()
+            })
+            .collect();
+        Builder::new()
+            .str("rating_id", ids.iter().map(Some))
+            .ts("rated_at", ats.iter().map(|&t| Some(t)))
+            .str("dept_id", depts.iter().map(Some))
+            .str("rater_id", raters.iter().map(Some))
+            .str("rater_group", groups.iter().map(Some))
+            .str("item", items.iter().map(Some))
+            .f64("score", scores.iter().map(|&s| Some(s)))
+            .f64("scale_min", scores.iter().map(|_| Some(1.0)))
+            .f64("scale_max", scores.iter().map(|_| Some(5.0)))
+            .str("month", month.iter().map(Some))
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_year_at_a_time_gives_what_one_pass_over_all_ratings_gives() {
+        let text = DEFAULT_POLICY.replace("handling = \"keep\"", "handling = \"exclude\"");
+        let policy = load_text(text, PolicySource::Embedded).unwrap();
+        let (p, tz) = (&policy.policy, policy.tz);
+        let as_of = NaiveDate::from_ymd_opt(2026, 1, 31).unwrap();
+        let df = ratings();
+        // One response of 30 December is removed on appeal.
+        let removed: HashSet<String> = ["R00871".to_string()].into();
+        let dept_types: HashMap<String, String> = (0..6)
+            .map(|d| (format!("d{d}"), "hr".to_string()))
+            .collect();
+
+        // One pass over everything: the rater model, reliability and
+        // satisfaction as defined.
+        let items = raters::items_from_frame(&df, &removed, tz).unwrap();
+        let outcome = raters::check(&items, &p.raters);
+        let counted: Vec<bool> = items
+            .iter()
+            .map(|r| !outcome.excluded.contains_key(&*r.rating_id))
+            .collect();
+        let reliability = raters::reliability(&items, &counted, |_| true);
+        let responses = satisfaction::responses(&items, &outcome);
+        let satisfaction = satisfaction::compute(&responses, &dept_types, p, |_| true);
+
+        // The same a year at a time, the months read as `rate` asks.
+        let by_months = |first: &str, last: &str| {
+            Ok(Some(
+                df.clone().lazy().filter(
+                    col("month")
+                        .gt_eq(lit(first.to_string()))
+                        .and(col("month").lt_eq(lit(last.to_string()))),
+                ),
+            ))
+        };
+        let rated = rate(
+            &Ratings {
+                all: df.clone().lazy(),
+                by_months: &by_months,
+                end: end_of_day(as_of, tz),
+            },
+            &removed,
+            &dept_types,
+            &policy,
+            as_of,
+            &Progress::silent(),
+        )
+        .unwrap();
+
+        // The data exercises what crosses New Year: estimates and flags in
+        // both years, and a week of 2026 that holds December's ratings,
+        // excluded responses and rater-adjusted means among them.
+        let quarters = |df: &DataFrame| -> BTreeSet<String> {
+            frame::strs(df, "period")
+                .unwrap()
+                .into_iter()
+                .flatten()
+                .collect()
+        };
+        let flags = raters::flags_frame(&outcome.flags, as_of).unwrap();
+        assert_eq!(
+            quarters(&flags),
+            ["2025-Q4".to_string(), "2026-Q1".to_string()].into()
+        );
+        let flagged: BTreeSet<String> = frame::strs(&flags, "flag")
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .collect();
+        for f in ["lenient", "favouritism", "straight_line"] {
+            assert!(flagged.contains(f), "{f} in {flagged:?}");
+        }
+        let w01: Vec<&satisfaction::Row> = satisfaction
+            .iter()
+            .filter(|r| r.period.label() == "2026-W01" && r.rater_group == "all")
+            .collect();
+        assert_eq!(w01.len(), 6);
+        let december = responses
+            .iter()
+            .filter(|r| r.day >= NaiveDate::from_ymd_opt(2025, 12, 29).unwrap())
+            .filter(|r| r.day <= NaiveDate::from_ymd_opt(2025, 12, 31).unwrap())
+            .count();
+        // 3 days x 30 responses, less the one removed on appeal.
+        assert_eq!(december, 89);
+        assert!(w01.iter().map(|r| r.excluded_ratings).sum::<usize>() > 0);
+        assert!(w01.iter().all(|r| r.fair_mean.is_some()));
+
+        assert!(rated
+            .effects
+            .equals_missing(&raters::effects_frame(&outcome.effects, as_of).unwrap()));
+        assert!(rated.flags.equals_missing(&flags));
+        assert_eq!(rated.satisfaction, satisfaction);
+        assert_eq!(rated.reliability, reliability);
+        assert_eq!(rated.first_day, responses.iter().map(|r| r.day).min());
+    }
 }

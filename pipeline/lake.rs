@@ -480,24 +480,42 @@ pub fn read_table(out: &OutDir, table: &str, partitioned: bool) -> Result<Option
 /// (as this run sees them, without a hive `month` column), or `None` when
 /// it has none. Queries on it read only the columns they name.
 pub fn scan_table(out: &OutDir, table: &str) -> Result<Option<LazyFrame>> {
+    scan_files(partition_files(out, table)?.into_values())
+}
+
+/// [`scan_table`] over the months `first..=last` (`YYYY-MM`) only.
+pub fn scan_months(
+    out: &OutDir,
+    table: &str,
+    first: &str,
+    last: &str,
+) -> Result<Option<LazyFrame>> {
     let files = partition_files(out, table)?;
-    if files.is_empty() {
+    scan_files(
+        files
+            .range(first.to_string()..=last.to_string())
+            .map(|(_, f)| f.clone()),
+    )
+}
+
+fn scan_files(files: impl Iterator<Item = PathBuf>) -> Result<Option<LazyFrame>> {
+    let scans = files.map(|f| scan_file(&f)).collect::<Result<Vec<_>>>()?;
+    if scans.is_empty() {
         return Ok(None);
     }
+    Ok(Some(concat(scans, UnionArgs::default())?))
+}
+
+/// One Parquet file as a lazy scan (no hive columns from its path).
+pub fn scan_file(path: &Path) -> Result<LazyFrame> {
     let args = ScanArgsParquet {
         hive_options: HiveOptions::new_disabled(),
         ..Default::default()
     };
-    let scans = files
-        .values()
-        .map(|f| {
-            Ok(LazyFrame::scan_parquet(
-                PlRefPath::try_from_path(f)?,
-                args.clone(),
-            )?)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Some(concat(scans, UnionArgs::default())?))
+    Ok(LazyFrame::scan_parquet(
+        PlRefPath::try_from_path(path)?,
+        args,
+    )?)
 }
 
 /// The first partition file of `table` that cannot be read whole, with

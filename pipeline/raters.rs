@@ -350,11 +350,22 @@ impl<'a> Ids<'a> {
     }
 }
 
+/// The policy's estimation grain (a quarter unless it names another).
+pub fn estimation_grain(policy: &RaterPolicy) -> Grain {
+    Grain::parse(&policy.estimation_grain).unwrap_or(Grain::Quarter)
+}
+
 /// Runs the model, flags and exclusions over every estimation period.
 pub fn check(ratings: &[ItemRating], policy: &RaterPolicy) -> Outcome {
-    let grain = Grain::parse(&policy.estimation_grain).unwrap_or(Grain::Quarter);
+    check_from(ratings, policy, NaiveDate::MIN)
+}
+
+/// [`check`] over the item ratings of day `from` or later only; the others
+/// are left unadjusted, for the caller to fill from an earlier check.
+pub fn check_from(ratings: &[ItemRating], policy: &RaterPolicy, from: NaiveDate) -> Outcome {
+    let grain = estimation_grain(policy);
     let mut by_period: BTreeMap<Period, Vec<usize>> = BTreeMap::new();
-    for (i, r) in ratings.iter().enumerate() {
+    for (i, r) in ratings.iter().enumerate().filter(|(_, r)| r.day >= from) {
         by_period
             .entry(Period::containing(grain, r.day))
             .or_default()
@@ -791,8 +802,14 @@ pub struct Reliability {
 
 /// Reliability per department and period of every grain, and one row
 /// `dept_id = '*'` per period with ICC(1) and ICC(2) across departments.
-/// `counted` marks the item ratings that count (not excluded).
-pub fn reliability(ratings: &[ItemRating], counted: &[bool]) -> Vec<Reliability> {
+/// `counted` marks the item ratings that count (not excluded); only the
+/// periods `keep` accepts are computed (a year's work takes the periods that
+/// end in that year).
+pub fn reliability(
+    ratings: &[ItemRating],
+    counted: &[bool],
+    keep: impl Fn(Period) -> bool,
+) -> Vec<Reliability> {
     // (dept, period) -> item -> raw scores; raters; response means. Keys
     // borrow from the ratings: nothing is copied per rating.
     type Cell<'a> = (
@@ -810,9 +827,11 @@ pub fn reliability(ratings: &[ItemRating], counted: &[bool]) -> Vec<Reliability>
             continue;
         }
         for g in [Grain::Week, Grain::Month] {
-            let c = cells
-                .entry((Period::containing(g, r.day), r.dept_id.as_ref()))
-                .or_default();
+            let p = Period::containing(g, r.day);
+            if !keep(p) {
+                continue;
+            }
+            let c = cells.entry((p, r.dept_id.as_ref())).or_default();
             let it = c.0.entry(r.item.as_ref()).or_insert((Vec::new(), r.levels));
             it.0.push(r.raw);
             c.1.insert(r.rater_id.as_ref());
@@ -822,6 +841,7 @@ pub fn reliability(ratings: &[ItemRating], counted: &[bool]) -> Vec<Reliability>
         }
     }
     // Quarters and years are built from their months one cell at a time
+    // (a kept month's quarter and year end in the same year, so are kept)
     // when their turn comes, and dropped: only weeks and months are held.
     let mut coarse: BTreeMap<(Period, &str), Vec<Period>> = BTreeMap::new();
     let mut months: Vec<(Period, &str)> = cells

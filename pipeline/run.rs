@@ -91,6 +91,7 @@ pub fn run(opts: &RunOptions, progress: &Progress) -> Result<Manifest> {
     summarise(&report, progress);
 
     let as_of = resolve_as_of(opts.as_of, report.latest_event.as_deref(), &policy);
+    crate::release_freed_memory();
     let mut computed = None;
     if !opts.ingest_only {
         if let Some(as_of) = as_of {
@@ -107,6 +108,7 @@ pub fn run(opts: &RunOptions, progress: &Progress) -> Result<Manifest> {
                 stage: "compute",
                 seconds: t.elapsed().as_secs_f64(),
             });
+            crate::release_freed_memory();
         }
         let t = Instant::now();
         render::render(&out, &mut staging, &policy, as_of, progress)?;

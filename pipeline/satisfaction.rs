@@ -145,11 +145,12 @@ pub struct Row {
 }
 
 /// Computes the mart rows for every department, grain and period with
-/// ratings. `dept_types` maps department id to its type.
+/// ratings that `keep` accepts. `dept_types` maps department id to its type.
 pub fn compute(
     responses: &[Response],
     dept_types: &HashMap<String, String>,
     policy: &Policy,
+    keep: impl Fn(Period) -> bool,
 ) -> Vec<Row> {
     // Hashed while adding up (every response meets four grains), sorted
     // after.
@@ -157,6 +158,9 @@ pub fn compute(
     for r in responses {
         for g in Grain::ALL {
             let p = Period::containing(g, r.day);
+            if !keep(p) {
+                continue;
+            }
             cells
                 .entry((r.dept_id.clone(), p))
                 .or_default()
