@@ -5,11 +5,9 @@
 //! where the time of transferred cases went). A case belongs to the
 //! department and period of its `received` event (intake cohort).
 
-use std::collections::HashMap;
-
 use anyhow::Result;
 use chrono_tz::Tz;
-use polars::prelude::DataFrame;
+use polars::prelude::{DataFrame, PlHashMap};
 
 use crate::calendar::WorkCalendar;
 use rayon::slice::ParallelSliceMut;
@@ -107,7 +105,7 @@ pub fn derive<'a>(
 
     // Case ids numbered in text order, so that sorting plain numbers
     // groups each case's events and orders the cases by id.
-    let mut number: HashMap<&str, u32> = HashMap::new();
+    let mut number: PlHashMap<&str, u32> = PlHashMap::default();
     for i in 0..events.height() {
         if let Some(id) = ids.get(i) {
             let next = number.len() as u32;

@@ -4,15 +4,16 @@
 //!    dropped, later rectifications not yet known), ratings removed on
 //!    appeal left out of `scored_ratings`; `ratings` and `process_events`
 //!    stay scans of their files, read a few columns at a time
-//! 2. derive: `cases`, `case_time`
-//! 3. satisfaction
+//! 2. derive: `cases`, `case_time` (written out at once, read back by SQL)
+//! 3. rater checks, reliability and satisfaction, one calendar year of
+//!    ratings at a time (see `rate`)
 //! 4. measure: every indicator definition -> `indicator_values`
 //! 5. score: `indicator_scores`, `department_scores`
 //!
 //! All marts are written to a staging folder and the `marts/` folder is
 //! swapped in whole, so readers never see marts of two different runs.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use anyhow::{Context, Result};
 use chrono::{Datelike, Duration, NaiveDate, NaiveTime};
@@ -39,7 +40,7 @@ pub struct Views {
     /// columns it needs, and nothing stays in memory.
     pub scans: Vec<(&'static str, LazyFrame)>,
     /// Ratings removed on appeal by as-of.
-    removed: HashSet<String>,
+    removed: PlHashSet<String>,
     pub satisfaction: Vec<satisfaction::Row>,
     /// First local day with a rating or a case: where scoring starts.
     pub first_day: Option<NaiveDate>,
@@ -282,7 +283,7 @@ pub fn build_views(
     let events = take("process_events").filter(col("at").lt_eq(instant(end)));
 
     // Ratings removed on appeal (decided by as-of) are never scored.
-    let removed: HashSet<String> = {
+    let removed: PlHashSet<String> = {
         let ids = frame::strs(&appeals, "rating_id")?;
         let decisions = frame::strs(&appeals, "decision")?;
         ids.into_iter()
@@ -416,7 +417,7 @@ struct Carry {
 /// adds up in the same order as one pass over everything would.
 fn rate(
     ratings: &Ratings,
-    removed: &HashSet<String>,
+    removed: &PlHashSet<String>,
     dept_types: &HashMap<String, String>,
     policy: &LoadedPolicy,
     as_of: NaiveDate,
@@ -887,7 +888,7 @@ mod tests {
         let as_of = NaiveDate::from_ymd_opt(2026, 1, 31).unwrap();
         let df = ratings();
         // One response of 30 December is removed on appeal.
-        let removed: HashSet<String> = ["R00871".to_string()].into();
+        let removed: PlHashSet<String> = ["R00871".to_string()].into_iter().collect();
         let dept_types: HashMap<String, String> = (0..6)
             .map(|d| (format!("d{d}"), "hr".to_string()))
             .collect();

@@ -20,7 +20,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use chrono::NaiveDate;
 use chrono_tz::Tz;
-use polars::prelude::{DataFrame, DataType, LazyFrame};
+use polars::prelude::{DataFrame, DataType, LazyFrame, PlHashMap};
 use polars::sql::SQLContext;
 
 use crate::frame::{self, Builder};
@@ -380,7 +380,7 @@ fn aggregate(ind: &Indicator, df: &DataFrame, tz: Tz) -> Result<Vec<Value>> {
         Ok(c.f64()?.iter().collect())
     };
     // Hashed while adding up (every row meets four grains), sorted after.
-    let mut cells: HashMap<(&str, Period), Acc> = HashMap::new();
+    let mut cells: PlHashMap<(&str, Period), Acc> = PlHashMap::default();
     if ind.aggregate == Aggregate::PerPeriod {
         let grains = frame::strs(df, "grain")?;
         let starts = frame::dates(df, "period_start")?;

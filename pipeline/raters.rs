@@ -25,12 +25,12 @@
 //! summed over the period's ratings, so every grain adds up the same rows.
 //! Exclusions are decided once per response at the estimation grain too.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use anyhow::Result;
 use chrono::NaiveDate;
-use polars::prelude::DataFrame;
+use polars::prelude::{DataFrame, PlHashMap, PlHashSet};
 
 use crate::frame::Builder;
 use crate::periods::{Grain, Period};
@@ -70,7 +70,7 @@ pub const RATING_COLUMNS: [&str; 9] = [
 /// scale.
 pub fn items_from_frame(
     df: &DataFrame,
-    removed: &HashSet<String>,
+    removed: &PlHashSet<String>,
     tz: chrono_tz::Tz,
 ) -> Result<Vec<ItemRating>> {
     use crate::frame::{float_column, At};
@@ -93,7 +93,7 @@ pub fn items_from_frame(
     let (raw, lo, hi) = (At::floats(&raw)?, At::floats(&lo)?, At::floats(&hi)?);
     // Each distinct text is stored once and shared (a response's id by its
     // items, a rater's id by all their ratings): copies are reference counts.
-    let mut pool: HashSet<Arc<str>> = HashSet::new();
+    let mut pool: PlHashSet<Arc<str>> = PlHashSet::default();
     let mut intern = |s: Option<&str>| -> Option<Arc<str>> {
         let s = s?;
         if let Some(a) = pool.get(s) {
@@ -280,13 +280,13 @@ pub fn components(obs: &[Obs], n_dept: usize, n_rater: usize) -> Vec<usize> {
         }
     }
     let roots: Vec<usize> = obs.iter().map(|o| find(&mut parent, o.dept)).collect();
-    let mut size: HashMap<usize, usize> = HashMap::new();
+    let mut size: PlHashMap<usize, usize> = PlHashMap::default();
     for r in &roots {
         *size.entry(*r).or_default() += 1;
     }
     let mut order: Vec<(usize, usize)> = size.into_iter().collect();
     order.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let rank: HashMap<usize, usize> = order
+    let rank: PlHashMap<usize, usize> = order
         .iter()
         .enumerate()
         .map(|(i, (r, _))| (*r, i))
@@ -335,7 +335,7 @@ pub struct Outcome {
 /// Interns strings to dense indices.
 #[derive(Default)]
 struct Ids<'a> {
-    index: HashMap<&'a str, usize>,
+    index: PlHashMap<&'a str, usize>,
     names: Vec<&'a str>,
 }
 
@@ -601,7 +601,7 @@ fn check_period(
     }
     // Self inflation: a department's self ratings far above the others'.
     let mut self_rows: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    let mut others: HashMap<usize, (f64, usize)> = HashMap::new();
+    let mut others: PlHashMap<usize, (f64, usize)> = PlHashMap::default();
     for (i, &row) in rows.iter().enumerate() {
         if &*ratings[row].group == "self" {
             self_rows.entry(obs[i].dept).or_default().push(i);
@@ -627,10 +627,10 @@ fn check_period(
     }
 
     // Exclusions, decided per response.
-    let excluding: HashSet<&str> = if policy.handling == "exclude" {
+    let excluding: PlHashSet<&str> = if policy.handling == "exclude" {
         policy.exclude_flags.iter().map(String::as_str).collect()
     } else {
-        HashSet::new()
+        PlHashSet::default()
     };
     for (i, flag, _) in &flags {
         if excluding.contains(flag) {
@@ -814,11 +814,11 @@ pub fn reliability(
     // borrow from the ratings: nothing is copied per rating.
     type Cell<'a> = (
         BTreeMap<&'a str, (Vec<f64>, f64)>,
-        HashSet<&'a str>,
+        PlHashSet<&'a str>,
         BTreeMap<&'a str, (f64, usize)>,
     );
     // Hashed while adding up, walked in (period, department) order after.
-    let mut cells: HashMap<(Period, &str), Cell> = HashMap::new();
+    let mut cells: PlHashMap<(Period, &str), Cell> = PlHashMap::default();
     // Weeks and months from the ratings; quarters and years from the
     // months (each rating lies in one month; ratings come in time order, so
     // every list keeps the order it would have had).
@@ -888,7 +888,7 @@ pub fn reliability(
         let (list, n_raters, means) = match coarse.get(&(period, dept)) {
             Some(parts) => {
                 let mut items: BTreeMap<&str, (Vec<f64>, f64)> = BTreeMap::new();
-                let mut raters: HashSet<&str> = HashSet::new();
+                let mut raters: PlHashSet<&str> = PlHashSet::default();
                 let mut responses: Vec<(&str, f64, usize)> = Vec::new();
                 for month in parts {
                     let (its, rs, resp) = &cells[&(*month, dept)];

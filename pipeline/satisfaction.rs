@@ -12,13 +12,13 @@
 //! scores; `value` is `fair_mean` when the policy scores on it, else the
 //! weighted mean.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use anyhow::Result;
 use chrono::NaiveDate;
 use chrono_tz::Tz;
-use polars::prelude::DataFrame;
+use polars::prelude::{DataFrame, PlHashMap, PlHashSet};
 
 use crate::frame::Builder;
 use crate::periods::{Grain, Period};
@@ -43,7 +43,7 @@ pub struct Response {
 /// Groups item ratings into responses, with the rater checks' adjusted
 /// scores and exclusions.
 pub fn responses(items: &[ItemRating], outcome: &raters::Outcome) -> Vec<Response> {
-    let mut acc: HashMap<&str, (usize, f64, Option<f64>, usize)> = HashMap::new();
+    let mut acc: PlHashMap<&str, (usize, f64, Option<f64>, usize)> = PlHashMap::default();
     let mut order = Vec::new();
     for (i, r) in items.iter().enumerate() {
         let e = acc.entry(&*r.rating_id).or_insert_with(|| {
@@ -88,7 +88,7 @@ struct Acc {
     sum: f64,
     /// Sum of rater-adjusted scores; `None` once any is off the scale.
     fair: Option<f64>,
-    raters: HashSet<Arc<str>>,
+    raters: PlHashSet<Arc<str>>,
     excluded: usize,
 }
 
@@ -154,7 +154,7 @@ pub fn compute(
 ) -> Vec<Row> {
     // Hashed while adding up (every response meets four grains), sorted
     // after.
-    let mut cells: HashMap<(Arc<str>, Period), BTreeMap<Arc<str>, Acc>> = HashMap::new();
+    let mut cells: PlHashMap<(Arc<str>, Period), BTreeMap<Arc<str>, Acc>> = PlHashMap::default();
     for r in responses {
         for g in Grain::ALL {
             let p = Period::containing(g, r.day);
