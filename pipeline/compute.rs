@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 
 use anyhow::{Context, Result};
-use chrono::{Datelike, Duration, NaiveDate, NaiveTime};
+use chrono::{Duration, NaiveDate, NaiveTime};
 use chrono_tz::Tz;
 use polars::prelude::*;
 
@@ -395,6 +395,9 @@ pub type Spill<'a> = dyn FnMut(&'static str, DataFrame) -> Result<LazyFrame> + '
 /// Scans the ratings files of the months `first..=last` (`YYYY-MM`).
 pub type MonthScan<'a> = dyn Fn(&str, &str) -> Result<Option<LazyFrame>> + 'a;
 
+/// How many days before a year its first ISO week can start.
+const WEEK_REACH: i64 = 6;
+
 /// The item ratings of the days just before a year, with what the rater
 /// model made of them in that year's pass: the next year's first ISO week
 /// reaches back into them.
@@ -447,33 +450,38 @@ fn rate(
     ) else {
         return Ok(rated);
     };
-    let years: Vec<Option<i32>> = if raters::estimation_grain(&p.raters) == Grain::Week {
+    let years: Vec<Option<Period>> = if raters::estimation_grain(&p.raters) == Grain::Week {
         vec![None]
     } else {
-        (local_day(first, tz).year()..=local_day(last, tz).year())
+        Period::range(Grain::Year, local_day(first, tz), local_day(last, tz))
+            .into_iter()
             .map(Some)
             .collect()
     };
     let mut carry = Carry::default();
     let (mut n_items, mut n_effects, mut n_flags) = (0, 0, 0);
     for year in years {
-        let (start, end) = match year {
-            Some(y) => (
-                NaiveDate::from_ymd_opt(y, 1, 1).expect("valid date"),
-                NaiveDate::from_ymd_opt(y, 12, 31).expect("valid date"),
-            ),
-            None => (NaiveDate::MIN, NaiveDate::MAX),
-        };
+        let (start, end) = year.map_or((NaiveDate::MIN, NaiveDate::MAX), |y| (y.start, y.end));
         // The year's month files and the month either side (a month file
-        // holds the month's rows however the time zone places them).
+        // holds the month's rows however the time zone places them), from
+        // the days its first week reaches back to.
         let scan = match year {
-            Some(y) => by_months(&format!("{}-12", y - 1), &format!("{}-01", y + 1))?.map(|lf| {
-                lf.filter(
-                    col("rated_at")
-                        .gt(instant(end_of_day(start - Duration::days(7), tz)))
-                        .and(col("rated_at").lt_eq(instant(end_of_day(end, tz).min(ratings_end)))),
-                )
-            }),
+            Some(y) => {
+                let (before, after) = (y.start - Duration::days(1), y.end + Duration::days(1));
+                let months = by_months(
+                    &before.format("%Y-%m").to_string(),
+                    &after.format("%Y-%m").to_string(),
+                )?;
+                let from = end_of_day(y.start - Duration::days(WEEK_REACH + 1), tz);
+                let to = end_of_day(y.end, tz).min(ratings_end);
+                months.map(|lf| {
+                    lf.filter(
+                        col("rated_at")
+                            .gt(instant(from))
+                            .and(col("rated_at").lt_eq(instant(to))),
+                    )
+                })
+            }
             None => Some(ratings.clone()),
         };
         let Some(scan) = scan else { continue };
@@ -492,7 +500,7 @@ fn rate(
             outcome.adjusted[i] = adjusted;
         }
         outcome.excluded.extend(std::mem::take(&mut carry.excluded));
-        let label = year.map_or("all".to_string(), |y| y.to_string());
+        let label = year.map_or("all".to_string(), |y| y.label());
         let own = items.iter().filter(|r| r.day >= start).count();
         progress.step(&format!(
             "rater model, {label}: {own} item ratings, {} rater estimates, {} flags",
@@ -517,8 +525,7 @@ fn rate(
             .chain(responses.iter().map(|r| r.day))
             .min();
         if let Some(y) = year {
-            let next = NaiveDate::from_ymd_opt(y + 1, 1, 1).expect("valid date");
-            let from = next - Duration::days(6);
+            let from = y.end + Duration::days(1) - Duration::days(WEEK_REACH);
             for (i, r) in items.iter().enumerate().filter(|(_, r)| r.day >= from) {
                 carry
                     .items
