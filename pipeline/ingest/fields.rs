@@ -28,24 +28,29 @@ const NAIVE_FORMATS: [&str; 6] = [
 /// A local time that does not exist (skipped by a daylight-saving change) is
 /// rejected; an ambiguous one (repeated hour) takes the earlier instant.
 pub fn parse_timestamp(s: &str, tz: Tz) -> Result<Micros, FieldError> {
-    if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
-        return Ok(dt.timestamp_micros());
-    }
-    // RFC 3339 with a space separator, as many databases print it.
-    if s.len() > 10 && s.as_bytes()[10] == b' ' {
-        let mut t = s.to_string();
-        t.replace_range(10..11, "T");
-        if let Ok(dt) = DateTime::parse_from_rfc3339(&t) {
-            return Ok(dt.timestamp_micros());
+    let naive = match plain_local(s) {
+        Some(naive) => Some(naive),
+        None => {
+            if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
+                return Ok(dt.timestamp_micros());
+            }
+            // RFC 3339 with a space separator, as many databases print it.
+            if s.len() > 10 && s.as_bytes()[10] == b' ' {
+                let mut t = s.to_string();
+                t.replace_range(10..11, "T");
+                if let Ok(dt) = DateTime::parse_from_rfc3339(&t) {
+                    return Ok(dt.timestamp_micros());
+                }
+            }
+            NAIVE_FORMATS
+                .iter()
+                .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
+                .or_else(|| {
+                    // A bare date is midnight local time.
+                    parse_date_str(s).and_then(|d| d.and_hms_opt(0, 0, 0))
+                })
         }
-    }
-    let naive = NAIVE_FORMATS
-        .iter()
-        .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
-        .or_else(|| {
-            // A bare date is midnight local time.
-            parse_date_str(s).and_then(|d| d.and_hms_opt(0, 0, 0))
-        });
+    };
     let Some(naive) = naive else {
         return Err((
             Reason::BadTimestamp,
@@ -65,6 +70,34 @@ pub fn parse_timestamp(s: &str, tz: Tz) -> Result<Micros, FieldError> {
             ),
         )
     })
+}
+
+/// `2026-03-01 09:30:00` or `2026-03-01T09:30:00`, the local form most
+/// exports write, read without chrono's format parser (which reads its
+/// format string again on every call). Anything else, or a field out of
+/// range (a leap second included), is `None` and left to the general
+/// formats, which read these two forms the same way.
+fn plain_local(s: &str) -> Option<NaiveDateTime> {
+    let b = s.as_bytes();
+    if b.len() != 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b' ' | b'T')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<u32> {
+        b[from..to].iter().try_fold(0u32, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    NaiveDate::from_ymd_opt(num(0, 4)? as i32, num(5, 7)?, num(8, 10)?)?.and_hms_opt(
+        num(11, 13)?,
+        num(14, 16)?,
+        num(17, 19)?,
+    )
 }
 
 /// Local wall-clock time to UTC microseconds; `None` inside a DST gap.
@@ -193,6 +226,44 @@ mod tests {
             parse_timestamp("2026/03/01 09:30", SHANGHAI).unwrap(),
             expected
         );
+    }
+
+    #[test]
+    fn the_plain_local_form_reads_as_the_general_formats_do() {
+        // chrono's format parser: what read every one of these before.
+        let general = |s: &str| {
+            NAIVE_FORMATS
+                .iter()
+                .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
+        };
+        for s in [
+            "2026-03-01 09:30:00",
+            "2026-03-01T09:30:00",
+            "2024-02-29 23:59:59",
+            "0001-01-01 00:00:00",
+            "9999-12-31T23:59:59",
+        ] {
+            assert!(plain_local(s).is_some(), "{s}");
+            assert_eq!(plain_local(s), general(s), "{s}");
+        }
+        // Left to the general path: fields out of range, a leap second,
+        // other shapes.
+        for s in [
+            "2026-02-29 09:30:00",
+            "2026-13-01 09:30:00",
+            "2026-03-01 24:00:00",
+            "2026-03-01 09:60:00",
+            "2026-12-31 23:59:60",
+            "2026-03-01 9:30:00 ",
+            "2026-03-01+09:30:00",
+            "2026-03-0a 09:30:00",
+            "2026-03-01 09:30",
+        ] {
+            assert_eq!(plain_local(s), None, "{s}");
+        }
+        // The leap second is still read, by chrono, as before.
+        assert!(general("2026-12-31 23:59:60").is_some());
+        assert!(parse_timestamp("2026-12-31 23:59:60", SHANGHAI).is_ok());
     }
 
     #[test]

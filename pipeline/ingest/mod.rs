@@ -1016,7 +1016,7 @@ struct Spill {
     /// For keys that can move between months (the key does not contain the
     /// month column): a 128-bit hash of the key -> (month, read order) of
     /// its latest version. Later files win, as in [`merge`].
-    latest: Option<HashMap<u128, (u32, i64)>>,
+    latest: Option<PlHashMap<u128, (u32, i64)>>,
     months: Vec<String>,
     month_index: HashMap<String, u32>,
     /// Valid rows read.
@@ -1034,7 +1034,7 @@ impl Spill {
         };
         Spill {
             spec,
-            latest: (movable && dir.is_some()).then(HashMap::new),
+            latest: (movable && dir.is_some()).then(PlHashMap::default),
             dir,
             chunks: BTreeMap::new(),
             months: Vec::new(),
