@@ -310,8 +310,36 @@ fn read_csv(table: &TableSpec, text: &str) -> Result<ReadOutcome, String> {
     }
     let map = map_header(table, &header)?;
     let mut out = ReadOutcome::default();
-    let mut starts: Vec<(u64, usize, csv::StringRecord)> = Vec::new();
-    let mut record = csv::StringRecord::new();
+    // A record's raw line runs to the next record's start, so each record
+    // is taken when the next one has been read (two buffers, swapped).
+    let take =
+        |out: &mut ReadOutcome, line: u64, start: usize, end: usize, rec: &csv::StringRecord| {
+            let raw = text[start..end].trim_end_matches(['\r', '\n']).to_string();
+            if rec.len() == 1 && rec.get(0).is_some_and(|f| f.trim().is_empty()) {
+                return; // a blank line
+            }
+            if rec.len() != header.len() {
+                out.rejects.push(ReadReject {
+                    line,
+                    column: None,
+                    reason: Reason::RaggedRow,
+                    message: format!(
+                        "expected {} fields as in the header, found {}",
+                        header.len(),
+                        rec.len()
+                    ),
+                    raw,
+                });
+                return;
+            }
+            let fields = map
+                .iter()
+                .map(|m| m.and_then(|i| rec.get(i)).and_then(clean))
+                .collect();
+            out.records.push(RawRecord { line, fields, raw });
+        };
+    let (mut record, mut held) = (csv::StringRecord::new(), csv::StringRecord::new());
+    let mut pending: Option<(u64, usize)> = None;
     loop {
         let pos_before = rdr.position().clone();
         match rdr.read_record(&mut record) {
@@ -321,7 +349,11 @@ fn read_csv(table: &TableSpec, text: &str) -> Result<ReadOutcome, String> {
                     .position()
                     .map(|p| p.line())
                     .unwrap_or(pos_before.line());
-                starts.push((line, start, record.clone()));
+                if let Some((l, s)) = pending {
+                    take(&mut out, l, s, start, &held);
+                }
+                std::mem::swap(&mut record, &mut held);
+                pending = Some((line, start));
             }
             Ok(false) => break,
             Err(e) => {
@@ -331,35 +363,8 @@ fn read_csv(table: &TableSpec, text: &str) -> Result<ReadOutcome, String> {
             }
         }
     }
-    for (i, (line, start, rec)) in starts.iter().enumerate() {
-        let end = starts.get(i + 1).map(|s| s.1).unwrap_or(text.len());
-        let raw = text[*start..end].trim_end_matches(['\r', '\n']).to_string();
-        if rec.len() == 1 && rec.get(0).is_some_and(|f| f.trim().is_empty()) {
-            continue; // a blank line
-        }
-        if rec.len() != header.len() {
-            out.rejects.push(ReadReject {
-                line: *line,
-                column: None,
-                reason: Reason::RaggedRow,
-                message: format!(
-                    "expected {} fields as in the header, found {}",
-                    header.len(),
-                    rec.len()
-                ),
-                raw,
-            });
-            continue;
-        }
-        let fields = map
-            .iter()
-            .map(|m| m.and_then(|i| rec.get(i)).and_then(clean))
-            .collect();
-        out.records.push(RawRecord {
-            line: *line,
-            fields,
-            raw,
-        });
+    if let Some((l, s)) = pending {
+        take(&mut out, l, s, text.len(), &held);
     }
     Ok(out)
 }
