@@ -35,9 +35,9 @@ use crate::{cases, raters, restate, score, trends};
 pub struct Views {
     /// Small lake tables and derived frames, in memory.
     pub tables: Vec<(&'static str, DataFrame)>,
-    /// The large lake tables (`ratings`, `process_events`) as scans of
-    /// their partition files up to as-of: each query reads only the
-    /// columns it needs, and nothing stays in memory.
+    /// The large lake tables (`ratings`, `process_events`, as of as-of) and
+    /// the case marts already written, as scans of their files: each query
+    /// reads only the columns it needs, and nothing stays in memory.
     pub scans: Vec<(&'static str, LazyFrame)>,
     /// Ratings removed on appeal by as-of.
     removed: PlHashSet<String>,
@@ -656,14 +656,11 @@ pub fn compute(
     progress.step(&format!("satisfaction: {} rows", views.satisfaction.len()));
     let values =
         measure::compute(catalog, &views.sql(), tz).map_err(|e| name_damaged_file(out, e))?;
-    // The raw views have served the indicators: free them
-    // before scoring and trends (a large share of the peak memory).
-    views.tables.retain(|(name, _)| {
-        !matches!(
-            *name,
-            "ratings" | "rating_appeals" | "process_events" | "complaints" | "measurements"
-        )
-    });
+    // The lake views have served the indicators: free those that scoring
+    // and trends do not read.
+    views
+        .tables
+        .retain(|(name, _)| !matches!(*name, "rating_appeals" | "complaints" | "measurements"));
     progress.step(&format!("measure: {} indicator values", values.len()));
 
     let departments: Vec<(String, String)> = {

@@ -803,8 +803,10 @@ pub struct Reliability {
 /// Reliability per department and period of every grain, and one row
 /// `dept_id = '*'` per period with ICC(1) and ICC(2) across departments.
 /// `counted` marks the item ratings that count (not excluded); only the
-/// periods `keep` accepts are computed (a year's work takes the periods that
-/// end in that year).
+/// periods `keep` accepts are computed. Quarters and years are built from
+/// their months, so `keep` must accept a quarter or year exactly when it
+/// accepts its months (as keeping the periods that end in one calendar
+/// year does).
 pub fn reliability(
     ratings: &[ItemRating],
     counted: &[bool],
@@ -841,7 +843,6 @@ pub fn reliability(
         }
     }
     // Quarters and years are built from their months one cell at a time
-    // (a kept month's quarter and year end in the same year, so are kept)
     // when their turn comes, and dropped: only weeks and months are held.
     let mut coarse: BTreeMap<(Period, &str), Vec<Period>> = BTreeMap::new();
     let mut months: Vec<(Period, &str)> = cells
