@@ -14,6 +14,7 @@
 //! swapped in whole, so readers never see marts of two different runs.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use chrono::{Duration, NaiveDate, NaiveTime};
@@ -28,6 +29,7 @@ use crate::measure::{self, Indicator};
 use crate::periods::{Grain, Period};
 use crate::policy::LoadedPolicy;
 use crate::progress::Progress;
+use crate::reuse::{CarriedItem, YearResults, YearStore};
 use crate::satisfaction::{self, local_day};
 use crate::{cases, raters, restate, score, trends};
 
@@ -154,6 +156,7 @@ fn check_definitions(policy: &LoadedPolicy) -> (Option<Vec<Indicator>>, Vec<Stri
                 lake,
                 &|_, _| Ok(None),
                 &mut |_, df| Ok(df.lazy()),
+                None,
                 policy,
                 as_of,
                 &Progress::silent(),
@@ -251,6 +254,7 @@ pub fn build_views(
     lake: Vec<(&'static str, LazyFrame)>,
     ratings_months: &MonthScan,
     spill: &mut Spill,
+    mut store: Option<&mut YearStore>,
     policy: &LoadedPolicy,
     as_of: NaiveDate,
     progress: &Progress,
@@ -323,6 +327,9 @@ pub fn build_views(
         .zip(frame::strs(&departments, "dept_type")?)
         .filter_map(|(d, t)| Some((d?, t?)))
         .collect();
+    if let Some(store) = store.as_deref_mut() {
+        store.depend_on(&dept_types, &removed)?;
+    }
     let rated = rate(
         &Ratings {
             all: ratings.clone(),
@@ -331,6 +338,7 @@ pub fn build_views(
         },
         &removed,
         &dept_types,
+        store,
         policy,
         as_of,
         progress,
@@ -403,7 +411,7 @@ const WEEK_REACH: i64 = 6;
 /// reaches back into them.
 #[derive(Default)]
 struct Carry {
-    items: Vec<(std::sync::Arc<str>, std::sync::Arc<str>, Option<f64>)>,
+    items: Vec<CarriedItem>,
     excluded: Vec<(String, String)>,
 }
 
@@ -418,10 +426,15 @@ struct Carry {
 /// weekly estimation grain does not nest in years: then all ratings are one
 /// pass. Item ratings keep the lake's order within every pass, so every sum
 /// adds up in the same order as one pass over everything would.
+///
+/// With a `store`, the results of each year complete at as-of are kept for
+/// the next run, and a year whose inputs are unchanged since the last run
+/// is read from it instead of passing over its ratings (see `reuse.rs`).
 fn rate(
     ratings: &Ratings,
     removed: &PlHashSet<String>,
     dept_types: &HashMap<String, String>,
+    mut store: Option<&mut YearStore>,
     policy: &LoadedPolicy,
     as_of: NaiveDate,
     progress: &Progress,
@@ -465,89 +478,96 @@ fn rate(
         // The year's month files and the month either side (a month file
         // holds the month's rows however the time zone places them), from
         // the days its first week reaches back to.
-        let scan = match year {
+        let (scan, kept) = match year {
             Some(y) => {
                 let (before, after) = (y.start - Duration::days(1), y.end + Duration::days(1));
-                let months = by_months(
-                    &before.format("%Y-%m").to_string(),
-                    &after.format("%Y-%m").to_string(),
-                )?;
+                let months = (
+                    before.format("%Y-%m").to_string(),
+                    after.format("%Y-%m").to_string(),
+                );
                 let from = end_of_day(y.start - Duration::days(WEEK_REACH + 1), tz);
                 let to = end_of_day(y.end, tz).min(ratings_end);
-                months.map(|lf| {
+                let scan = by_months(&months.0, &months.1)?.map(|lf| {
                     lf.filter(
                         col("rated_at")
                             .gt(instant(from))
                             .and(col("rated_at").lt_eq(instant(to))),
                     )
-                })
+                });
+                // A complete year's results are kept for the next run.
+                let kept = match store.as_deref_mut() {
+                    Some(store) if y.end <= as_of && scan.is_some() => Some(store.fingerprint(
+                        y,
+                        (&months.0, &months.1),
+                        (from, to),
+                        (&carry.items, &carry.excluded),
+                    )?),
+                    _ => None,
+                };
+                (scan, kept.map(|fingerprint| (y, fingerprint)))
             }
-            None => Some(ratings.clone()),
+            None => (Some(ratings.clone()), None),
         };
         let Some(scan) = scan else { continue };
-        let items = {
-            let df = collect_columns(&scan, &raters::RATING_COLUMNS, "ratings")?;
-            raters::items_from_frame(&df, removed, tz)?
-        };
-        let mut outcome = raters::check_from(&items, &p.raters, start);
-        // The days before `start` were checked in the previous year's pass.
-        let mut carried = std::mem::take(&mut carry.items).into_iter();
-        for (i, r) in items.iter().enumerate().filter(|(_, r)| r.day < start) {
-            let (_, _, adjusted) = carried
-                .next()
-                .filter(|(id, item, _)| *id == r.rating_id && *item == r.item)
-                .context("the ratings read for one year differ from those read for the year before: was the lake changed during the run?")?;
-            outcome.adjusted[i] = adjusted;
-        }
-        outcome.excluded.extend(std::mem::take(&mut carry.excluded));
         let label = year.map_or("all".to_string(), |y| y.label());
-        let own = items.iter().filter(|r| r.day >= start).count();
-        progress.step(&format!(
-            "rater model, {label}: {own} item ratings, {} rater estimates, {} flags",
-            outcome.effects.len(),
-            outcome.flags.len()
-        ));
-        let counted: Vec<bool> = items
-            .iter()
-            .map(|r| !outcome.excluded.contains_key(&*r.rating_id))
-            .collect();
-        let keep = |period: Period| period.end >= start && period.end <= end;
-        rated
-            .reliability
-            .extend(raters::reliability(&items, &counted, keep));
-        let responses = satisfaction::responses(&items, &outcome);
-        rated
-            .satisfaction
-            .extend(satisfaction::compute(&responses, dept_types, p, keep));
-        rated.first_day = rated
-            .first_day
-            .into_iter()
-            .chain(responses.iter().map(|r| r.day))
-            .min();
-        if let Some(y) = year {
-            let from = y.end + Duration::days(1) - Duration::days(WEEK_REACH);
-            for (i, r) in items.iter().enumerate().filter(|(_, r)| r.day >= from) {
-                carry
-                    .items
-                    .push((r.rating_id.clone(), r.item.clone(), outcome.adjusted[i]));
-                if let Some(why) = outcome.excluded.get(&*r.rating_id) {
-                    carry.excluded.push((r.rating_id.to_string(), why.clone()));
-                }
+
+        let reused = match (&kept, store.as_deref_mut()) {
+            (Some((y, fingerprint)), Some(store)) => store.reuse(*y, fingerprint, || {
+                let df = collect_columns(&scan, &["rating_id"], "ratings")?;
+                Ok(frame::strs(&df, "rating_id")?
+                    .into_iter()
+                    .flatten()
+                    .collect())
+            })?,
+            _ => None,
+        };
+        let results = match reused {
+            Some(r) => {
+                progress.step(&format!(
+                    "rater model, {label}: {} item ratings, {} rater estimates, {} flags (kept from the last run: its inputs are unchanged)",
+                    r.n_items,
+                    r.effects.height(),
+                    r.flags.height()
+                ));
+                r
             }
+            None => {
+                let r = rate_year(
+                    &scan, start, end, &carry, removed, dept_types, policy, as_of,
+                )?;
+                progress.step(&format!(
+                    "rater model, {label}: {} item ratings, {} rater estimates, {} flags",
+                    r.n_items,
+                    r.effects.height(),
+                    r.flags.height()
+                ));
+                if let (Some((y, fingerprint)), Some(store)) = (&kept, store.as_deref_mut()) {
+                    store.keep(*y, fingerprint, &r)?;
+                }
+                r
+            }
+        };
+        if year.is_some() {
+            carry = Carry {
+                items: results
+                    .carry_items
+                    .into_iter()
+                    .map(|(id, item, adjusted)| (Arc::from(id), Arc::from(item), adjusted))
+                    .collect(),
+                excluded: results.carry_excluded,
+            };
         }
-        n_items += own;
-        n_effects += outcome.effects.len();
-        n_flags += outcome.flags.len();
+        n_items += results.n_items;
+        n_effects += results.effects.height();
+        n_flags += results.flags.height();
+        rated.reliability.extend(results.reliability);
+        rated.satisfaction.extend(results.satisfaction);
+        rated.first_day = rated.first_day.into_iter().chain(results.first_day).min();
         // Years come in order and each year's estimates and flags are in
         // (period, ...) order: the concatenation is in the order `check`
         // gives.
-        rated
-            .effects
-            .vstack_mut_owned(raters::effects_frame(&outcome.effects, as_of)?)?;
-        rated
-            .flags
-            .vstack_mut_owned(raters::flags_frame(&outcome.flags, as_of)?)?;
-        drop((items, outcome, responses));
+        rated.effects.vstack_mut_owned(results.effects)?;
+        rated.flags.vstack_mut_owned(results.flags)?;
         crate::release_freed_memory();
     }
     rated.effects.rechunk_mut();
@@ -564,6 +584,73 @@ fn rate(
         "rater model: {n_items} item ratings, {n_effects} rater estimates, {n_flags} flags"
     ));
     Ok(rated)
+}
+
+/// One pass of the rater model, reliability and satisfaction over `scan`:
+/// the ratings of the days `start..=end` and of the days before `start`
+/// that the first week reaches back to, which the previous pass checked
+/// and whose results it handed over in `carry`.
+#[allow(clippy::too_many_arguments)]
+fn rate_year(
+    scan: &LazyFrame,
+    start: NaiveDate,
+    end: NaiveDate,
+    carry: &Carry,
+    removed: &PlHashSet<String>,
+    dept_types: &HashMap<String, String>,
+    policy: &LoadedPolicy,
+    as_of: NaiveDate,
+) -> Result<YearResults> {
+    let (p, tz) = (&policy.policy, policy.tz);
+    let items = {
+        let df = collect_columns(scan, &raters::RATING_COLUMNS, "ratings")?;
+        raters::items_from_frame(&df, removed, tz)?
+    };
+    let mut outcome = raters::check_from(&items, &p.raters, start);
+    // The days before `start` were checked in the previous year's pass.
+    let mut carried = carry.items.iter();
+    for (i, r) in items.iter().enumerate().filter(|(_, r)| r.day < start) {
+        let (_, _, adjusted) = carried
+            .next()
+            .filter(|(id, item, _)| *id == r.rating_id && *item == r.item)
+            .context("the ratings read for one year differ from those read for the year before: was the lake changed during the run?")?;
+        outcome.adjusted[i] = *adjusted;
+    }
+    outcome.excluded.extend(carry.excluded.iter().cloned());
+    let counted: Vec<bool> = items
+        .iter()
+        .map(|r| !outcome.excluded.contains_key(&*r.rating_id))
+        .collect();
+    let keep = |period: Period| period.end >= start && period.end <= end;
+    let reliability = raters::reliability(&items, &counted, keep);
+    let responses = satisfaction::responses(&items, &outcome);
+    let satisfaction = satisfaction::compute(&responses, dept_types, p, keep);
+    let first_day = responses.iter().map(|r| r.day).min();
+    // What the next year's first week needs of this year's last days.
+    let (mut carry_items, mut carry_excluded) = (Vec::new(), Vec::new());
+    if end < NaiveDate::MAX {
+        let from = end + Duration::days(1) - Duration::days(WEEK_REACH);
+        for (i, r) in items.iter().enumerate().filter(|(_, r)| r.day >= from) {
+            carry_items.push((
+                r.rating_id.to_string(),
+                r.item.to_string(),
+                outcome.adjusted[i],
+            ));
+            if let Some(why) = outcome.excluded.get(&*r.rating_id) {
+                carry_excluded.push((r.rating_id.to_string(), why.clone()));
+            }
+        }
+    }
+    Ok(YearResults {
+        effects: raters::effects_frame(&outcome.effects, as_of)?,
+        flags: raters::flags_frame(&outcome.flags, as_of)?,
+        satisfaction,
+        reliability,
+        carry_items,
+        carry_excluded,
+        first_day,
+        n_items: items.iter().filter(|r| r.day >= start).count(),
+    })
 }
 
 /// Complaints as they stood at as-of: `due_at` filled from the policy's
@@ -611,6 +698,10 @@ fn complaint_view(
 pub struct ComputeReport {
     pub as_of: String,
     pub marts: std::collections::BTreeMap<String, usize>,
+    /// Complete years whose rater-model results were kept from the last
+    /// run (their inputs unchanged), and those computed and kept now.
+    pub rater_years_reused: Vec<String>,
+    pub rater_years_computed: Vec<String>,
 }
 
 /// Runs every compute stage and stages `OUT/marts/` (published whole).
@@ -644,15 +735,19 @@ pub fn compute(
         lake::write_parquet(df, &path).with_context(|| format!("cannot write mart {name}"))?;
         Ok(path)
     };
+    let mut store = YearStore::open(out, staging, policy)?;
     let mut views = build_views(
         lake,
         &|first, last| lake::scan_months(out, "ratings", first, last),
         &mut |name, mut df| lake::scan_file(&write(name, &mut df, &mut report)?),
+        Some(&mut store),
         policy,
         as_of,
         progress,
     )
     .map_err(|e| name_damaged_file(out, e))?;
+    report.rater_years_reused = std::mem::take(&mut store.reused);
+    report.rater_years_computed = std::mem::take(&mut store.computed);
     progress.step(&format!("satisfaction: {} rows", views.satisfaction.len()));
     let values =
         measure::compute(catalog, &views.sql(), tz).map_err(|e| name_damaged_file(out, e))?;
@@ -927,6 +1022,7 @@ mod tests {
             },
             &removed,
             &dept_types,
+            None,
             &policy,
             as_of,
             &Progress::silent(),

@@ -82,6 +82,10 @@ impl OutDir {
     pub fn manifest(&self) -> PathBuf {
         self.root.join("run.json")
     }
+    /// Results a later run may reuse (see `reuse.rs`); never read by users.
+    pub fn rater_years(&self) -> PathBuf {
+        self.root.join("cache").join("rater_years")
+    }
     /// Takes the output folder's lock for a run that writes into it. The
     /// lock is the operating system's file lock on `OUT/.lock`: it is
     /// released when the run ends, however it ends, so a run killed at night

@@ -35,6 +35,7 @@ pub mod query;
 pub mod raters;
 pub mod render;
 pub mod restate;
+pub mod reuse;
 pub mod run;
 pub mod satisfaction;
 pub mod score;

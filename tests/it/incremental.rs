@@ -1,5 +1,6 @@
 //! The nightly run: only new files are read, only the month partitions they
-//! touch are rewritten, and the result equals a run from scratch.
+//! touch are rewritten, a complete year's rater model is computed again
+//! only when its ratings changed, and the result equals a run from scratch.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -67,8 +68,9 @@ fn a_record_corrected_into_another_month_leaves_its_old_partition() {
     assert!(snapshot(&once.out.join("lake/ratings")) == snapshot(&ws.out.join("lake/ratings")));
 }
 
-/// `scorecard generate` of a small set (6 departments, 3 months).
-fn generate(out: &Path, split: &str) {
+/// `scorecard generate` of a small set: 6 departments, `months` months to
+/// October 2026, 2,000 ratings a month.
+fn generate(out: &Path, split: &str, months: u32) {
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_scorecard"))
         .args([
             "generate",
@@ -76,9 +78,9 @@ fn generate(out: &Path, split: &str) {
             "--departments",
             "6",
             "--months",
-            "3",
+            &months.to_string(),
             "--ratings",
-            "3000",
+            &(2000 * months).to_string(),
             "--cases",
             "600",
             "--split",
@@ -115,8 +117,8 @@ fn daily_files_hold_the_same_records_as_monthly_files() {
     // belong in that month's day files, which must not be written twice.
     let ws = Workspace::new();
     let (day, month) = (ws.input.join("day"), ws.input.join("month"));
-    generate(&day, "day");
-    generate(&month, "month");
+    generate(&day, "day", 3);
+    generate(&month, "month", 3);
     for table in ["ratings", "process_events"] {
         let (d, m) = (data_lines(&day.join(table)), data_lines(&month.join(table)));
         assert!(m.len() > 1000, "{table}: {} records", m.len());
@@ -132,8 +134,9 @@ fn daily_files_hold_the_same_records_as_monthly_files() {
 #[test]
 fn nightly_run_reads_only_new_files_and_equals_a_full_recompute() {
     let ws = Workspace::new();
+    // September 2025 to October 2026: 2025 is a complete year.
     let all = ws.input.join("all");
-    generate(&all, "day");
+    generate(&all, "day", 14);
 
     // The nights before: everything but the last day's files.
     let before = ws.input.join("before");
@@ -147,6 +150,7 @@ fn nightly_run_reads_only_new_files_and_equals_a_full_recompute() {
         std::fs::copy(&f, &to).unwrap();
     }
     ws.run_cli(Some(&before), "2026-10-31");
+    assert_eq!(rater_years(&ws.out), (vec![], strs(&["2025"])));
     let lake = ws.out.join("lake");
     let stamps = modified(&lake);
 
@@ -177,6 +181,9 @@ fn nightly_run_reads_only_new_files_and_equals_a_full_recompute() {
             ("ratings/2026-10-31.csv".to_string(), "new".to_string()),
         ]
     );
+    // 2025's rater model was kept from the night before: none of its
+    // ratings changed.
+    assert_eq!(rater_years(&ws.out), (strs(&["2025"]), vec![]));
     // Only October's partitions of the two tables (and the ingest log) were
     // written again.
     let mut rewritten: Vec<String> = modified(&lake)
@@ -194,18 +201,120 @@ fn nightly_run_reads_only_new_files_and_equals_a_full_recompute() {
         ])
     );
 
-    // A run from scratch over the same files gives the same bytes.
+    // A run from scratch over the same files gives the same bytes, the
+    // kept results included.
+    assert_same_as_a_full_run(&ws, &all, &["lake", "marts", "site", "cache"]);
+}
+
+/// The complete years whose rater-model results the last run in `out`
+/// reused, and those it computed (from `run.json`).
+fn rater_years(out: &Path) -> (Vec<String>, Vec<String>) {
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    let years = |key: &str| -> Vec<String> {
+        manifest["compute"][key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|y| y.as_str().unwrap().to_string())
+            .collect()
+    };
+    (years("rater_years_reused"), years("rater_years_computed"))
+}
+
+/// A run from scratch over `input` writes the same bytes under `paths`
+/// (files or folders) as the runs in `ws` did, and computes every complete
+/// year.
+fn assert_same_as_a_full_run(ws: &Workspace, input: &Path, paths: &[&str]) {
     let full = Workspace::new();
-    full.run_cli(Some(&all), "2026-10-31");
-    for folder in ["lake", "marts", "site"] {
-        let (a, b) = (
-            snapshot(&ws.out.join(folder)),
-            snapshot(&full.out.join(folder)),
-        );
+    full.run_cli(Some(input), "2026-10-31");
+    assert_eq!(rater_years(&full.out), (vec![], strs(&["2025"])));
+    for folder in paths {
+        let snap = |out: &Path| {
+            let p = out.join(folder);
+            if p.is_file() {
+                vec![(folder.to_string(), std::fs::read(p).unwrap())]
+            } else {
+                snapshot(&p)
+                    .into_iter()
+                    .map(|(name, bytes)| (format!("{folder}/{name}"), bytes))
+                    .collect()
+            }
+        };
+        let (a, b) = (snap(&ws.out), snap(&full.out));
+        assert!(!a.is_empty(), "{folder} is written");
         let names = |s: &[(String, Vec<u8>)]| s.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
         assert_eq!(names(&a), names(&b), "{folder}: same files");
         for ((name, x), (_, y)) in a.iter().zip(&b) {
-            assert!(x == y, "{folder}/{name} differs from a full run");
+            assert!(x == y, "{name} differs from a full run");
         }
     }
+}
+
+/// The id of the first rating in the ratings file of `day`.
+fn a_rating_of(input: &Path, day: &str) -> String {
+    let text = std::fs::read_to_string(input.join(format!("ratings/{day}.csv"))).unwrap();
+    let line = text.lines().nth(1).unwrap();
+    line.split(',').next().unwrap().to_string()
+}
+
+/// What the rater model's results feed. Scores of closed periods are not
+/// compared: a nightly run keeps them as published and lists the
+/// differences in `restatements` (see restate.rs), where a run from scratch
+/// has nothing published to keep.
+const RATER_OUTPUTS: [&str; 6] = [
+    "cache",
+    "marts/satisfaction.parquet",
+    "marts/rater_effects.parquet",
+    "marts/rating_flags.parquet",
+    "marts/reliability.parquet",
+    "marts/indicator_values.parquet",
+];
+
+#[test]
+fn a_complete_year_is_computed_again_exactly_when_its_ratings_change() {
+    let ws = Workspace::new();
+    generate(&ws.input, "day", 14);
+    ws.run_cli(None, "2026-10-31");
+    assert_eq!(rater_years(&ws.out), (vec![], strs(&["2025"])));
+    let appeal = |rating: &str| {
+        let path = ws.input.join("rating_appeals.csv");
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str(&format!("{rating},2026-10-31 09:00:00,removed\n"));
+        std::fs::write(path, text).unwrap();
+    };
+
+    // A rating of March 2026 removed on appeal: 2025's ratings are as
+    // they were.
+    appeal(&a_rating_of(&ws.input, "2026-03-02"));
+    ws.run_cli(None, "2026-10-31");
+    assert_eq!(rater_years(&ws.out), (strs(&["2025"]), vec![]));
+    assert_same_as_a_full_run(&ws, &ws.input, &RATER_OUTPUTS);
+
+    // A rating of November 2025 removed on appeal.
+    appeal(&a_rating_of(&ws.input, "2025-11-03"));
+    ws.run_cli(None, "2026-10-31");
+    assert_eq!(rater_years(&ws.out), (vec![], strs(&["2025"])));
+    assert_same_as_a_full_run(&ws, &ws.input, &RATER_OUTPUTS);
+
+    // Nothing changed since.
+    ws.run_cli(None, "2026-10-31");
+    assert_eq!(rater_years(&ws.out), (strs(&["2025"]), vec![]));
+
+    // A late export of December 2025 changes its month file.
+    ws.put(
+        "ratings/2025-12-late.csv",
+        format!(
+            "{RATINGS_HEADER}LATE1,2025-12-15 10:00:00,hr,LATE_RATER,client_internal,overall,5\n"
+        ),
+    );
+    ws.run_cli(None, "2026-10-31");
+    assert_eq!(rater_years(&ws.out), (vec![], strs(&["2025"])));
+    assert_same_as_a_full_run(&ws, &ws.input, &RATER_OUTPUTS);
+
+    // An earlier as-of: 2025 is not complete at 2025-12-20, so nothing is
+    // kept, and the folder holds no entry.
+    ws.run_cli(None, "2025-12-20");
+    assert_eq!(rater_years(&ws.out), (vec![], vec![]));
+    assert!(!ws.out.join("cache/rater_years/2025").exists());
 }

@@ -1,0 +1,396 @@
+//! What the nightly run reuses from the run before: the results of the
+//! passes over each *complete* calendar year of ratings (rater model,
+//! reliability, satisfaction; compute step 3), kept in
+//! `OUT/cache/rater_years/YYYY/`.
+//!
+//! An entry is used only when its fingerprint equals what this run would
+//! compute from. The fingerprint covers everything the year's pass reads:
+//! the program version, the policy text (time zone included), the
+//! department types, the year's bounds, the bytes of every ratings month
+//! file the pass reads, and what the previous year's pass carried into it
+//! (its last days' adjusted scores and exclusions). Ratings removed on
+//! appeal are checked apart: the folder records the removals its entries
+//! were computed with, and a year whose ratings include any rating whose
+//! removal has changed since is computed again. A year not complete at
+//! as-of is never kept, so an entry's `is_partial` columns (all false) hold
+//! for any later as-of.
+//!
+//! The folder is staged and published whole with the marts: it holds the
+//! entries of this run's complete years only, and a failed run leaves the
+//! previous folder. Deleting it only makes the next run compute every year.
+//! It holds rater ids as the lake does (pseudonyms are applied to the
+//! published marts).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use chrono::NaiveDate;
+use polars::prelude::*;
+use sha2::{Digest, Sha256};
+
+use crate::frame::{self, Builder};
+use crate::lake::{self, OutDir, Staging};
+use crate::periods::{Grain, Period};
+use crate::policy::LoadedPolicy;
+use crate::raters::Reliability;
+use crate::satisfaction;
+
+/// Changes whenever what an entry holds, or how it is computed, changes in
+/// a way the program version would not show.
+const FORMAT: &str = "rater_years/1";
+
+/// The ratings removed on appeal that the entries were computed with.
+const REMOVED: &str = "removed.parquet";
+
+/// An item rating handed to the next year's pass: (rating id, item,
+/// adjusted score).
+pub type CarriedItem = (Arc<str>, Arc<str>, Option<f64>);
+
+/// One year's results, as kept and as reused.
+pub struct YearResults {
+    pub effects: DataFrame,
+    pub flags: DataFrame,
+    pub satisfaction: Vec<satisfaction::Row>,
+    pub reliability: Vec<Reliability>,
+    /// Item ratings of the year's last days: (rating id, item, adjusted
+    /// score), in the order the pass read them.
+    pub carry_items: Vec<(String, String, Option<f64>)>,
+    /// Responses of the year's last days the rater model excluded, and why.
+    pub carry_excluded: Vec<(String, String)>,
+    /// First local day with a scored response in the pass.
+    pub first_day: Option<NaiveDate>,
+    /// Item ratings of the year itself (for progress lines).
+    pub n_items: usize,
+}
+
+/// Entries of the previous run (read) and of this run (staged).
+pub struct YearStore {
+    old: PathBuf,
+    new: PathBuf,
+    /// What every year's fingerprint starts from.
+    base: Sha256,
+    /// Ratings month files as this run sees them, and their digests.
+    months: BTreeMap<String, PathBuf>,
+    digests: HashMap<String, Vec<u8>>,
+    /// Removals the old entries were computed with, against this run's:
+    /// the ids whose removal changed (`None`: unknown, reuse nothing).
+    changed_removals: Option<PlHashSet<String>>,
+    pub reused: Vec<String>,
+    pub computed: Vec<String>,
+}
+
+impl YearStore {
+    /// Opens the previous run's entries and stages this run's folder.
+    pub fn open(out: &OutDir, staging: &mut Staging, policy: &LoadedPolicy) -> Result<YearStore> {
+        let old = out.rater_years();
+        let new = staging.stage(&old);
+        fs::create_dir_all(&new).with_context(|| format!("cannot create {}", new.display()))?;
+        let mut base = Sha256::new();
+        for part in [FORMAT, env!("CARGO_PKG_VERSION"), &policy.text] {
+            feed(&mut base, part.as_bytes());
+        }
+        Ok(YearStore {
+            old,
+            new,
+            base,
+            months: lake::partition_files(out, "ratings")?,
+            digests: HashMap::new(),
+            changed_removals: None,
+            reused: Vec::new(),
+            computed: Vec::new(),
+        })
+    }
+
+    /// Adds what every year depends on besides the policy: the department
+    /// types, and the ratings removed on appeal (kept with this run's
+    /// entries, and compared with those the old entries were computed with).
+    pub fn depend_on(
+        &mut self,
+        dept_types: &HashMap<String, String>,
+        removed: &PlHashSet<String>,
+    ) -> Result<()> {
+        let mut types: Vec<_> = dept_types.iter().collect();
+        types.sort();
+        for (d, t) in types {
+            feed(&mut self.base, d.as_bytes());
+            feed(&mut self.base, t.as_bytes());
+        }
+        self.changed_removals = lake::read_parquet(&self.old.join(REMOVED))
+            .ok()
+            .and_then(|df| frame::strs(&df, "rating_id").ok())
+            .map(|ids| {
+                let before: PlHashSet<String> = ids.into_iter().flatten().collect();
+                before.symmetric_difference(removed).cloned().collect()
+            });
+        let mut ids: Vec<&str> = removed.iter().map(String::as_str).collect();
+        ids.sort_unstable();
+        let mut df = Builder::new()
+            .str("rating_id", ids.into_iter().map(Some))
+            .build()?;
+        lake::write_parquet(&mut df, &self.new.join(REMOVED))
+    }
+
+    /// The fingerprint of a year's pass: it reads the month files
+    /// `first..=last` (`YYYY-MM`), rows in `(from, to]` (UTC microseconds),
+    /// and is handed `carry` from the year before.
+    pub fn fingerprint(
+        &mut self,
+        year: Period,
+        (first, last): (&str, &str),
+        (from, to): (i64, i64),
+        carry: (&[CarriedItem], &[(String, String)]),
+    ) -> Result<String> {
+        let mut h = self.base.clone();
+        feed(&mut h, year.label().as_bytes());
+        feed(&mut h, &from.to_le_bytes());
+        feed(&mut h, &to.to_le_bytes());
+        let months: Vec<(String, PathBuf)> = self
+            .months
+            .range(first.to_string()..=last.to_string())
+            .map(|(m, p)| (m.clone(), p.clone()))
+            .collect();
+        for (month, path) in months {
+            if !self.digests.contains_key(&month) {
+                let digest = file_digest(&path)?;
+                self.digests.insert(month.clone(), digest);
+            }
+            feed(&mut h, month.as_bytes());
+            feed(&mut h, &self.digests[&month]);
+        }
+        let (items, excluded) = carry;
+        feed(&mut h, &(items.len() as u64).to_le_bytes());
+        for (id, item, adjusted) in items {
+            feed(&mut h, id.as_bytes());
+            feed(&mut h, item.as_bytes());
+            feed(
+                &mut h,
+                &adjusted.map_or([0xff; 8], |a| a.to_bits().to_le_bytes()),
+            );
+            h.update([adjusted.is_some() as u8]);
+        }
+        for (id, why) in excluded {
+            feed(&mut h, id.as_bytes());
+            feed(&mut h, why.as_bytes());
+        }
+        Ok(hex(&h.finalize()))
+    }
+
+    /// The previous run's results for `year` if its fingerprint is
+    /// `fingerprint` and no rating of the pass (`ids`, read only when
+    /// removals changed) had its removal changed. Entries that cannot be
+    /// read are computed again.
+    pub fn reuse(
+        &mut self,
+        year: Period,
+        fingerprint: &str,
+        ids: impl FnOnce() -> Result<Vec<String>>,
+    ) -> Result<Option<YearResults>> {
+        let dir = self.old.join(year.label());
+        let kept = fs::read_to_string(dir.join("fingerprint")).unwrap_or_default();
+        if kept.trim() != fingerprint {
+            return Ok(None);
+        }
+        let Some(changed) = &self.changed_removals else {
+            return Ok(None);
+        };
+        if !changed.is_empty() && ids()?.iter().any(|id| changed.contains(id)) {
+            return Ok(None);
+        }
+        let Ok(results) = read_entry(&dir) else {
+            return Ok(None);
+        };
+        link_entry(&dir, &self.new.join(year.label()))?;
+        self.reused.push(year.label());
+        Ok(Some(results))
+    }
+
+    /// Keeps a complete year's results for the next run.
+    pub fn keep(&mut self, year: Period, fingerprint: &str, r: &YearResults) -> Result<()> {
+        let dir = self.new.join(year.label());
+        fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        // Rows are all of complete periods: `is_partial` is false for any
+        // as-of from the year's end on.
+        let as_of = year.end;
+        let mut frames = [
+            ("effects", r.effects.clone()),
+            ("flags", r.flags.clone()),
+            ("satisfaction", satisfaction::frame(&r.satisfaction, as_of)?),
+            (
+                "reliability",
+                crate::raters::reliability_frame(&r.reliability, as_of)?,
+            ),
+            (
+                "carry_items",
+                Builder::new()
+                    .str("rating_id", r.carry_items.iter().map(|c| Some(&c.0)))
+                    .str("item", r.carry_items.iter().map(|c| Some(&c.1)))
+                    .f64("adjusted", r.carry_items.iter().map(|c| c.2))
+                    .build()?,
+            ),
+            (
+                "carry_excluded",
+                Builder::new()
+                    .str("rating_id", r.carry_excluded.iter().map(|c| Some(&c.0)))
+                    .str("reason", r.carry_excluded.iter().map(|c| Some(&c.1)))
+                    .build()?,
+            ),
+        ];
+        for (name, df) in &mut frames {
+            lake::write_parquet(df, &dir.join(format!("{name}.parquet")))?;
+        }
+        let meta = serde_json::json!({
+            "first_day": r.first_day.map(|d| d.to_string()),
+            "n_items": r.n_items,
+        });
+        fs::write(dir.join("entry.json"), serde_json::to_vec_pretty(&meta)?)?;
+        // Written last: an entry without it is never used.
+        fs::write(dir.join("fingerprint"), format!("{fingerprint}\n"))?;
+        self.computed.push(year.label());
+        Ok(())
+    }
+}
+
+fn feed(h: &mut Sha256, bytes: &[u8]) {
+    h.update((bytes.len() as u64).to_le_bytes());
+    h.update(bytes);
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn file_digest(path: &Path) -> Result<Vec<u8>> {
+    let mut f = fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(h.finalize().to_vec())
+}
+
+/// Puts an old entry's files into this run's folder: hard links where the
+/// file system allows, copies otherwise.
+fn link_entry(from: &Path, to: &Path) -> Result<()> {
+    fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
+    for e in fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))? {
+        let src = e?.path();
+        let dst = to.join(src.file_name().expect("entries have names"));
+        if fs::hard_link(&src, &dst).is_err() {
+            fs::copy(&src, &dst)
+                .with_context(|| format!("cannot copy {} to {}", src.display(), dst.display()))?;
+        }
+    }
+    Ok(())
+}
+
+fn read_entry(dir: &Path) -> Result<YearResults> {
+    let read = |name: &str| lake::read_parquet(&dir.join(format!("{name}.parquet")));
+    let meta: serde_json::Value = serde_json::from_slice(&fs::read(dir.join("entry.json"))?)?;
+    let first_day = match meta["first_day"].as_str() {
+        Some(s) => Some(NaiveDate::parse_from_str(s, "%Y-%m-%d")?),
+        None => None,
+    };
+    let n_items = meta["n_items"].as_u64().context("entry.json: n_items")? as usize;
+    let carry = read("carry_items")?;
+    let excluded = read("carry_excluded")?;
+    let text = |df: &DataFrame, c: &str| -> Result<Vec<String>> {
+        frame::strs(df, c)?
+            .into_iter()
+            .map(|s| s.context("a missing value in a kept entry"))
+            .collect()
+    };
+    let (ids, items) = (text(&carry, "rating_id")?, text(&carry, "item")?);
+    let adjusted = frame::f64s(&carry, "adjusted")?;
+    Ok(YearResults {
+        effects: read("effects")?,
+        flags: read("flags")?,
+        satisfaction: satisfaction_rows(&read("satisfaction")?)?,
+        reliability: reliability_rows(&read("reliability")?)?,
+        carry_items: ids
+            .into_iter()
+            .zip(items)
+            .zip(adjusted)
+            .map(|((a, b), c)| (a, b, c))
+            .collect(),
+        carry_excluded: text(&excluded, "rating_id")?
+            .into_iter()
+            .zip(text(&excluded, "reason")?)
+            .collect(),
+        first_day,
+        n_items,
+    })
+}
+
+/// The periods of a mart frame's rows, from `grain` and `period_start`.
+fn periods(df: &DataFrame) -> Result<Vec<Period>> {
+    frame::strs(df, "grain")?
+        .into_iter()
+        .zip(frame::dates(df, "period_start")?)
+        .map(|(g, start)| {
+            let grain = g.as_deref().and_then(Grain::parse).context("grain")?;
+            Ok(Period::containing(grain, start.context("period_start")?))
+        })
+        .collect()
+}
+
+fn count(v: Option<i64>) -> Result<usize> {
+    usize::try_from(v.context("a missing count")?).context("a negative count")
+}
+
+fn satisfaction_rows(df: &DataFrame) -> Result<Vec<satisfaction::Row>> {
+    let (depts, groups) = (frame::strs(df, "dept_id")?, frame::strs(df, "rater_group")?);
+    let (n_ratings, n_raters, excluded) = (
+        frame::i64s(df, "n_ratings")?,
+        frame::i64s(df, "n_raters")?,
+        frame::i64s(df, "excluded_ratings")?,
+    );
+    let (observed, weighted, fair, value) = (
+        frame::f64s(df, "observed_mean")?,
+        frame::f64s(df, "weighted_mean")?,
+        frame::f64s(df, "fair_mean")?,
+        frame::f64s(df, "value")?,
+    );
+    periods(df)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, period)| {
+            Ok(satisfaction::Row {
+                dept_id: depts[i].clone().context("dept_id")?,
+                period,
+                rater_group: groups[i].clone().context("rater_group")?,
+                n_ratings: count(n_ratings[i])?,
+                n_raters: count(n_raters[i])?,
+                observed_mean: observed[i],
+                weighted_mean: weighted[i],
+                fair_mean: fair[i],
+                value: value[i],
+                excluded_ratings: count(excluded[i])?,
+            })
+        })
+        .collect()
+}
+
+fn reliability_rows(df: &DataFrame) -> Result<Vec<Reliability>> {
+    let depts = frame::strs(df, "dept_id")?;
+    let n_raters = frame::i64s(df, "n_raters")?;
+    let (rwg, icc1, icc2) = (
+        frame::f64s(df, "rwg")?,
+        frame::f64s(df, "icc1")?,
+        frame::f64s(df, "icc2")?,
+    );
+    periods(df)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, period)| {
+            Ok(Reliability {
+                dept_id: depts[i].clone().context("dept_id")?,
+                period,
+                n_raters: count(n_raters[i])?,
+                rwg: rwg[i],
+                icc1: icc1[i],
+                icc2: icc2[i],
+            })
+        })
+        .collect()
+}
