@@ -5,7 +5,9 @@
 //!
 //! An entry is used only when its fingerprint equals what this run would
 //! compute from. The fingerprint covers everything the year's pass reads:
-//! the program version, the policy text (time zone included), the
+//! the program (its version, and the size and modification time of the
+//! executable, so that any rebuild computes every year once), the policy
+//! text (time zone included), the
 //! department types, the year's bounds, the bytes of every ratings month
 //! file the pass reads, and what the previous year's pass carried into it
 //! (its last days' adjusted scores and exclusions). Ratings removed on
@@ -68,6 +70,9 @@ pub struct YearResults {
 
 /// Entries of the previous run (read) and of this run (staged).
 pub struct YearStore {
+    /// False when the running program cannot be identified: nothing is
+    /// reused (results are still kept, for a later run).
+    enabled: bool,
     old: PathBuf,
     new: PathBuf,
     /// What every year's fingerprint starts from.
@@ -92,7 +97,12 @@ impl YearStore {
         for part in [FORMAT, env!("CARGO_PKG_VERSION"), &policy.text] {
             feed(&mut base, part.as_bytes());
         }
+        let program = program_identity();
+        if let Some(id) = &program {
+            feed(&mut base, id.as_bytes());
+        }
         Ok(YearStore {
+            enabled: program.is_some(),
             old,
             new,
             base,
@@ -190,7 +200,7 @@ impl YearStore {
     ) -> Result<Option<YearResults>> {
         let dir = self.old.join(year.label());
         let kept = fs::read_to_string(dir.join("fingerprint")).unwrap_or_default();
-        if kept.trim() != fingerprint {
+        if !self.enabled || kept.trim() != fingerprint {
             return Ok(None);
         }
         let Some(changed) = &self.changed_removals else {
@@ -251,6 +261,24 @@ impl YearStore {
         self.computed.push(year.label());
         Ok(())
     }
+}
+
+/// The running executable's path, size and modification time: changes
+/// with every build and every installation of a new one.
+fn program_identity() -> Option<String> {
+    let exe = std::env::current_exe().ok()?;
+    let meta = fs::metadata(&exe).ok()?;
+    let modified = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    Some(format!(
+        "{}\n{}\n{}",
+        exe.display(),
+        meta.len(),
+        modified.as_nanos()
+    ))
 }
 
 fn feed(h: &mut Sha256, bytes: &[u8]) {
