@@ -350,6 +350,33 @@ impl<'a> Ids<'a> {
     }
 }
 
+/// Numbers the responses (`rating_id`) of `rows` in id order: the number
+/// of each row's response, and the ids by number.
+fn number_responses<'a>(ratings: &'a [ItemRating], rows: &[usize]) -> (Vec<u32>, Vec<&'a str>) {
+    let mut number: PlHashMap<&str, u32> = PlHashMap::default();
+    let mut ids: Vec<&str> = Vec::new();
+    let first: Vec<u32> = rows
+        .iter()
+        .map(|&row| {
+            let id = ratings[row].rating_id.as_ref();
+            *number.entry(id).or_insert_with(|| {
+                ids.push(id);
+                (ids.len() - 1) as u32
+            })
+        })
+        .collect();
+    let mut order: Vec<u32> = (0..ids.len() as u32).collect();
+    order.sort_unstable_by(|&a, &b| ids[a as usize].cmp(ids[b as usize]));
+    let mut rank = vec![0u32; ids.len()];
+    for (r, &n) in order.iter().enumerate() {
+        rank[n as usize] = r as u32;
+    }
+    (
+        first.iter().map(|&n| rank[n as usize]).collect(),
+        order.iter().map(|&n| ids[n as usize]).collect(),
+    )
+}
+
 /// The policy's estimation grain (a quarter unless it names another).
 pub fn estimation_grain(policy: &RaterPolicy) -> Grain {
     Grain::parse(&policy.estimation_grain).unwrap_or(Grain::Quarter)
@@ -442,18 +469,25 @@ fn check_period(
         }
     }
 
-    // Spread of response-mean residuals, per connected group.
-    let mut response_resid: BTreeMap<&str, (f64, usize, usize)> = BTreeMap::new();
-    for (i, &row) in rows.iter().enumerate() {
-        let e = response_resid
-            .entry(ratings[row].rating_id.as_ref())
-            .or_insert((0.0, 0, group_of[i]));
-        e.0 += residual[i];
-        e.1 += 1;
+    // Responses numbered in id order: every walk over responses below goes
+    // in that order, and each response's items in input order.
+    let (response_of, response_ids) = number_responses(ratings, rows);
+    let mut responses: Vec<Vec<usize>> = vec![Vec::new(); response_ids.len()];
+    for (i, &r) in response_of.iter().enumerate() {
+        responses[r as usize].push(i);
     }
+
+    // Spread of response-mean residuals, per connected group.
+    let response_resid: Vec<(f64, usize, usize)> = responses
+        .iter()
+        .map(|idx| {
+            let sum = idx.iter().fold(0.0, |acc, &i| acc + residual[i]);
+            (sum, idx.len(), group_of[idx[0]])
+        })
+        .collect();
     let mut response_sigma = vec![0.0; members_of.len()];
     let mut response_n = vec![0usize; members_of.len()];
-    for (sum, n, g) in response_resid.values() {
+    for (sum, n, g) in &response_resid {
         response_sigma[*g] += (sum / *n as f64).powi(2);
         response_n[*g] += 1;
     }
@@ -477,15 +511,22 @@ fn check_period(
         let partial = |i: usize| residual[i] + sev;
         let n_k = by_rater[k].len() as f64;
         let total: f64 = by_rater[k].iter().map(|&i| partial(i)).sum();
-        let mut per_dept: BTreeMap<usize, BTreeMap<&str, Vec<usize>>> = BTreeMap::new();
+        let mut per_dept: BTreeMap<usize, BTreeMap<u32, Vec<usize>>> = BTreeMap::new();
         for &i in &by_rater[k] {
             per_dept
                 .entry(obs[i].dept)
                 .or_default()
-                .entry(ratings[rows[i]].rating_id.as_ref())
+                .entry(response_of[i])
                 .or_default()
                 .push(i);
         }
+        // Each department's response means, in response order.
+        let resp_mean =
+            |idx: &Vec<usize>| idx.iter().map(|&i| partial(i)).sum::<f64>() / idx.len() as f64;
+        let means: BTreeMap<usize, Vec<f64>> = per_dept
+            .iter()
+            .map(|(j, r)| (*j, r.values().map(resp_mean).collect()))
+            .collect();
         // Favouritism / hostility: the rater's ratings of one department
         // against its ratings of the other departments it rates (so
         // favouring one department is neither mistaken for leniency nor
@@ -504,14 +545,11 @@ fn check_period(
                 }
                 // Two-sample comparison of response means: this department
                 // against the rater's other departments not singled out.
-                let resp_mean = |idx: &Vec<usize>| {
-                    idx.iter().map(|&i| partial(i)).sum::<f64>() / idx.len() as f64
-                };
-                let here: Vec<f64> = responses.values().map(resp_mean).collect();
-                let elsewhere: Vec<f64> = per_dept
+                let here = &means[j];
+                let elsewhere: Vec<f64> = means
                     .iter()
                     .filter(|(d, _)| *d != j && !singled.contains(*d))
-                    .flat_map(|(_, r)| r.values().map(resp_mean))
+                    .flat_map(|(_, m)| m.iter().copied())
                     .collect();
                 if elsewhere.is_empty() {
                     continue;
@@ -569,14 +607,7 @@ fn check_period(
         }
     }
     // Straight-lining: one response, the same score on many items.
-    let mut responses: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (i, &row) in rows.iter().enumerate() {
-        responses
-            .entry(ratings[row].rating_id.as_ref())
-            .or_default()
-            .push(i);
-    }
-    for idx in responses.values() {
+    for idx in &responses {
         let first = ratings[rows[idx[0]]].raw;
         if idx.len() >= th.straight_line_min_items as usize
             && idx.iter().all(|&i| ratings[rows[i]].raw == first)
@@ -642,7 +673,7 @@ fn check_period(
     if policy.trim_extremes {
         // Per department: drop the highest and the lowest response.
         let mut per_dept: BTreeMap<usize, Vec<(f64, &str)>> = BTreeMap::new();
-        for (id, idx) in &responses {
+        for (id, idx) in response_ids.iter().zip(&responses) {
             let mean = idx.iter().map(|&i| obs[i].y).sum::<f64>() / idx.len() as f64;
             per_dept
                 .entry(obs[idx[0]].dept)
@@ -812,19 +843,23 @@ pub fn reliability(
     counted: &[bool],
     keep: impl Fn(Period) -> bool,
 ) -> Vec<Reliability> {
-    // (dept, period) -> item -> raw scores; raters; response means. Keys
-    // borrow from the ratings: nothing is copied per rating.
+    // (dept, period) -> item -> raw scores; raters; response means (by
+    // response number, in id order). Keys borrow from the ratings: nothing
+    // is copied per rating.
     type Cell<'a> = (
         BTreeMap<&'a str, (Vec<f64>, f64)>,
         PlHashSet<&'a str>,
-        BTreeMap<&'a str, (f64, usize)>,
+        BTreeMap<u32, (f64, usize)>,
     );
+    let all: Vec<usize> = (0..ratings.len()).collect();
+    let (response_of, _) = number_responses(ratings, &all);
+    drop(all);
     // Hashed while adding up, walked in (period, department) order after.
     let mut cells: PlHashMap<(Period, &str), Cell> = PlHashMap::default();
     // Weeks and months from the ratings; quarters and years from the
     // months (each rating lies in one month; ratings come in time order, so
     // every list keeps the order it would have had).
-    for (r, &ok) in ratings.iter().zip(counted) {
+    for ((r, &ok), &response) in ratings.iter().zip(counted).zip(&response_of) {
         if !ok {
             continue;
         }
@@ -837,7 +872,7 @@ pub fn reliability(
             let it = c.0.entry(r.item.as_ref()).or_insert((Vec::new(), r.levels));
             it.0.push(r.raw);
             c.1.insert(r.rater_id.as_ref());
-            let resp = c.2.entry(r.rating_id.as_ref()).or_default();
+            let resp = c.2.entry(response).or_default();
             resp.0 += r.y;
             resp.1 += 1;
         }
@@ -890,7 +925,7 @@ pub fn reliability(
             Some(parts) => {
                 let mut items: BTreeMap<&str, (Vec<f64>, f64)> = BTreeMap::new();
                 let mut raters: PlHashSet<&str> = PlHashSet::default();
-                let mut responses: Vec<(&str, f64, usize)> = Vec::new();
+                let mut responses: Vec<(u32, f64, usize)> = Vec::new();
                 for month in parts {
                     let (its, rs, resp) = &cells[&(*month, dept)];
                     for (item, (xs, levels)) in its {
@@ -905,7 +940,7 @@ pub fn reliability(
                 }
                 // In id order; a response found in two months adds up in
                 // month order (the sort is stable).
-                responses.sort_by(|a, b| a.0.cmp(b.0));
+                responses.sort_by_key(|r| r.0);
                 let mut means = Vec::new();
                 for run in responses.chunk_by(|a, b| a.0 == b.0) {
                     let (mut sum, mut n) = (0.0, 0);
