@@ -29,7 +29,7 @@ use crate::measure::{self, Indicator};
 use crate::periods::{Grain, Period};
 use crate::policy::LoadedPolicy;
 use crate::progress::Progress;
-use crate::reuse::{CarriedItem, YearResults, YearStore};
+use crate::reuse::{CarriedItem, PeriodResults, YearResults, YearStore};
 use crate::satisfaction::{self, local_day};
 use crate::{cases, raters, restate, score, trends};
 
@@ -532,11 +532,88 @@ fn rate(
                 r
             }
             None => {
-                let r = rate_year(
-                    &scan, start, end, &carry, removed, dept_types, policy, as_of,
+                // In a year not complete, the rater model of complete
+                // estimation periods is reused or kept the same way.
+                let mut reused: Vec<(Period, PeriodResults)> = Vec::new();
+                let mut to_keep: Vec<(Period, String)> = Vec::new();
+                let grain = raters::estimation_grain(&p.raters);
+                if let (Some(y), Some(store)) = (year, store.as_deref_mut()) {
+                    let periods = match grain {
+                        Grain::Month | Grain::Quarter if kept.is_none() => {
+                            Period::range(grain, y.start, y.end)
+                        }
+                        _ => Vec::new(),
+                    };
+                    let first_day = local_day(first, tz);
+                    for q in periods
+                        .into_iter()
+                        .filter(|q| q.end <= as_of && q.end >= first_day)
+                    {
+                        let months = (
+                            (q.start - Duration::days(1)).format("%Y-%m").to_string(),
+                            (q.end + Duration::days(1)).format("%Y-%m").to_string(),
+                        );
+                        let range = (
+                            end_of_day(q.start - Duration::days(1), tz),
+                            end_of_day(q.end, tz),
+                        );
+                        let fingerprint =
+                            store.fingerprint(q, (&months.0, &months.1), range, (&[], &[]))?;
+                        if to_keep.is_empty() {
+                            let ids = || {
+                                let Some(scan) = by_months(&months.0, &months.1)? else {
+                                    return Ok(Vec::new());
+                                };
+                                let scan = scan.filter(
+                                    col("rated_at")
+                                        .gt(instant(range.0))
+                                        .and(col("rated_at").lt_eq(instant(range.1))),
+                                );
+                                let df = collect_columns(&scan, &["rating_id"], "ratings")?;
+                                Ok(frame::strs(&df, "rating_id")?
+                                    .into_iter()
+                                    .flatten()
+                                    .collect())
+                            };
+                            if let Some(r) = store.reuse_period(q, &fingerprint, ids)? {
+                                reused.push((q, r));
+                                continue;
+                            }
+                        }
+                        to_keep.push((q, fingerprint));
+                    }
+                }
+                let keep_periods: Vec<Period> = to_keep.iter().map(|(q, _)| *q).collect();
+                let kept_from_last_run = match reused.as_slice() {
+                    [] => String::new(),
+                    [q] => format!(
+                        " (the rater model of {} kept from the last run)",
+                        q.0.label()
+                    ),
+                    [q, .., r] => format!(
+                        " (the rater model of {} to {} kept from the last run)",
+                        q.0.label(),
+                        r.0.label()
+                    ),
+                };
+                let (r, pieces) = rate_year(
+                    &scan,
+                    (start, end),
+                    &carry,
+                    reused,
+                    &keep_periods,
+                    removed,
+                    dept_types,
+                    policy,
+                    as_of,
                 )?;
+                if let Some(store) = store.as_deref_mut() {
+                    for ((q, fingerprint), piece) in to_keep.iter().zip(&pieces) {
+                        store.keep_period(*q, fingerprint, piece)?;
+                    }
+                }
                 progress.step(&format!(
-                    "rater model, {label}: {} item ratings, {} rater estimates, {} flags",
+                    "rater model, {label}: {} item ratings, {} rater estimates, {} flags{kept_from_last_run}",
                     r.n_items,
                     r.effects.height(),
                     r.flags.height()
@@ -589,24 +666,54 @@ fn rate(
 /// One pass of the rater model, reliability and satisfaction over `scan`:
 /// the ratings of the days `start..=end` and of the days before `start`
 /// that the first week reaches back to, which the previous pass checked
-/// and whose results it handed over in `carry`.
+/// and whose results it handed over in `carry`. The rater model's results
+/// for the first estimation periods of the year may come from the last
+/// run (`reused`, in order); those of the complete periods `keep` are
+/// returned apart as well, in that order, to be kept for the next run.
 #[allow(clippy::too_many_arguments)]
 fn rate_year(
     scan: &LazyFrame,
-    start: NaiveDate,
-    end: NaiveDate,
+    (start, end): (NaiveDate, NaiveDate),
     carry: &Carry,
+    reused: Vec<(Period, PeriodResults)>,
+    keep: &[Period],
     removed: &PlHashSet<String>,
     dept_types: &HashMap<String, String>,
     policy: &LoadedPolicy,
     as_of: NaiveDate,
-) -> Result<YearResults> {
+) -> Result<(YearResults, Vec<PeriodResults>)> {
     let (p, tz) = (&policy.policy, policy.tz);
     let items = {
         let df = collect_columns(scan, &raters::RATING_COLUMNS, "ratings")?;
         raters::items_from_frame(&df, removed, tz)?
     };
-    let mut outcome = raters::check_from(&items, &p.raters, start);
+    let fit_from = reused
+        .last()
+        .map_or(start, |(q, _)| q.end + Duration::days(1));
+    let mut outcome = raters::check_from(&items, &p.raters, fit_from);
+    let rows_in = |q: &Period| -> Vec<usize> {
+        (0..items.len())
+            .filter(|&i| q.start <= items[i].day && items[i].day <= q.end)
+            .collect()
+    };
+    let (mut effects, mut flags) = (
+        raters::effects_frame(&[], as_of)?,
+        raters::flags_frame(&[], as_of)?,
+    );
+    for (q, r) in reused {
+        let rows = rows_in(&q);
+        anyhow::ensure!(
+            rows.len() == r.adjusted.len(),
+            "the results kept for {} do not match its ratings: was the lake changed during the run?",
+            q.label()
+        );
+        for (i, a) in rows.into_iter().zip(r.adjusted) {
+            outcome.adjusted[i] = a;
+        }
+        outcome.excluded.extend(r.excluded);
+        effects.vstack_mut_owned(r.effects)?;
+        flags.vstack_mut_owned(r.flags)?;
+    }
     // The days before `start` were checked in the previous year's pass.
     let mut carried = carry.items.iter();
     for (i, r) in items.iter().enumerate().filter(|(_, r)| r.day < start) {
@@ -617,6 +724,36 @@ fn rate_year(
         outcome.adjusted[i] = *adjusted;
     }
     outcome.excluded.extend(carry.excluded.iter().cloned());
+    // The complete periods fitted now, for the next run.
+    let mut pieces = Vec::new();
+    for q in keep {
+        let rows = rows_in(q);
+        let mut seen: PlHashSet<&str> = PlHashSet::default();
+        let excluded = rows
+            .iter()
+            .map(|&i| &*items[i].rating_id)
+            .filter(|id| seen.insert(id))
+            .filter_map(|id| Some((id.to_string(), outcome.excluded.get(id)?.clone())))
+            .collect();
+        let of_q: Vec<raters::RaterEffect> = outcome
+            .effects
+            .iter()
+            .filter(|e| e.period == *q)
+            .cloned()
+            .collect();
+        let flags_of_q: Vec<raters::RatingFlag> = outcome
+            .flags
+            .iter()
+            .filter(|f| f.period == *q)
+            .cloned()
+            .collect();
+        pieces.push(PeriodResults {
+            effects: raters::effects_frame(&of_q, as_of)?,
+            flags: raters::flags_frame(&flags_of_q, as_of)?,
+            adjusted: rows.iter().map(|&i| outcome.adjusted[i]).collect(),
+            excluded,
+        });
+    }
     let counted: Vec<bool> = items
         .iter()
         .map(|r| !outcome.excluded.contains_key(&*r.rating_id))
@@ -641,16 +778,19 @@ fn rate_year(
             }
         }
     }
-    Ok(YearResults {
-        effects: raters::effects_frame(&outcome.effects, as_of)?,
-        flags: raters::flags_frame(&outcome.flags, as_of)?,
+    effects.vstack_mut_owned(raters::effects_frame(&outcome.effects, as_of)?)?;
+    flags.vstack_mut_owned(raters::flags_frame(&outcome.flags, as_of)?)?;
+    let results = YearResults {
+        effects,
+        flags,
         satisfaction,
         reliability,
         carry_items,
         carry_excluded,
         first_day,
         n_items: items.iter().filter(|r| r.day >= start).count(),
-    })
+    };
+    Ok((results, pieces))
 }
 
 /// Complaints as they stood at as-of: `due_at` filled from the policy's
@@ -698,10 +838,13 @@ fn complaint_view(
 pub struct ComputeReport {
     pub as_of: String,
     pub marts: std::collections::BTreeMap<String, usize>,
-    /// Complete years whose rater-model results were kept from the last
-    /// run (their inputs unchanged), and those computed and kept now.
-    pub rater_years_reused: Vec<String>,
-    pub rater_years_computed: Vec<String>,
+    /// Periods whose rater-model results were taken from the last run
+    /// (their inputs unchanged), and those computed and kept now: complete
+    /// years (`2025`: rater model, reliability and satisfaction), and the
+    /// complete estimation periods of the current year (`2026-Q1`: the
+    /// rater model only).
+    pub rater_reused: Vec<String>,
+    pub rater_computed: Vec<String>,
 }
 
 /// Runs every compute stage and stages `OUT/marts/` (published whole).
@@ -746,8 +889,8 @@ pub fn compute(
         progress,
     )
     .map_err(|e| name_damaged_file(out, e))?;
-    report.rater_years_reused = std::mem::take(&mut store.reused);
-    report.rater_years_computed = std::mem::take(&mut store.computed);
+    report.rater_reused = std::mem::take(&mut store.reused);
+    report.rater_computed = std::mem::take(&mut store.computed);
     progress.step(&format!("satisfaction: {} rows", views.satisfaction.len()));
     let values =
         measure::compute(catalog, &views.sql(), tz).map_err(|e| name_damaged_file(out, e))?;

@@ -83,8 +83,8 @@ impl OutDir {
         self.root.join("run.json")
     }
     /// Results a later run may reuse (see `reuse.rs`); never read by users.
-    pub fn rater_years(&self) -> PathBuf {
-        self.root.join("cache").join("rater_years")
+    pub fn raters_cache(&self) -> PathBuf {
+        self.root.join("cache").join("raters")
     }
     /// Takes the output folder's lock for a run that writes into it. The
     /// lock is the operating system's file lock on `OUT/.lock`: it is

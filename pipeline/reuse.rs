@@ -1,7 +1,7 @@
 //! What the nightly run reuses from the run before: the results of the
 //! passes over each *complete* calendar year of ratings (rater model,
 //! reliability, satisfaction; compute step 3), kept in
-//! `OUT/cache/rater_years/YYYY/`.
+//! `OUT/cache/raters/YYYY/`.
 //!
 //! An entry is used only when its fingerprint equals what this run would
 //! compute from. The fingerprint covers everything the year's pass reads:
@@ -42,7 +42,7 @@ use crate::satisfaction;
 
 /// Changes whenever what an entry holds, or how it is computed, changes in
 /// a way the program version would not show.
-const FORMAT: &str = "rater_years/1";
+const FORMAT: &str = "raters/1";
 
 /// The ratings removed on appeal that the entries were computed with.
 const REMOVED: &str = "removed.parquet";
@@ -68,6 +68,19 @@ pub struct YearResults {
     pub n_items: usize,
 }
 
+/// The rater model's results for one complete estimation period (month or
+/// quarter) of a year not yet complete: that year's pass fits only the
+/// periods after those it reuses.
+pub struct PeriodResults {
+    pub effects: DataFrame,
+    pub flags: DataFrame,
+    /// Adjusted score of each of the period's item ratings, in the order
+    /// the pass reads them.
+    pub adjusted: Vec<Option<f64>>,
+    /// The period's responses the rater model excluded, and why.
+    pub excluded: Vec<(String, String)>,
+}
+
 /// Entries of the previous run (read) and of this run (staged).
 pub struct YearStore {
     /// False when the running program cannot be identified: nothing is
@@ -90,7 +103,7 @@ pub struct YearStore {
 impl YearStore {
     /// Opens the previous run's entries and stages this run's folder.
     pub fn open(out: &OutDir, staging: &mut Staging, policy: &LoadedPolicy) -> Result<YearStore> {
-        let old = out.rater_years();
+        let old = out.raters_cache();
         let new = staging.stage(&old);
         fs::create_dir_all(&new).with_context(|| format!("cannot create {}", new.display()))?;
         let mut base = Sha256::new();
@@ -198,7 +211,28 @@ impl YearStore {
         fingerprint: &str,
         ids: impl FnOnce() -> Result<Vec<String>>,
     ) -> Result<Option<YearResults>> {
-        let dir = self.old.join(year.label());
+        self.reuse_entry(year, fingerprint, ids, read_entry)
+    }
+
+    /// [`YearStore::reuse`] for one estimation period of a year not yet
+    /// complete.
+    pub fn reuse_period(
+        &mut self,
+        period: Period,
+        fingerprint: &str,
+        ids: impl FnOnce() -> Result<Vec<String>>,
+    ) -> Result<Option<PeriodResults>> {
+        self.reuse_entry(period, fingerprint, ids, read_period_entry)
+    }
+
+    fn reuse_entry<T>(
+        &mut self,
+        period: Period,
+        fingerprint: &str,
+        ids: impl FnOnce() -> Result<Vec<String>>,
+        read: impl Fn(&Path) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let dir = self.old.join(period.label());
         let kept = fs::read_to_string(dir.join("fingerprint")).unwrap_or_default();
         if !self.enabled || kept.trim() != fingerprint {
             return Ok(None);
@@ -209,12 +243,47 @@ impl YearStore {
         if !changed.is_empty() && ids()?.iter().any(|id| changed.contains(id)) {
             return Ok(None);
         }
-        let Ok(results) = read_entry(&dir) else {
+        let Ok(results) = read(&dir) else {
             return Ok(None);
         };
-        link_entry(&dir, &self.new.join(year.label()))?;
-        self.reused.push(year.label());
+        link_entry(&dir, &self.new.join(period.label()))?;
+        self.reused.push(period.label());
         Ok(Some(results))
+    }
+
+    /// Keeps the rater model's results for one complete estimation period
+    /// of a year not yet complete.
+    pub fn keep_period(
+        &mut self,
+        period: Period,
+        fingerprint: &str,
+        r: &PeriodResults,
+    ) -> Result<()> {
+        let dir = self.new.join(period.label());
+        fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let mut frames = [
+            ("effects", r.effects.clone()),
+            ("flags", r.flags.clone()),
+            (
+                "adjusted",
+                Builder::new()
+                    .f64("adjusted", r.adjusted.iter().copied())
+                    .build()?,
+            ),
+            (
+                "excluded",
+                Builder::new()
+                    .str("rating_id", r.excluded.iter().map(|c| Some(&c.0)))
+                    .str("reason", r.excluded.iter().map(|c| Some(&c.1)))
+                    .build()?,
+            ),
+        ];
+        for (name, df) in &mut frames {
+            lake::write_parquet(df, &dir.join(format!("{name}.parquet")))?;
+        }
+        fs::write(dir.join("fingerprint"), format!("{fingerprint}\n"))?;
+        self.computed.push(period.label());
+        Ok(())
     }
 
     /// Keeps a complete year's results for the next run.
@@ -347,6 +416,26 @@ fn read_entry(dir: &Path) -> Result<YearResults> {
             .collect(),
         first_day,
         n_items,
+    })
+}
+
+fn read_period_entry(dir: &Path) -> Result<PeriodResults> {
+    let read = |name: &str| lake::read_parquet(&dir.join(format!("{name}.parquet")));
+    let excluded = read("excluded")?;
+    let text = |c: &str| -> Result<Vec<String>> {
+        frame::strs(&excluded, c)?
+            .into_iter()
+            .map(|s| s.context("a missing value in a kept entry"))
+            .collect()
+    };
+    Ok(PeriodResults {
+        effects: read("effects")?,
+        flags: read("flags")?,
+        adjusted: frame::f64s(&read("adjusted")?, "adjusted")?,
+        excluded: text("rating_id")?
+            .into_iter()
+            .zip(text("reason")?)
+            .collect(),
     })
 }
 

@@ -150,7 +150,10 @@ fn nightly_run_reads_only_new_files_and_equals_a_full_recompute() {
         std::fs::copy(&f, &to).unwrap();
     }
     ws.run_cli(Some(&before), "2026-10-31");
-    assert_eq!(rater_years(&ws.out), (vec![], strs(&["2025"])));
+    assert_eq!(
+        rater_periods(&ws.out),
+        (vec![], strs(&["2025", "2026-Q1", "2026-Q2", "2026-Q3"]))
+    );
     let lake = ws.out.join("lake");
     let stamps = modified(&lake);
 
@@ -181,9 +184,13 @@ fn nightly_run_reads_only_new_files_and_equals_a_full_recompute() {
             ("ratings/2026-10-31.csv".to_string(), "new".to_string()),
         ]
     );
-    // 2025's rater model was kept from the night before: none of its
-    // ratings changed.
-    assert_eq!(rater_years(&ws.out), (strs(&["2025"]), vec![]));
+    // 2025's rater passes and the rater model of 2026-Q1 and Q2 were kept
+    // from the night before: none of their ratings changed. Q3's pass also
+    // reads October's month file, which changed.
+    assert_eq!(
+        rater_periods(&ws.out),
+        (strs(&["2025", "2026-Q1", "2026-Q2"]), strs(&["2026-Q3"]))
+    );
     // Only October's partitions of the two tables (and the ingest log) were
     // written again.
     let mut rewritten: Vec<String> = modified(&lake)
@@ -206,9 +213,10 @@ fn nightly_run_reads_only_new_files_and_equals_a_full_recompute() {
     assert_same_as_a_full_run(&ws, &all, &["lake", "marts", "site", "cache"]);
 }
 
-/// The complete years whose rater-model results the last run in `out`
-/// reused, and those it computed (from `run.json`).
-fn rater_years(out: &Path) -> (Vec<String>, Vec<String>) {
+/// The periods whose rater-model results the last run in `out` reused, and
+/// those it computed and kept (from `run.json`): complete years, and the
+/// complete quarters of the current year.
+fn rater_periods(out: &Path) -> (Vec<String>, Vec<String>) {
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
     let years = |key: &str| -> Vec<String> {
@@ -219,16 +227,19 @@ fn rater_years(out: &Path) -> (Vec<String>, Vec<String>) {
             .map(|y| y.as_str().unwrap().to_string())
             .collect()
     };
-    (years("rater_years_reused"), years("rater_years_computed"))
+    (years("rater_reused"), years("rater_computed"))
 }
 
 /// A run from scratch over `input` writes the same bytes under `paths`
 /// (files or folders) as the runs in `ws` did, and computes every complete
-/// year.
+/// year and quarter.
 fn assert_same_as_a_full_run(ws: &Workspace, input: &Path, paths: &[&str]) {
     let full = Workspace::new();
     full.run_cli(Some(input), "2026-10-31");
-    assert_eq!(rater_years(&full.out), (vec![], strs(&["2025"])));
+    assert_eq!(
+        rater_periods(&full.out),
+        (vec![], strs(&["2025", "2026-Q1", "2026-Q2", "2026-Q3"]))
+    );
     for folder in paths {
         let snap = |out: &Path| {
             let p = out.join(folder);
@@ -272,11 +283,26 @@ const RATER_OUTPUTS: [&str; 6] = [
 ];
 
 #[test]
-fn a_complete_year_is_computed_again_exactly_when_its_ratings_change() {
+fn a_complete_period_is_computed_again_exactly_when_its_ratings_change() {
     let ws = Workspace::new();
     generate(&ws.input, "day", 14);
+    // Responses of flagged raters are excluded, so that kept exclusions
+    // matter too.
+    let exclude =
+        scorecard::policy::DEFAULT_POLICY.replace("handling = \"keep\"", "handling = \"exclude\"");
+    assert_ne!(exclude, scorecard::policy::DEFAULT_POLICY);
+    ws.put("policy.toml", exclude);
     ws.run_cli(None, "2026-10-31");
-    assert_eq!(rater_years(&ws.out), (vec![], strs(&["2025"])));
+    let excluded = ws.rows("SELECT sum(excluded_ratings) FROM satisfaction WHERE rater_group = 'all' AND grain = 'quarter' AND period = '2026-Q2'");
+    assert_ne!(
+        excluded,
+        vec![vec!["0".to_string()]],
+        "responses are excluded in 2026-Q2"
+    );
+    assert_eq!(
+        rater_periods(&ws.out),
+        (vec![], strs(&["2025", "2026-Q1", "2026-Q2", "2026-Q3"]))
+    );
     let appeal = |rating: &str| {
         let path = ws.input.join("rating_appeals.csv");
         let mut text = std::fs::read_to_string(&path).unwrap();
@@ -285,23 +311,35 @@ fn a_complete_year_is_computed_again_exactly_when_its_ratings_change() {
     };
 
     // A rating of March 2026 removed on appeal: 2025's ratings are as
-    // they were.
+    // they were; 2026-Q1's are not, and the quarters after it are fitted
+    // again with it.
     appeal(&a_rating_of(&ws.input, "2026-03-02"));
     ws.run_cli(None, "2026-10-31");
-    assert_eq!(rater_years(&ws.out), (strs(&["2025"]), vec![]));
+    assert_eq!(
+        rater_periods(&ws.out),
+        (strs(&["2025"]), strs(&["2026-Q1", "2026-Q2", "2026-Q3"]))
+    );
     assert_same_as_a_full_run(&ws, &ws.input, &RATER_OUTPUTS);
 
-    // A rating of November 2025 removed on appeal.
+    // A rating of November 2025 removed on appeal: the quarters of 2026
+    // are fitted on their own ratings only.
     appeal(&a_rating_of(&ws.input, "2025-11-03"));
     ws.run_cli(None, "2026-10-31");
-    assert_eq!(rater_years(&ws.out), (vec![], strs(&["2025"])));
+    assert_eq!(
+        rater_periods(&ws.out),
+        (strs(&["2026-Q1", "2026-Q2", "2026-Q3"]), strs(&["2025"]))
+    );
     assert_same_as_a_full_run(&ws, &ws.input, &RATER_OUTPUTS);
 
     // Nothing changed since.
     ws.run_cli(None, "2026-10-31");
-    assert_eq!(rater_years(&ws.out), (strs(&["2025"]), vec![]));
+    assert_eq!(
+        rater_periods(&ws.out),
+        (strs(&["2025", "2026-Q1", "2026-Q2", "2026-Q3"]), vec![])
+    );
 
-    // A late export of December 2025 changes its month file.
+    // A late export of December 2025 changes its month file, which
+    // 2026-Q1's pass reads too.
     ws.put(
         "ratings/2025-12-late.csv",
         format!(
@@ -309,12 +347,16 @@ fn a_complete_year_is_computed_again_exactly_when_its_ratings_change() {
         ),
     );
     ws.run_cli(None, "2026-10-31");
-    assert_eq!(rater_years(&ws.out), (vec![], strs(&["2025"])));
+    assert_eq!(
+        rater_periods(&ws.out),
+        (vec![], strs(&["2025", "2026-Q1", "2026-Q2", "2026-Q3"]))
+    );
     assert_same_as_a_full_run(&ws, &ws.input, &RATER_OUTPUTS);
 
-    // An earlier as-of: 2025 is not complete at 2025-12-20, so nothing is
-    // kept, and the folder holds no entry.
+    // An earlier as-of: 2025 is not complete at 2025-12-20, so only its
+    // complete quarter with ratings (the data start in September) is kept,
+    // and the folder holds no entry for the year.
     ws.run_cli(None, "2025-12-20");
-    assert_eq!(rater_years(&ws.out), (vec![], vec![]));
-    assert!(!ws.out.join("cache/rater_years/2025").exists());
+    assert_eq!(rater_periods(&ws.out), (vec![], strs(&["2025-Q3"])));
+    assert!(!ws.out.join("cache/raters/2025").exists());
 }
