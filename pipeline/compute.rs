@@ -6,7 +6,8 @@
 //!    stay scans of their files, read a few columns at a time
 //! 2. derive: `cases`, `case_time` (written out at once, read back by SQL)
 //! 3. rater checks, reliability and satisfaction, one calendar year of
-//!    ratings at a time (see `rate`)
+//!    ratings at a time (see `rate`); what complete years and quarters gave
+//!    in the last run is reused when their inputs are unchanged (`reuse.rs`)
 //! 4. measure: every indicator definition -> `indicator_values`
 //! 5. score: `indicator_scores`, `department_scores`
 //!
@@ -429,7 +430,9 @@ struct Carry {
 ///
 /// With a `store`, the results of each year complete at as-of are kept for
 /// the next run, and a year whose inputs are unchanged since the last run
-/// is read from it instead of passing over its ratings (see `reuse.rs`).
+/// is read from it instead of passing over its ratings; in the year not
+/// complete, the same holds for the rater model of each complete
+/// estimation period (see `reuse.rs`).
 fn rate(
     ratings: &Ratings,
     removed: &PlHashSet<String>,

@@ -1,25 +1,31 @@
-//! What the nightly run reuses from the run before: the results of the
-//! passes over each *complete* calendar year of ratings (rater model,
-//! reliability, satisfaction; compute step 3), kept in
-//! `OUT/cache/raters/YYYY/`.
+//! What the nightly run reuses from the run before (compute step 3), kept
+//! in `OUT/cache/raters/`:
+//!
+//! * `YYYY/`: the results of the pass over each *complete* calendar year of
+//!   ratings (rater model, reliability, satisfaction);
+//! * `YYYY-Qn/` (or `YYYY-MM/` with a monthly estimation grain): the rater
+//!   model's results for each complete estimation period of the year not
+//!   yet complete. That year's pass reuses the longest run of them from the
+//!   year's start and fits only the periods after; its reliability and
+//!   satisfaction need every response of the year and are computed anew.
 //!
 //! An entry is used only when its fingerprint equals what this run would
-//! compute from. The fingerprint covers everything the year's pass reads:
-//! the program (its version, and the size and modification time of the
-//! executable, so that any rebuild computes every year once), the policy
-//! text (time zone included), the
-//! department types, the year's bounds, the bytes of every ratings month
-//! file the pass reads, and what the previous year's pass carried into it
-//! (its last days' adjusted scores and exclusions). Ratings removed on
-//! appeal are checked apart: the folder records the removals its entries
-//! were computed with, and a year whose ratings include any rating whose
-//! removal has changed since is computed again. A year not complete at
-//! as-of is never kept, so an entry's `is_partial` columns (all false) hold
-//! for any later as-of.
+//! compute from. The fingerprint covers everything the pass reads: the
+//! program (its version, and the size and modification time of the
+//! executable, so that any rebuild computes everything once), the policy
+//! text (time zone included), the department types, the period's bounds,
+//! the bytes of every ratings month file the pass reads (the period's
+//! months and one either side), and for a year what the previous year's
+//! pass carried into it (its last days' adjusted scores and exclusions).
+//! Ratings removed on appeal are checked apart: the folder records the
+//! removals its entries were computed with, and a period whose ratings
+//! include any rating whose removal has changed since is computed again. A
+//! period not complete at as-of is never kept, so an entry's `is_partial`
+//! columns (all false) hold for any later as-of.
 //!
 //! The folder is staged and published whole with the marts: it holds the
-//! entries of this run's complete years only, and a failed run leaves the
-//! previous folder. Deleting it only makes the next run compute every year.
+//! entries of this run's complete periods only, and a failed run leaves the
+//! previous folder. Deleting it only makes the next run compute everything.
 //! It holds rater ids as the lake does (pseudonyms are applied to the
 //! published marts).
 
