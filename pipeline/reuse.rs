@@ -162,18 +162,19 @@ impl YearStore {
         lake::write_parquet(&mut df, &self.new.join(REMOVED))
     }
 
-    /// The fingerprint of a year's pass: it reads the month files
-    /// `first..=last` (`YYYY-MM`), rows in `(from, to]` (UTC microseconds),
-    /// and is handed `carry` from the year before.
+    /// The fingerprint of the pass over a year (or of the rater model of
+    /// one estimation period): it reads the month files `first..=last`
+    /// (`YYYY-MM`), rows in `(from, to]` (UTC microseconds), and is handed
+    /// `carry` from the year before (nothing, for a period).
     pub fn fingerprint(
         &mut self,
-        year: Period,
+        period: Period,
         (first, last): (&str, &str),
         (from, to): (i64, i64),
         carry: (&[CarriedItem], &[(String, String)]),
     ) -> Result<String> {
         let mut h = self.base.clone();
-        feed(&mut h, year.label().as_bytes());
+        feed(&mut h, period.label().as_bytes());
         feed(&mut h, &from.to_le_bytes());
         feed(&mut h, &to.to_le_bytes());
         let months: Vec<(String, PathBuf)> = self
