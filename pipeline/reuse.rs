@@ -266,9 +266,7 @@ impl YearStore {
         fingerprint: &str,
         r: &PeriodResults,
     ) -> Result<()> {
-        let dir = self.new.join(period.label());
-        fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let mut frames = [
+        let frames = [
             ("effects", r.effects.clone()),
             ("flags", r.flags.clone()),
             (
@@ -277,30 +275,17 @@ impl YearStore {
                     .f64("adjusted", r.adjusted.iter().copied())
                     .build()?,
             ),
-            (
-                "excluded",
-                Builder::new()
-                    .str("rating_id", r.excluded.iter().map(|c| Some(&c.0)))
-                    .str("reason", r.excluded.iter().map(|c| Some(&c.1)))
-                    .build()?,
-            ),
+            ("excluded", excluded_frame(&r.excluded)?),
         ];
-        for (name, df) in &mut frames {
-            lake::write_parquet(df, &dir.join(format!("{name}.parquet")))?;
-        }
-        fs::write(dir.join("fingerprint"), format!("{fingerprint}\n"))?;
-        self.computed.push(period.label());
-        Ok(())
+        self.write_entry(period, fingerprint, frames, None)
     }
 
     /// Keeps a complete year's results for the next run.
     pub fn keep(&mut self, year: Period, fingerprint: &str, r: &YearResults) -> Result<()> {
-        let dir = self.new.join(year.label());
-        fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         // Rows are all of complete periods: `is_partial` is false for any
         // as-of from the year's end on.
         let as_of = year.end;
-        let mut frames = [
+        let frames = [
             ("effects", r.effects.clone()),
             ("flags", r.flags.clone()),
             ("satisfaction", satisfaction::frame(&r.satisfaction, as_of)?),
@@ -316,25 +301,35 @@ impl YearStore {
                     .f64("adjusted", r.carry_items.iter().map(|c| c.2))
                     .build()?,
             ),
-            (
-                "carry_excluded",
-                Builder::new()
-                    .str("rating_id", r.carry_excluded.iter().map(|c| Some(&c.0)))
-                    .str("reason", r.carry_excluded.iter().map(|c| Some(&c.1)))
-                    .build()?,
-            ),
+            ("carry_excluded", excluded_frame(&r.carry_excluded)?),
         ];
-        for (name, df) in &mut frames {
-            lake::write_parquet(df, &dir.join(format!("{name}.parquet")))?;
-        }
         let meta = serde_json::json!({
             "first_day": r.first_day.map(|d| d.to_string()),
             "n_items": r.n_items,
         });
-        fs::write(dir.join("entry.json"), serde_json::to_vec_pretty(&meta)?)?;
-        // Written last: an entry without it is never used.
+        self.write_entry(year, fingerprint, frames, Some(meta))
+    }
+
+    /// Writes one entry of this run's folder: its frames, `entry.json`
+    /// when given, and last its fingerprint (an entry without one is never
+    /// used).
+    fn write_entry<const N: usize>(
+        &mut self,
+        period: Period,
+        fingerprint: &str,
+        mut frames: [(&str, DataFrame); N],
+        meta: Option<serde_json::Value>,
+    ) -> Result<()> {
+        let dir = self.new.join(period.label());
+        fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        for (name, df) in &mut frames {
+            lake::write_parquet(df, &dir.join(format!("{name}.parquet")))?;
+        }
+        if let Some(meta) = meta {
+            fs::write(dir.join("entry.json"), serde_json::to_vec_pretty(&meta)?)?;
+        }
         fs::write(dir.join("fingerprint"), format!("{fingerprint}\n"))?;
-        self.computed.push(year.label());
+        self.computed.push(period.label());
         Ok(())
     }
 }
@@ -397,13 +392,6 @@ fn read_entry(dir: &Path) -> Result<YearResults> {
     };
     let n_items = meta["n_items"].as_u64().context("entry.json: n_items")? as usize;
     let carry = read("carry_items")?;
-    let excluded = read("carry_excluded")?;
-    let text = |df: &DataFrame, c: &str| -> Result<Vec<String>> {
-        frame::strs(df, c)?
-            .into_iter()
-            .map(|s| s.context("a missing value in a kept entry"))
-            .collect()
-    };
     let (ids, items) = (text(&carry, "rating_id")?, text(&carry, "item")?);
     let adjusted = frame::f64s(&carry, "adjusted")?;
     Ok(YearResults {
@@ -417,10 +405,7 @@ fn read_entry(dir: &Path) -> Result<YearResults> {
             .zip(adjusted)
             .map(|((a, b), c)| (a, b, c))
             .collect(),
-        carry_excluded: text(&excluded, "rating_id")?
-            .into_iter()
-            .zip(text(&excluded, "reason")?)
-            .collect(),
+        carry_excluded: excluded_rows(&read("carry_excluded")?)?,
         first_day,
         n_items,
     })
@@ -428,22 +413,35 @@ fn read_entry(dir: &Path) -> Result<YearResults> {
 
 fn read_period_entry(dir: &Path) -> Result<PeriodResults> {
     let read = |name: &str| lake::read_parquet(&dir.join(format!("{name}.parquet")));
-    let excluded = read("excluded")?;
-    let text = |c: &str| -> Result<Vec<String>> {
-        frame::strs(&excluded, c)?
-            .into_iter()
-            .map(|s| s.context("a missing value in a kept entry"))
-            .collect()
-    };
     Ok(PeriodResults {
         effects: read("effects")?,
         flags: read("flags")?,
         adjusted: frame::f64s(&read("adjusted")?, "adjusted")?,
-        excluded: text("rating_id")?
-            .into_iter()
-            .zip(text("reason")?)
-            .collect(),
+        excluded: excluded_rows(&read("excluded")?)?,
     })
+}
+
+/// A text column of a kept frame, which has no missing values.
+fn text(df: &DataFrame, column: &str) -> Result<Vec<String>> {
+    frame::strs(df, column)?
+        .into_iter()
+        .map(|s| s.context("a missing value in a kept entry"))
+        .collect()
+}
+
+/// Excluded responses (rating id, why) as kept, and back.
+fn excluded_frame(rows: &[(String, String)]) -> Result<DataFrame> {
+    Builder::new()
+        .str("rating_id", rows.iter().map(|c| Some(&c.0)))
+        .str("reason", rows.iter().map(|c| Some(&c.1)))
+        .build()
+}
+
+fn excluded_rows(df: &DataFrame) -> Result<Vec<(String, String)>> {
+    Ok(text(df, "rating_id")?
+        .into_iter()
+        .zip(text(df, "reason")?)
+        .collect())
 }
 
 /// The periods of a mart frame's rows, from `grain` and `period_start`.
