@@ -30,7 +30,7 @@ use crate::measure::{self, Indicator};
 use crate::periods::{Grain, Period};
 use crate::policy::LoadedPolicy;
 use crate::progress::Progress;
-use crate::reuse::{CarriedItem, PeriodResults, YearResults, YearStore};
+use crate::reuse::{CarriedItem, PeriodResults, RaterStore, YearResults};
 use crate::satisfaction::{self, local_day};
 use crate::{cases, raters, restate, score, trends};
 
@@ -255,7 +255,7 @@ pub fn build_views(
     lake: Vec<(&'static str, LazyFrame)>,
     ratings_months: &MonthScan,
     spill: &mut Spill,
-    mut store: Option<&mut YearStore>,
+    mut store: Option<&mut RaterStore>,
     policy: &LoadedPolicy,
     as_of: NaiveDate,
     progress: &Progress,
@@ -437,7 +437,7 @@ fn rate(
     ratings: &Ratings,
     removed: &PlHashSet<String>,
     dept_types: &HashMap<String, String>,
-    mut store: Option<&mut YearStore>,
+    mut store: Option<&mut RaterStore>,
     policy: &LoadedPolicy,
     as_of: NaiveDate,
     progress: &Progress,
@@ -478,31 +478,17 @@ fn rate(
     let (mut n_items, mut n_effects, mut n_flags) = (0, 0, 0);
     for year in years {
         let (start, end) = year.map_or((NaiveDate::MIN, NaiveDate::MAX), |y| (y.start, y.end));
-        // The year's month files and the month either side (a month file
-        // holds the month's rows however the time zone places them), from
-        // the days its first week reaches back to.
+        // The year's ratings, from the days its first week reaches back to.
         let (scan, kept) = match year {
             Some(y) => {
-                let (before, after) = (y.start - Duration::days(1), y.end + Duration::days(1));
-                let months = (
-                    before.format("%Y-%m").to_string(),
-                    after.format("%Y-%m").to_string(),
-                );
-                let from = end_of_day(y.start - Duration::days(WEEK_REACH + 1), tz);
-                let to = end_of_day(y.end, tz).min(ratings_end);
-                let scan = by_months(&months.0, &months.1)?.map(|lf| {
-                    lf.filter(
-                        col("rated_at")
-                            .gt(instant(from))
-                            .and(col("rated_at").lt_eq(instant(to))),
-                    )
-                });
+                let pass = Pass::over(y, WEEK_REACH, tz, ratings_end);
+                let scan = pass.scan(by_months)?;
                 // A complete year's results are kept for the next run.
                 let kept = match store.as_deref_mut() {
                     Some(store) if y.end <= as_of && scan.is_some() => Some(store.fingerprint(
                         y,
-                        (&months.0, &months.1),
-                        (from, to),
+                        (&pass.months.0, &pass.months.1),
+                        pass.range,
                         (&carry.items, &carry.excluded),
                     )?),
                     _ => None,
@@ -515,13 +501,9 @@ fn rate(
         let label = year.map_or("all".to_string(), |y| y.label());
 
         let reused = match (&kept, store.as_deref_mut()) {
-            (Some((y, fingerprint)), Some(store)) => store.reuse(*y, fingerprint, || {
-                let df = collect_columns(&scan, &["rating_id"], "ratings")?;
-                Ok(frame::strs(&df, "rating_id")?
-                    .into_iter()
-                    .flatten()
-                    .collect())
-            })?,
+            (Some((y, fingerprint)), Some(store)) => {
+                store.reuse(*y, fingerprint, || rating_ids(Some(scan.clone())))?
+            }
             _ => None,
         };
         let results = match reused {
@@ -537,55 +519,17 @@ fn rate(
             None => {
                 // In a year not complete, the rater model of complete
                 // estimation periods is reused or kept the same way.
-                let mut reused: Vec<(Period, PeriodResults)> = Vec::new();
-                let mut to_keep: Vec<(Period, String)> = Vec::new();
-                let grain = raters::estimation_grain(&p.raters);
-                if let (Some(y), Some(store)) = (year, store.as_deref_mut()) {
-                    let periods = match grain {
-                        Grain::Month | Grain::Quarter if kept.is_none() => {
-                            Period::range(grain, y.start, y.end)
-                        }
-                        _ => Vec::new(),
-                    };
-                    let first_day = local_day(first, tz);
-                    for q in periods
-                        .into_iter()
-                        .filter(|q| q.end <= as_of && q.end >= first_day)
-                    {
-                        let months = (
-                            (q.start - Duration::days(1)).format("%Y-%m").to_string(),
-                            (q.end + Duration::days(1)).format("%Y-%m").to_string(),
-                        );
-                        let range = (
-                            end_of_day(q.start - Duration::days(1), tz),
-                            end_of_day(q.end, tz),
-                        );
-                        let fingerprint =
-                            store.fingerprint(q, (&months.0, &months.1), range, (&[], &[]))?;
-                        if to_keep.is_empty() {
-                            let ids = || {
-                                let Some(scan) = by_months(&months.0, &months.1)? else {
-                                    return Ok(Vec::new());
-                                };
-                                let scan = scan.filter(
-                                    col("rated_at")
-                                        .gt(instant(range.0))
-                                        .and(col("rated_at").lt_eq(instant(range.1))),
-                                );
-                                let df = collect_columns(&scan, &["rating_id"], "ratings")?;
-                                Ok(frame::strs(&df, "rating_id")?
-                                    .into_iter()
-                                    .flatten()
-                                    .collect())
-                            };
-                            if let Some(r) = store.reuse_period(q, &fingerprint, ids)? {
-                                reused.push((q, r));
-                                continue;
-                            }
-                        }
-                        to_keep.push((q, fingerprint));
-                    }
-                }
+                let (reused, to_keep) = match (year, store.as_deref_mut()) {
+                    (Some(y), Some(store)) if kept.is_none() => complete_periods(
+                        store,
+                        y,
+                        raters::estimation_grain(&p.raters),
+                        local_day(first, tz)..=as_of,
+                        by_months,
+                        tz,
+                    )?,
+                    _ => (Vec::new(), Vec::new()),
+                };
                 let keep_periods: Vec<Period> = to_keep.iter().map(|(q, _)| *q).collect();
                 let kept_from_last_run = match reused.as_slice() {
                     [] => String::new(),
@@ -664,6 +608,92 @@ fn rate(
         "rater model: {n_items} item ratings, {n_effects} rater estimates, {n_flags} flags"
     ));
     Ok(rated)
+}
+
+/// What a pass over a period reads: the period's month files and the month
+/// either side (a month file holds the month's rows however the time zone
+/// places them), cut to the rows in `range` (UTC microseconds, `(from,
+/// to]`): the period's days, and `reach` days before it.
+struct Pass {
+    months: (String, String),
+    range: (i64, i64),
+}
+
+impl Pass {
+    fn over(period: Period, reach: i64, tz: Tz, end: i64) -> Pass {
+        let month = |d: NaiveDate| d.format("%Y-%m").to_string();
+        Pass {
+            months: (
+                month(period.start - Duration::days(1)),
+                month(period.end + Duration::days(1)),
+            ),
+            range: (
+                end_of_day(period.start - Duration::days(reach + 1), tz),
+                end_of_day(period.end, tz).min(end),
+            ),
+        }
+    }
+
+    fn scan(&self, by_months: &MonthScan) -> Result<Option<LazyFrame>> {
+        let (from, to) = self.range;
+        Ok(by_months(&self.months.0, &self.months.1)?.map(|lf| {
+            lf.filter(
+                col("rated_at")
+                    .gt(instant(from))
+                    .and(col("rated_at").lt_eq(instant(to))),
+            )
+        }))
+    }
+}
+
+/// The rating ids a scan holds (none without a scan).
+fn rating_ids(scan: Option<LazyFrame>) -> Result<Vec<String>> {
+    let Some(scan) = scan else {
+        return Ok(Vec::new());
+    };
+    let df = collect_columns(&scan, &["rating_id"], "ratings")?;
+    Ok(frame::strs(&df, "rating_id")?
+        .into_iter()
+        .flatten()
+        .collect())
+}
+
+/// The complete estimation periods (month or quarter) of `year` with
+/// ratings (`days`: from the first rating to as-of): the rater model of
+/// the longest run of them from the year's start that the last run kept
+/// with the same fingerprint, and the others with their fingerprints, to
+/// be fitted and kept.
+#[allow(clippy::type_complexity)]
+fn complete_periods(
+    store: &mut RaterStore,
+    year: Period,
+    grain: Grain,
+    days: std::ops::RangeInclusive<NaiveDate>,
+    by_months: &MonthScan,
+    tz: Tz,
+) -> Result<(Vec<(Period, PeriodResults)>, Vec<(Period, String)>)> {
+    let (mut reused, mut to_keep) = (Vec::new(), Vec::new());
+    if !matches!(grain, Grain::Month | Grain::Quarter) {
+        return Ok((reused, to_keep));
+    }
+    for q in Period::range(grain, year.start, year.end)
+        .into_iter()
+        .filter(|q| q.end <= *days.end() && q.end >= *days.start())
+    {
+        let pass = Pass::over(q, 0, tz, i64::MAX);
+        let months = (pass.months.0.as_str(), pass.months.1.as_str());
+        let fingerprint = store.fingerprint(q, months, pass.range, (&[], &[]))?;
+        if to_keep.is_empty() {
+            if let Some(r) =
+                store.reuse_period(q, &fingerprint, || rating_ids(pass.scan(by_months)?))?
+            {
+                reused.push((q, r));
+                continue;
+            }
+        }
+        to_keep.push((q, fingerprint));
+    }
+    Ok((reused, to_keep))
 }
 
 /// One pass of the rater model, reliability and satisfaction over `scan`:
@@ -881,7 +911,7 @@ pub fn compute(
         lake::write_parquet(df, &path).with_context(|| format!("cannot write mart {name}"))?;
         Ok(path)
     };
-    let mut store = YearStore::open(out, staging, policy)?;
+    let mut store = RaterStore::open(out, staging, policy)?;
     let mut views = build_views(
         lake,
         &|first, last| lake::scan_months(out, "ratings", first, last),

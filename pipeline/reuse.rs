@@ -87,8 +87,9 @@ pub struct PeriodResults {
     pub excluded: Vec<(String, String)>,
 }
 
-/// Entries of the previous run (read) and of this run (staged).
-pub struct YearStore {
+/// The kept rater results (years and estimation periods): entries of the
+/// previous run (read) and of this run (staged).
+pub struct RaterStore {
     /// False when the running program cannot be identified: nothing is
     /// reused (results are still kept, for a later run).
     enabled: bool,
@@ -106,9 +107,9 @@ pub struct YearStore {
     pub computed: Vec<String>,
 }
 
-impl YearStore {
+impl RaterStore {
     /// Opens the previous run's entries and stages this run's folder.
-    pub fn open(out: &OutDir, staging: &mut Staging, policy: &LoadedPolicy) -> Result<YearStore> {
+    pub fn open(out: &OutDir, staging: &mut Staging, policy: &LoadedPolicy) -> Result<RaterStore> {
         let old = out.raters_cache();
         let new = staging.stage(&old);
         fs::create_dir_all(&new).with_context(|| format!("cannot create {}", new.display()))?;
@@ -120,7 +121,7 @@ impl YearStore {
         if let Some(id) = &program {
             feed(&mut base, id.as_bytes());
         }
-        Ok(YearStore {
+        Ok(RaterStore {
             enabled: program.is_some(),
             old,
             new,
@@ -221,7 +222,7 @@ impl YearStore {
         self.reuse_entry(year, fingerprint, ids, read_entry)
     }
 
-    /// [`YearStore::reuse`] for one estimation period of a year not yet
+    /// [`RaterStore::reuse`] for one estimation period of a year not yet
     /// complete.
     pub fn reuse_period(
         &mut self,
