@@ -3,8 +3,9 @@
 
 use std::collections::HashSet;
 
-use chrono::{Datelike, Duration, NaiveDate, NaiveTime, Weekday};
+use chrono::{Datelike, Duration, NaiveDate, NaiveTime, Offset, TimeZone, Weekday};
 use chrono_tz::Tz;
+use polars::prelude::PlHashMap;
 
 use crate::ingest::fields::local_to_utc;
 use crate::policy::{parse_date, weekday, Policy};
@@ -77,6 +78,56 @@ impl WorkCalendar {
     }
 }
 
+const HOUR_US: i64 = 3_600_000_000;
+
+/// Local calendar days of UTC instants (microseconds), for columns of
+/// millions of them: each UTC hour's offset is looked up in the time zone
+/// once, not per instant. An hour in which the offset changes (a DST
+/// transition) is looked up per instant.
+pub struct LocalDays {
+    tz: Tz,
+    /// UTC hour -> its offset in seconds, or `None` if it changes within.
+    offsets: PlHashMap<i64, Option<i64>>,
+}
+
+impl LocalDays {
+    pub fn new(tz: Tz) -> LocalDays {
+        LocalDays {
+            tz,
+            offsets: PlHashMap::default(),
+        }
+    }
+
+    /// The local day of `us`: the same as [`crate::satisfaction::local_day`].
+    pub fn day(&mut self, us: i64) -> NaiveDate {
+        let tz = self.tz;
+        let offset = |us: i64| -> Option<i64> {
+            let t = chrono::DateTime::from_timestamp_micros(us)?;
+            Some(
+                tz.offset_from_utc_datetime(&t.naive_utc())
+                    .fix()
+                    .local_minus_utc() as i64,
+            )
+        };
+        let hour = us.div_euclid(HOUR_US);
+        let fixed = *self.offsets.entry(hour).or_insert_with(|| {
+            let first = offset(hour * HOUR_US)?;
+            (offset(hour * HOUR_US + HOUR_US - 1)? == first).then_some(first)
+        });
+        match fixed {
+            Some(secs) => {
+                let days = (us.div_euclid(1_000_000) + secs).div_euclid(86_400);
+                NaiveDate::from_num_days_from_ce_opt(days as i32 + UNIX_EPOCH_DAYS_FROM_CE)
+                    .expect("a day of a valid timestamp")
+            }
+            None => crate::satisfaction::local_day(us, tz),
+        }
+    }
+}
+
+/// 1970-01-01 counted in days from 0001-01-01 = day 1 (chrono's CE count).
+const UNIX_EPOCH_DAYS_FROM_CE: i32 = 719_163;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +148,54 @@ mod tests {
         assert_eq!(cal.add_working_days(d("2026-09-30"), 4), d("2026-10-12"));
         // An ordinary week: Fri 6 Nov 2026 + 1 = Mon 9 Nov.
         assert_eq!(cal.add_working_days(d("2026-11-06"), 1), d("2026-11-09"));
+    }
+
+    #[test]
+    fn local_days_match_the_time_zone_around_transitions() {
+        // Every minute of the days around DST transitions, in zones with
+        // whole-hour (New York), half-hour (Lord Howe: +10:30 to +11) and
+        // no transitions (Shanghai, Kolkata at +5:30), and before 1970.
+        let zones = [
+            chrono_tz::America::New_York,
+            chrono_tz::Australia::Lord_Howe,
+            chrono_tz::Asia::Shanghai,
+            chrono_tz::Asia::Kolkata,
+        ];
+        let starts = [
+            "2026-03-07T00:00:00Z", // New York springs forward 8 Mar
+            "2026-10-31T00:00:00Z", // New York falls back 1 Nov
+            "2026-04-03T00:00:00Z", // Lord Howe's DST ends 5 Apr
+            "2026-10-02T00:00:00Z", // Lord Howe's DST starts 4 Oct
+            "1969-12-30T00:00:00Z",
+        ];
+        for tz in zones {
+            let mut days = LocalDays::new(tz);
+            for start in starts {
+                let t0 = chrono::DateTime::parse_from_rfc3339(start)
+                    .unwrap()
+                    .timestamp_micros();
+                for minute in 0..4 * 24 * 60 {
+                    for within in [0, 59_999_999] {
+                        let us = t0 + minute * 60_000_000 + within;
+                        let expected = chrono::DateTime::from_timestamp_micros(us)
+                            .unwrap()
+                            .with_timezone(&tz)
+                            .date_naive();
+                        assert_eq!(days.day(us), expected, "{tz} at {us}");
+                    }
+                }
+            }
+        }
+        // By hand: 2026-11-01T04:30Z is 00:30 EDT (UTC-4) on 1 Nov, and
+        // 2026-11-01T03:59Z is 23:59 EDT on 31 Oct.
+        let mut ny = LocalDays::new(chrono_tz::America::New_York);
+        let at = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .timestamp_micros()
+        };
+        assert_eq!(ny.day(at("2026-11-01T04:30:00Z")), d("2026-11-01"));
+        assert_eq!(ny.day(at("2026-11-01T03:59:00Z")), d("2026-10-31"));
     }
 
     #[test]

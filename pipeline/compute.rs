@@ -318,7 +318,11 @@ pub fn build_views(
         (
             spill("cases", cases::cases_frame(&case_rows)?)?,
             spill("case_time", cases::case_time_frame(&case_rows)?)?,
-            case_rows.iter().map(|c| local_day(c.received_at, tz)).min(),
+            case_rows
+                .iter()
+                .map(|c| c.received_at)
+                .min()
+                .map(|us| local_day(us, tz)),
         )
     };
 

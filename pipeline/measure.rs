@@ -23,10 +23,10 @@ use chrono_tz::Tz;
 use polars::prelude::{DataFrame, DataType, LazyFrame, PlHashMap};
 use polars::sql::SQLContext;
 
+use crate::calendar::LocalDays;
 use crate::frame::{self, Builder};
 use crate::periods::{Grain, Period};
 use crate::policy::{LoadedPolicy, PolicyError, CATEGORIES};
-use crate::satisfaction::local_day;
 
 macro_rules! builtin {
     ($($name:literal),* $(,)?) => {
@@ -379,8 +379,6 @@ fn aggregate(ind: &Indicator, df: &DataFrame, tz: Tz) -> Result<Vec<Value>> {
         let c = df.column(name)?.cast(&DataType::Float64)?;
         Ok(c.f64()?.iter().collect())
     };
-    // Hashed while adding up (every row meets four grains), sorted after.
-    let mut cells: PlHashMap<(&str, Period), Acc> = PlHashMap::default();
     if ind.aggregate == Aggregate::PerPeriod {
         let grains = frame::strs(df, "grain")?;
         let starts = frame::dates(df, "period_start")?;
@@ -412,12 +410,13 @@ fn aggregate(ind: &Indicator, df: &DataFrame, tz: Tz) -> Result<Vec<Value>> {
         _ => (vec![], vec![], num_col("value")?),
     };
     // Where each row falls: an instant, or a covered date range.
+    let mut days = LocalDays::new(tz);
     let places: Vec<Option<(NaiveDate, NaiveDate)>> = if df.column("at").is_ok() {
         frame::micros(df, "at")?
             .into_iter()
             .map(|v| {
                 v.map(|us| {
-                    let d = local_day(us, tz);
+                    let d = days.day(us);
                     (d, d)
                 })
             })
@@ -427,16 +426,46 @@ fn aggregate(ind: &Indicator, df: &DataFrame, tz: Tz) -> Result<Vec<Value>> {
         let e = frame::dates(df, "period_end")?;
         s.into_iter().zip(e).map(|(s, e)| Some((s?, e?))).collect()
     };
-    for i in 0..df.height() {
-        let (Some(dept), Some((start, end))) = (depts[i], places[i]) else {
+    // Each row's department and place, numbered as met; the periods that
+    // cover a place are worked out once per place.
+    let mut dept_no: PlHashMap<&str, u32> = PlHashMap::default();
+    let mut period_no: PlHashMap<Period, u32> = PlHashMap::default();
+    let mut place_no: PlHashMap<(NaiveDate, NaiveDate), u32> = PlHashMap::default();
+    let mut covers: Vec<Vec<u32>> = Vec::new();
+    let rows: Vec<Option<(u32, u32)>> = (0..df.height())
+        .map(|i| {
+            let (dept, place) = (depts[i]?, places[i]?);
+            let next = dept_no.len() as u32;
+            let d = *dept_no.entry(dept).or_insert(next);
+            let c = *place_no.entry(place).or_insert_with(|| {
+                let (start, end) = place;
+                covers.push(
+                    Grain::ALL
+                        .iter()
+                        .map(|&g| Period::containing(g, start))
+                        .filter(|p| p.covers(start, end))
+                        .map(|p| {
+                            let next = period_no.len() as u32;
+                            *period_no.entry(p).or_insert(next)
+                        })
+                        .collect(),
+                );
+                covers.len() as u32 - 1
+            });
+            Some((d, c))
+        })
+        .collect();
+    // Cells in a table of departments x periods, added up in row order.
+    // The table is no larger than the values an indicator gives when every
+    // department has rows in every period.
+    let width = period_no.len();
+    let mut cells: Vec<Option<Acc>> = (0..dept_no.len() * width).map(|_| None).collect();
+    for (i, row) in rows.iter().enumerate() {
+        let Some((d, c)) = *row else {
             continue;
         };
-        for g in Grain::ALL {
-            let p = Period::containing(g, start);
-            if !p.covers(start, end) {
-                continue;
-            }
-            let acc = cells.entry((dept, p)).or_default();
+        for &p in &covers[c as usize] {
+            let acc = cells[d as usize * width + p as usize].get_or_insert_with(Acc::default);
             match ind.aggregate {
                 Aggregate::Ratio => {
                     acc.num += nums[i].unwrap_or(0.0);
@@ -452,7 +481,17 @@ fn aggregate(ind: &Indicator, df: &DataFrame, tz: Tz) -> Result<Vec<Value>> {
             }
         }
     }
-    let mut cells: Vec<((&str, Period), Acc)> = cells.into_iter().collect();
+    let mut names = vec![""; dept_no.len()];
+    for (name, d) in dept_no {
+        names[d as usize] = name;
+    }
+    let mut periods: Vec<(u32, Period)> = period_no.into_iter().map(|(p, n)| (n, p)).collect();
+    periods.sort_unstable_by_key(|&(n, _)| n);
+    let cells = cells
+        .into_iter()
+        .enumerate()
+        .filter_map(|(k, acc)| Some(((names[k / width], periods[k % width].1), acc?)));
+    let mut cells: Vec<((&str, Period), Acc)> = cells.collect();
     cells.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     Ok(cells
         .into_iter()

@@ -103,6 +103,7 @@ pub fn items_from_frame(
         pool.insert(a.clone());
         Some(a)
     };
+    let mut days = crate::calendar::LocalDays::new(tz);
     Ok((0..df.height())
         .filter(|&i| !ids.get(i).is_some_and(|id| removed.contains(id)))
         .filter_map(|i| {
@@ -113,7 +114,7 @@ pub fn items_from_frame(
                 rater_id: intern(raters.get(i))?,
                 group: intern(groups.get(i))?,
                 dept_id: intern(depts.get(i))?,
-                day: crate::satisfaction::local_day(ats.get(i)?, tz),
+                day: days.day(ats.get(i)?),
                 y: (raw - lo) / (hi - lo) * 100.0,
                 raw,
                 levels: hi - lo + 1.0,
