@@ -82,17 +82,27 @@ pub const EVENT_COLUMNS: [&str; 8] = [
     "instant",
 ];
 
+/// What [`derive`] gives. Cases borrow their text from the events.
+pub struct Derived<'a> {
+    /// The cases, sorted by case id.
+    pub cases: Vec<Case<'a>>,
+    /// Case ids without a `received` event.
+    pub orphans: usize,
+    /// When the events have a `month` column (`yyyymm` of the lake file
+    /// they come from): every case id's first and last month, orphans
+    /// included, sorted by case id.
+    pub spans: Vec<(&'a str, i32, i32)>,
+}
+
 /// Derives cases from process events as they stood at `as_of_end` (UTC
 /// micros, inclusive). Events after it must already be filtered out.
-/// Returns the cases, sorted by case id, and the number of case ids without
-/// a `received` event. Cases borrow their text from `events`.
 pub fn derive<'a>(
     events: &'a DataFrame,
     policy: &Policy,
     cal: &WorkCalendar,
     tz: Tz,
     as_of_end: i64,
-) -> Result<(Vec<Case<'a>>, usize)> {
+) -> Result<Derived<'a>> {
     // Columns are read in place; per event only a sort key is held.
     let ids = At::strs(events, "case_id")?;
     let kinds = At::strs(events, "event")?;
@@ -120,25 +130,43 @@ pub fn derive<'a>(
     }
     drop(by_text);
 
-    // (case, time, event order, row): the row keeps ties in input order.
-    let mut keys: Vec<(u32, i64, u8, u32)> = Vec::with_capacity(events.height());
+    // (case, time, event order, row, month): the row keeps ties in input
+    // order (the month, which follows it, never decides).
+    let month_column = match events.column("month") {
+        Ok(c) => Some(c.i32()?.clone()),
+        Err(_) => None,
+    };
+    let mut month_of_row: Box<dyn Iterator<Item = i32>> = match &month_column {
+        Some(ca) => Box::new(ca.iter().map(|m| m.unwrap_or(0))),
+        None => Box::new(std::iter::repeat(0)),
+    };
+    let mut keys: Vec<(u32, i64, u8, u32, i32)> = Vec::with_capacity(events.height());
     for i in 0..events.height() {
+        let month = month_of_row.next().unwrap_or(0);
         let (Some(id), Some(kind), Some(at), Some(_)) =
             (ids.get(i), kinds.get(i), ats.get(i), depts.get(i))
         else {
             continue;
         };
-        keys.push((rank[number[id] as usize], at, event_rank(kind), i as u32));
+        keys.push((
+            rank[number[id] as usize],
+            at,
+            event_rank(kind),
+            i as u32,
+            month,
+        ));
     }
+    drop(month_of_row);
     drop((number, rank));
     keys.par_sort_unstable();
 
     let mut cases = Vec::new();
     let mut orphans = 0;
+    let mut spans = Vec::new();
     let mut evs: Vec<Event> = Vec::new();
     for run in keys.chunk_by(|a, b| a.0 == b.0) {
         evs.clear();
-        evs.extend(run.iter().map(|&(_, at, _, row)| {
+        evs.extend(run.iter().map(|&(_, at, _, row, _)| {
             let i = row as usize;
             Event {
                 at,
@@ -153,12 +181,30 @@ pub fn derive<'a>(
         let id = ids
             .get(run[0].3 as usize)
             .expect("kept rows have a case id");
+        if month_column.is_some() {
+            let of_run = run.iter().map(|k| k.4);
+            let first = of_run.clone().min().expect("a run has rows");
+            spans.push((id, first, of_run.max().expect("a run has rows")));
+        }
         match one_case(id, &evs, policy, cal, tz, as_of_end) {
             Some(c) => cases.push(c),
             None => orphans += 1,
         }
     }
-    Ok((cases, orphans))
+    Ok(Derived {
+        cases,
+        orphans,
+        spans,
+    })
+}
+
+/// Whether a case's row depends on as-of, not only on its events: it is
+/// open (its status and the hours its holder has had it move with as-of),
+/// or it has a response deadline and no response (whether the response is
+/// late does).
+pub fn depends_on_as_of(c: &Case) -> bool {
+    matches!(c.status, "pending" | "overdue")
+        || (c.first_response_at.is_none() && c.response_due_at.is_some() && c.status != "cancelled")
 }
 
 fn one_case<'a>(

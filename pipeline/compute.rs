@@ -4,7 +4,9 @@
 //!    dropped, later rectifications not yet known), ratings removed on
 //!    appeal left out of `scored_ratings`; `ratings` and `process_events`
 //!    stay scans of their files, read a few columns at a time
-//! 2. derive: `cases`, `case_time` (written out at once, read back by SQL)
+//! 2. derive: `cases`, `case_time` (written out at once, read back by SQL);
+//!    only the cases whose events changed since the last run are derived
+//!    again, the others kept (`case_reuse.rs`)
 //! 3. rater checks, reliability and satisfaction, one calendar year of
 //!    ratings at a time (see `rate`); what complete years and quarters gave
 //!    in the last run is reused when their inputs are unchanged (`reuse.rs`)
@@ -23,6 +25,7 @@ use chrono_tz::Tz;
 use polars::prelude::*;
 
 use crate::calendar::WorkCalendar;
+use crate::case_reuse::{self, CaseStore};
 use crate::frame::{self, Builder};
 use crate::ingest::{self, fields::local_to_utc, tables};
 use crate::lake::{self, OutDir, Staging};
@@ -223,7 +226,7 @@ fn collect_columns(lf: &LazyFrame, columns: &[&str], what: &str) -> Result<DataF
 }
 
 /// A UTC microsecond instant as a literal of the lake's timestamp type.
-fn instant(us: i64) -> Expr {
+pub(crate) fn instant(us: i64) -> Expr {
     lit(us).cast(DataType::Datetime(
         TimeUnit::Microseconds,
         Some(TimeZone::UTC),
@@ -250,12 +253,19 @@ fn filter_shared(df: &DataFrame, mask: &BooleanChunked) -> Result<DataFrame> {
     }
 }
 
+/// What the last run kept for this one to reuse: the rater model's
+/// results (`reuse.rs`) and the derived cases (`case_reuse.rs`).
+pub struct Stores<'a> {
+    pub raters: &'a mut RaterStore,
+    pub cases: &'a mut CaseStore,
+}
+
 /// Builds the views as the data stood at the end of `as_of`.
 pub fn build_views(
     lake: Vec<(&'static str, LazyFrame)>,
     ratings_months: &MonthScan,
     spill: &mut Spill,
-    mut store: Option<&mut RaterStore>,
+    stores: Option<Stores>,
     policy: &LoadedPolicy,
     as_of: NaiveDate,
     progress: &Progress,
@@ -307,23 +317,33 @@ pub fn build_views(
     // Case rows borrow the events' text: made into frames right away, and
     // the events read for them freed; the frames are written out as marts
     // and read back by the queries that need them.
-    let (cases_scan, case_time_scan, first_case_day) = {
-        let events = collect_columns(&events, &cases::EVENT_COLUMNS, "process events")?;
-        let (case_rows, _orphans) = cases::derive(&events, p, &cal, tz, end)?;
-        progress.step(&format!(
-            "cases: {} from {} process events",
-            case_rows.len(),
-            events.height()
-        ));
-        (
-            spill("cases", cases::cases_frame(&case_rows)?)?,
-            spill("case_time", cases::case_time_frame(&case_rows)?)?,
-            case_rows
-                .iter()
-                .map(|c| c.received_at)
-                .min()
-                .map(|us| local_day(us, tz)),
-        )
+    let (mut store, case_store) = match stores {
+        Some(s) => (Some(s.raters), Some(s.cases)),
+        None => (None, None),
+    };
+    let (cases_scan, case_time_scan, first_case_day) = match case_store {
+        Some(store) => {
+            let m = case_reuse::derive(store, spill, p, &cal, tz, end, progress)?;
+            (m.cases, m.case_time, m.first_day)
+        }
+        None => {
+            let events = collect_columns(&events, &cases::EVENT_COLUMNS, "process events")?;
+            let case_rows = cases::derive(&events, p, &cal, tz, end)?.cases;
+            progress.step(&format!(
+                "cases: {} from {} process events",
+                case_rows.len(),
+                events.height()
+            ));
+            (
+                spill("cases", cases::cases_frame(&case_rows)?)?,
+                spill("case_time", cases::case_time_frame(&case_rows)?)?,
+                case_rows
+                    .iter()
+                    .map(|c| c.received_at)
+                    .min()
+                    .map(|us| local_day(us, tz)),
+            )
+        }
     };
 
     crate::release_freed_memory();
@@ -882,6 +902,11 @@ pub struct ComputeReport {
     /// rater model only).
     pub rater_reused: Vec<String>,
     pub rater_computed: Vec<String>,
+    /// Cases derived from their events by this run, and cases whose rows
+    /// were taken from the last run (their events and as-of dependence
+    /// unchanged).
+    pub cases_derived: usize,
+    pub cases_kept: usize,
 }
 
 /// Runs every compute stage and stages `OUT/marts/` (published whole).
@@ -916,16 +941,22 @@ pub fn compute(
         Ok(path)
     };
     let mut store = RaterStore::open(out, staging, policy)?;
+    let mut case_store = CaseStore::open(out, staging, &dir, policy)?;
     let mut views = build_views(
         lake,
         &|first, last| lake::scan_months(out, "ratings", first, last),
         &mut |name, mut df| lake::scan_file(&write(name, &mut df, &mut report)?),
-        Some(&mut store),
+        Some(Stores {
+            raters: &mut store,
+            cases: &mut case_store,
+        }),
         policy,
         as_of,
         progress,
     )
     .map_err(|e| name_damaged_file(out, e))?;
+    report.cases_derived = case_store.derived;
+    report.cases_kept = case_store.kept;
     report.rater_reused = std::mem::take(&mut store.reused);
     report.rater_computed = std::mem::take(&mut store.computed);
     progress.step(&format!("satisfaction: {} rows", views.satisfaction.len()));

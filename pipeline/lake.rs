@@ -86,6 +86,10 @@ impl OutDir {
     pub fn raters_cache(&self) -> PathBuf {
         self.root.join("cache").join("raters")
     }
+    /// Derived cases a later run may reuse (see `reuse.rs`).
+    pub fn cases_cache(&self) -> PathBuf {
+        self.root.join("cache").join("cases")
+    }
     /// Takes the output folder's lock for a run that writes into it. The
     /// lock is the operating system's file lock on `OUT/.lock`: it is
     /// released when the run ends, however it ends, so a run killed at night

@@ -18,6 +18,7 @@
 //! `compute` runs derive to score over the lake and writes `marts/`.
 
 pub mod calendar;
+pub mod case_reuse;
 pub mod cases;
 pub mod cli;
 pub mod compute;

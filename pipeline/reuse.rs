@@ -337,7 +337,7 @@ impl RaterStore {
 
 /// The running executable's path, size and modification time: changes
 /// with every build and every installation of a new one.
-fn program_identity() -> Option<String> {
+pub(crate) fn program_identity() -> Option<String> {
     let exe = std::env::current_exe().ok()?;
     let meta = fs::metadata(&exe).ok()?;
     let modified = meta
@@ -353,16 +353,16 @@ fn program_identity() -> Option<String> {
     ))
 }
 
-fn feed(h: &mut Sha256, bytes: &[u8]) {
+pub(crate) fn feed(h: &mut Sha256, bytes: &[u8]) {
     h.update((bytes.len() as u64).to_le_bytes());
     h.update(bytes);
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn file_digest(path: &Path) -> Result<Vec<u8>> {
+pub(crate) fn file_digest(path: &Path) -> Result<Vec<u8>> {
     let mut f = fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut h = Sha256::new();
     std::io::copy(&mut f, &mut h).with_context(|| format!("cannot read {}", path.display()))?;

@@ -208,9 +208,127 @@ fn nightly_run_reads_only_new_files_and_equals_a_full_recompute() {
         ])
     );
 
+    // Cases with events in October, or open at the last run, were derived
+    // again; the others were kept.
+    let (derived, kept) = case_counts(&ws.out);
+    assert!(kept > 0 && derived > 0, "{derived} derived, {kept} kept");
+    assert!(derived < kept, "{derived} derived, {kept} kept");
+
     // A run from scratch over the same files gives the same bytes, the
     // kept results included.
     assert_same_as_a_full_run(&ws, &all, &["lake", "marts", "site", "cache"]);
+}
+
+/// Cases the last run in `out` derived from their events, and cases whose
+/// rows it kept from the run before (from `run.json`).
+fn case_counts(out: &Path) -> (u64, u64) {
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    let n = |key: &str| manifest["compute"][key].as_u64().unwrap();
+    (n("cases_derived"), n("cases_kept"))
+}
+
+/// The case id and department of the first case received in the process
+/// events files whose names start with `month` (`YYYY-MM`, or more).
+fn a_case_of(input: &Path, month: &str) -> (String, String) {
+    let mut files = files_under(&input.join("process_events"));
+    files.sort();
+    let line = files
+        .into_iter()
+        .filter(|f| f.file_name().unwrap().to_str().unwrap().starts_with(month))
+        .flat_map(|f| {
+            let text = std::fs::read_to_string(f).unwrap();
+            text.lines().map(str::to_string).collect::<Vec<_>>()
+        })
+        .find(|l| l.split(',').nth(1) == Some("received"))
+        .expect("a case received in the month");
+    let fields: Vec<&str> = line.split(',').collect();
+    (fields[0].to_string(), fields[3].to_string())
+}
+
+/// What derived cases feed, and the cases kept for the next run.
+const CASE_OUTPUTS: [&str; 4] = [
+    "cache/cases",
+    "marts/cases.parquet",
+    "marts/case_time.parquet",
+    "marts/indicator_values.parquet",
+];
+
+const EVENTS_HEADER: &str =
+    "case_id,event,at,dept_id,staff_id,service_type,due_at,response_due_at,instant,event_id\n";
+
+#[test]
+fn cases_are_derived_again_exactly_when_their_events_or_as_of_change() {
+    let ws = Workspace::new();
+    generate(&ws.input, "day", 14);
+    let cases_mart = |ws: &Workspace| ws.rows("SELECT count(*) FROM cases")[0][0].clone();
+    ws.run_cli(None, "2026-10-20");
+    let (all, kept) = case_counts(&ws.out);
+    assert_eq!(kept, 0, "nothing to keep on the first run");
+    assert_eq!(all.to_string(), cases_mart(&ws));
+
+    // As-of moves on, with no new files: the cases with events in October
+    // (the month between the two as-ofs) and the cases open at the last
+    // run are derived again, the others kept.
+    ws.run_cli(None, "2026-10-31");
+    let (derived, kept) = case_counts(&ws.out);
+    assert_eq!((derived + kept).to_string(), cases_mart(&ws));
+    assert!(kept > all / 2, "{derived} derived, {kept} kept");
+    assert_same_as_a_full_run(&ws, &ws.input, &CASE_OUTPUTS);
+
+    // A late export of a visit in November 2025 to a case received at the
+    // start of October 2025 changes November's file: the cases with events
+    // in it are derived again, this one included.
+    let (a, dept) = a_case_of(&ws.input, "2025-10-0");
+    let visits = |case: &str| {
+        ws.rows(&format!(
+            "SELECT visit_count FROM cases WHERE case_id = '{case}'"
+        ))[0][0]
+            .parse::<i64>()
+            .unwrap()
+    };
+    let before = visits(&a);
+    let late_visit = |case: &str| {
+        ws.put(
+            "process_events/2025-11-late.csv",
+            format!("{EVENTS_HEADER}{case},visit,2025-11-28 10:00:00,{dept},,,,,,LATE-VISIT\n"),
+        )
+    };
+    late_visit(&a);
+    ws.run_cli(None, "2026-10-31");
+    assert_eq!(visits(&a), before + 1);
+    let (derived, kept) = case_counts(&ws.out);
+    assert!(
+        derived > 0 && kept > all / 2,
+        "{derived} derived, {kept} kept"
+    );
+    assert_same_as_a_full_run(&ws, &ws.input, &CASE_OUTPUTS);
+
+    // The visit corrected to another case: the first case has no event in
+    // November now, and is derived again because it had one there.
+    let (b, _) = a_case_of(&ws.input, "2025-11");
+    let before_b = visits(&b);
+    late_visit(&b);
+    ws.run_cli(None, "2026-10-31");
+    assert_eq!((visits(&a), visits(&b)), (before, before_b + 1));
+    assert_same_as_a_full_run(&ws, &ws.input, &CASE_OUTPUTS);
+
+    // A case of October 2025 reopened in October 2026: the case is derived
+    // again from its events of a year ago (read from their month) and the
+    // new one.
+    let (old, dept) = a_case_of(&ws.input, "2025-10");
+    ws.put(
+        "process_events/2026-10-reopened.csv",
+        format!("{EVENTS_HEADER}{old},reopened,2026-10-30 09:00:00,{dept},,,,,,\n"),
+    );
+    ws.run_cli(None, "2026-10-31");
+    assert_eq!(
+        ws.rows(&format!(
+            "SELECT reopen_count >= 1, status FROM cases WHERE case_id = '{old}'"
+        )),
+        vec![vec!["true".to_string(), "overdue".to_string()]]
+    );
+    assert_same_as_a_full_run(&ws, &ws.input, &CASE_OUTPUTS);
 }
 
 /// The periods whose rater-model results the last run in `out` reused, and

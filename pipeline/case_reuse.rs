@@ -1,0 +1,507 @@
+//! Stage: derive, for the nightly run (compute step 2). Derives again only
+//! the cases whose events may have changed since the last run, and takes
+//! every other case's rows from the marts the last run published.
+//!
+//! A case's rows depend only on its events up to the end of as-of, on
+//! as-of itself while it is open or awaits a response, on the policy and
+//! on the program. The last run's cases are kept in `OUT/cache/cases/`
+//! (see [`CaseStore`]) with the months (`process_events` month files) each
+//! case's events lie in. A month file is *touched* when its bytes changed
+//! since the last run, or it was added or removed, or (when as-of moved)
+//! it may hold events between the two as-ofs. The cases derived again are:
+//!
+//! * those with an event in a touched month, as the files are now;
+//! * those whose events lay in a touched month at the last run;
+//! * when as-of moved, those whose rows depend on it
+//!   ([`cases::depends_on_as_of`]).
+//!
+//! Their events in untouched months are unchanged: they are read from the
+//! lake (the months each case spans), or for cases open at the last run
+//! from the events kept with them, so that a case open for years does not
+//! make every month be read. Every other case keeps its rows. The result
+//! equals deriving every case from all events (the nightly tests compare
+//! the two), and a store that does not match (another program or policy,
+//! an unreadable or altered file) means every case is derived.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+use polars::prelude::*;
+use sha2::{Digest, Sha256};
+
+use crate::calendar::WorkCalendar;
+use crate::cases::{self, Case};
+use crate::compute::Spill;
+use crate::lake::{self, OutDir, Staging};
+use crate::policy::{LoadedPolicy, Policy};
+use crate::progress::Progress;
+use crate::reuse::{feed, file_digest, hex, program_identity};
+use crate::satisfaction::local_day;
+
+/// Changes whenever what the cases folder holds, or how cases are derived,
+/// changes in a way the program version would not show.
+const CASES_FORMAT: &str = "cases/1";
+
+/// Derived cases kept for the next run in `OUT/cache/cases/`, so that it
+/// derives again only the cases whose events may have changed:
+///
+/// * `cases.parquet`, `case_time.parquet`: the marts as published (linked);
+/// * `spans.parquet`: for every case id, the first and last month
+///   (`yyyymm`) of the `process_events` files its events are in;
+/// * `open_events.parquet`: every event of the cases whose row depends on
+///   as-of (open, or awaiting a response that has a deadline), so that
+///   they can be derived again at a later as-of without reading the months
+///   they started in;
+/// * `state.json`: the end of as-of they were derived at, and the digest of
+///   every `process_events` month file and of the two marts;
+/// * `fingerprint`: the program and the policy (written last).
+pub struct CaseStore {
+    enabled: bool,
+    /// Cases derived by this run, and kept from the last one.
+    pub derived: usize,
+    pub kept: usize,
+    old: PathBuf,
+    new: PathBuf,
+    /// This run's staged marts folder, where the case marts are written.
+    marts: PathBuf,
+    fingerprint: String,
+    /// `process_events` month files as this run sees them, and digests.
+    months: BTreeMap<String, (PathBuf, String)>,
+}
+
+/// What the previous run derived, as kept.
+struct KeptCases {
+    /// The end of as-of (UTC microseconds) the cases were derived at.
+    end: i64,
+    /// Digests of the `process_events` month files they were derived from.
+    digests: BTreeMap<String, String>,
+    cases: DataFrame,
+    case_time: DataFrame,
+    spans: DataFrame,
+    open_events: DataFrame,
+}
+
+impl CaseStore {
+    /// Opens the previous run's folder and stages this run's; reads every
+    /// `process_events` month file once for its digest.
+    pub fn open(
+        out: &OutDir,
+        staging: &mut Staging,
+        marts: &Path,
+        policy: &LoadedPolicy,
+    ) -> Result<CaseStore> {
+        let old = out.cases_cache();
+        let new = staging.stage(&old);
+        fs::create_dir_all(&new).with_context(|| format!("cannot create {}", new.display()))?;
+        let mut h = Sha256::new();
+        for part in [CASES_FORMAT, env!("CARGO_PKG_VERSION"), &policy.text] {
+            feed(&mut h, part.as_bytes());
+        }
+        let program = program_identity();
+        if let Some(id) = &program {
+            feed(&mut h, id.as_bytes());
+        }
+        let mut months = BTreeMap::new();
+        for (month, path) in lake::partition_files(out, "process_events")? {
+            let digest = hex(&file_digest(&path)?);
+            months.insert(month, (path, digest));
+        }
+        Ok(CaseStore {
+            enabled: program.is_some(),
+            derived: 0,
+            kept: 0,
+            old,
+            new,
+            marts: marts.to_path_buf(),
+            fingerprint: hex(&h.finalize()),
+            months,
+        })
+    }
+
+    /// The previous run's cases, if derived by this program under this
+    /// policy and readable; `None` means every case is derived.
+    fn previous(&self) -> Option<KeptCases> {
+        let kept = fs::read_to_string(self.old.join("fingerprint")).ok()?;
+        if !self.enabled || kept.trim() != self.fingerprint {
+            return None;
+        }
+        let state: serde_json::Value =
+            serde_json::from_slice(&fs::read(self.old.join("state.json")).ok()?).ok()?;
+        // The marts are links to files users can reach: used only if they
+        // are still the bytes kept.
+        for name in ["cases", "case_time"] {
+            let digest = file_digest(&self.old.join(format!("{name}.parquet"))).ok()?;
+            if state[name].as_str()? != hex(&digest) {
+                return None;
+            }
+        }
+        let read = |name: &str| lake::read_parquet(&self.old.join(format!("{name}.parquet"))).ok();
+        Some(KeptCases {
+            end: state["end"].as_i64()?,
+            digests: state["months"]
+                .as_object()?
+                .iter()
+                .map(|(m, d)| Some((m.clone(), d.as_str()?.to_string())))
+                .collect::<Option<_>>()?,
+            cases: read("cases")?,
+            case_time: read("case_time")?,
+            spans: read("spans")?,
+            open_events: read("open_events")?,
+        })
+    }
+
+    /// Writes one frame kept with this run's cases (`spans`,
+    /// `open_events`), so that memory need not hold it.
+    fn put(&self, name: &str, mut df: DataFrame) -> Result<()> {
+        lake::write_parquet(&mut df, &self.new.join(format!("{name}.parquet")))
+    }
+
+    /// Completes this run's folder once the case marts are written and
+    /// the frames put: links the marts, writes the state, and last the
+    /// fingerprint.
+    fn seal(&self, end: i64) -> Result<()> {
+        let mut state = serde_json::Map::new();
+        state.insert("end".into(), end.into());
+        state.insert(
+            "months".into(),
+            self.months
+                .iter()
+                .map(|(m, (_, d))| (m.clone(), serde_json::Value::from(d.as_str())))
+                .collect::<serde_json::Map<_, _>>()
+                .into(),
+        );
+        for name in ["cases", "case_time"] {
+            let (src, dst) = (
+                self.marts.join(format!("{name}.parquet")),
+                self.new.join(format!("{name}.parquet")),
+            );
+            if fs::hard_link(&src, &dst).is_err() {
+                fs::copy(&src, &dst).with_context(|| {
+                    format!("cannot copy {} to {}", src.display(), dst.display())
+                })?;
+            }
+            state.insert(name.into(), hex(&file_digest(&dst)?).into());
+        }
+        fs::write(
+            self.new.join("state.json"),
+            serde_json::to_vec_pretty(&serde_json::Value::Object(state))?,
+        )?;
+        fs::write(
+            self.new.join("fingerprint"),
+            format!("{}\n", self.fingerprint),
+        )?;
+        Ok(())
+    }
+}
+
+/// The case marts of this run, as written, and the first local day with
+/// a case.
+pub struct CaseMarts {
+    pub cases: LazyFrame,
+    pub case_time: LazyFrame,
+    pub first_day: Option<NaiveDate>,
+}
+
+/// Derives the cases as of `end` (UTC microseconds): those whose events may
+/// have changed since the last run, with the others' rows taken from it,
+/// or all of them when the last run's cannot be used. Writes the case
+/// marts with `spill` as soon as each is made, and keeps what the next run
+/// needs in the store.
+pub fn derive(
+    store: &mut CaseStore,
+    spill: &mut Spill,
+    policy: &Policy,
+    cal: &WorkCalendar,
+    tz: Tz,
+    end: i64,
+    progress: &Progress,
+) -> Result<CaseMarts> {
+    let first_day = |cases: &DataFrame| -> Result<Option<NaiveDate>> {
+        let first = cases.column("received_at")?.datetime()?.physical().min();
+        Ok(first.map(|us| local_day(us, tz)))
+    };
+    let Some(kept) = store.previous() else {
+        let months: Vec<&String> = store.months.keys().collect();
+        let events = read_events(store, &months, end, None)?;
+        let mut derived = cases::derive(&events, policy, cal, tz, end)?;
+        progress.step(&format!(
+            "cases: {} from {} process events",
+            derived.cases.len(),
+            events.height()
+        ));
+        (store.derived, store.kept) = (derived.cases.len(), 0);
+        // Each frame is written and freed before the next is made.
+        store.put("spans", spans_frame(&std::mem::take(&mut derived.spans))?)?;
+        store.put("open_events", open_events(&events, &derived.cases)?)?;
+        let cases_frame = cases::cases_frame(&derived.cases)?;
+        let first_day = first_day(&cases_frame)?;
+        let cases = spill("cases", cases_frame)?;
+        let case_time = spill("case_time", cases::case_time_frame(&derived.cases)?)?;
+        drop(derived);
+        drop(events);
+        store.seal(end)?;
+        return Ok(CaseMarts {
+            cases,
+            case_time,
+            first_day,
+        });
+    };
+
+    // Months touched since the last run.
+    let all_months: BTreeSet<&String> = store.months.keys().chain(kept.digests.keys()).collect();
+    let (lo, hi) = (kept.end.min(end), kept.end.max(end));
+    let touched: BTreeSet<&String> = all_months
+        .into_iter()
+        .filter(|m| {
+            kept.digests.get(*m) != store.months.get(*m).map(|(_, d)| d)
+                || (kept.end != end && month_may_hold(m, lo, hi))
+        })
+        .collect();
+    let touched_numbers: Vec<i32> = touched.iter().filter_map(|m| month_number(m)).collect();
+
+    // The cases to derive again: events in touched months now, events in
+    // touched months at the last run, and (as-of moved) open cases.
+    let fresh_months: Vec<&String> = touched
+        .iter()
+        .copied()
+        .filter(|m| store.months.contains_key(*m))
+        .collect();
+    let fresh = read_events(store, &fresh_months, end, None)?;
+    let spanning = touched_numbers.iter().fold(lit(false), |acc, &t| {
+        acc.or(col("first").lt_eq(lit(t)).and(col("last").gt_eq(lit(t))))
+    });
+    let old_spans = kept.spans.clone().lazy().filter(spanning).collect()?;
+    let mut again: BTreeSet<&str> = BTreeSet::new();
+    again.extend(fresh.column("case_id")?.str()?.iter().flatten());
+    again.extend(old_spans.column("case_id")?.str()?.iter().flatten());
+    let open_ids: BTreeSet<&str> = kept
+        .open_events
+        .column("case_id")?
+        .str()?
+        .iter()
+        .flatten()
+        .collect();
+    if kept.end != end {
+        again.extend(open_ids.iter().copied());
+    }
+    let again_ids: Series = again.iter().copied().collect();
+
+    // Their events in untouched months: kept with the open cases, read
+    // from the lake for the others (the months each one spans).
+    let untouched = col("month")
+        .is_in(
+            lit(Series::new("t".into(), &touched_numbers)).implode(false),
+            false,
+        )
+        .not();
+    let cached = kept
+        .open_events
+        .clone()
+        .lazy()
+        .filter(is_in_ids(&again_ids).and(untouched))
+        .collect()?;
+    let to_read: Series = again
+        .iter()
+        .copied()
+        .filter(|id| !open_ids.contains(id))
+        .collect();
+    let spans_to_read = kept
+        .spans
+        .clone()
+        .lazy()
+        .filter(is_in_ids(&to_read))
+        .collect()?;
+    let mut read_numbers: BTreeSet<i32> = BTreeSet::new();
+    let (firsts, lasts) = (
+        spans_to_read.column("first")?.i32()?,
+        spans_to_read.column("last")?.i32()?,
+    );
+    let month_numbers: BTreeMap<i32, &String> = store
+        .months
+        .keys()
+        .filter_map(|m| Some((month_number(m)?, m)))
+        .collect();
+    for (first, last) in firsts.iter().zip(lasts.iter()) {
+        if let (Some(first), Some(last)) = (first, last) {
+            read_numbers.extend(month_numbers.range(first..=last).map(|(n, _)| *n));
+        }
+    }
+    let read_months: Vec<&String> = read_numbers
+        .iter()
+        .filter(|n| !touched_numbers.contains(n))
+        .map(|n| month_numbers[n])
+        .collect();
+    let read = read_events(store, &read_months, end, Some(&to_read))?;
+    let events = fresh.vstack(&cached)?.vstack(&read)?;
+    let derived = cases::derive(&events, policy, cal, tz, end)?;
+
+    // This run's rows: the others' kept, these derived, in case id order.
+    let merge = |old: &DataFrame, new: DataFrame, by: &[&str]| -> Result<DataFrame> {
+        let lf = concat(
+            [
+                old.clone().lazy().filter(is_in_ids(&again_ids).not()),
+                new.lazy(),
+            ],
+            UnionArgs::default(),
+        )?;
+        let by: Vec<PlSmallStr> = by.iter().map(|c| (*c).into()).collect();
+        let mut df = lf
+            .sort(by, SortMultipleOptions::default().with_maintain_order(true))
+            .collect()?;
+        df.rechunk_mut_par();
+        Ok(df)
+    };
+    let cases_frame = merge(
+        &kept.cases,
+        cases::cases_frame(&derived.cases)?,
+        &["case_id"],
+    )?;
+    (store.derived, store.kept) = (
+        derived.cases.len(),
+        cases_frame.height() - derived.cases.len(),
+    );
+    progress.step(&format!(
+        "cases: {} ({} derived again from {} process events, as {} month(s) changed since the last run; the others kept)",
+        cases_frame.height(),
+        derived.cases.len(),
+        events.height(),
+        touched.len(),
+    ));
+    let first_day = first_day(&cases_frame)?;
+    let case_time = merge(
+        &kept.case_time,
+        cases::case_time_frame(&derived.cases)?,
+        &["case_id"],
+    )?;
+    store.put(
+        "spans",
+        merge(&kept.spans, spans_frame(&derived.spans)?, &["case_id"])?,
+    )?;
+    store.put(
+        "open_events",
+        merge(
+            &kept.open_events,
+            open_events(&events, &derived.cases)?,
+            &["case_id", "month"],
+        )?,
+    )?;
+    let marts = CaseMarts {
+        cases: spill("cases", cases_frame)?,
+        case_time: spill("case_time", case_time)?,
+        first_day,
+    };
+    store.seal(end)?;
+    Ok(marts)
+}
+
+/// `case_id` is one of `ids`.
+fn is_in_ids(ids: &Series) -> Expr {
+    col("case_id")
+        .is_in(lit(ids.clone()).implode(false), false)
+        .fill_null(lit(false))
+}
+
+/// `yyyymm` of a month label `YYYY-MM`.
+fn month_number(label: &str) -> Option<i32> {
+    let (y, m) = label.split_once('-')?;
+    Some(y.parse::<i32>().ok()? * 100 + m.parse::<i32>().ok()?)
+}
+
+/// Whether the local month `label` may hold instants in `lo..=hi` (UTC
+/// microseconds): its bounds widened by a day either side, more than any
+/// time zone's offset. A label that is not a month may hold anything.
+fn month_may_hold(label: &str, lo: i64, hi: i64) -> bool {
+    let Some(first) =
+        month_number(label).and_then(|n| NaiveDate::from_ymd_opt(n / 100, (n % 100) as u32, 1))
+    else {
+        return true;
+    };
+    let next = first
+        .checked_add_months(chrono::Months::new(1))
+        .expect("a month after a valid one");
+    let us = |d: NaiveDate| {
+        d.and_time(chrono::NaiveTime::MIN)
+            .and_utc()
+            .timestamp_micros()
+    };
+    const DAY: i64 = 86_400_000_000;
+    us(first) - DAY <= hi && lo <= us(next) + DAY
+}
+
+/// The events up to `end` (the columns [`cases::derive`] reads, and
+/// `month`: `yyyymm` of the file) of the month files `months`, in month
+/// and file order; only the events of `ids` when given.
+fn read_events(
+    store: &CaseStore,
+    months: &[&String],
+    end: i64,
+    ids: Option<&Series>,
+) -> Result<DataFrame> {
+    let columns: Vec<Expr> = cases::EVENT_COLUMNS.iter().map(|c| col(*c)).collect();
+    let read = |lf: LazyFrame, n: i32| -> Result<DataFrame> {
+        let mut lf = lf.filter(col("at").lt_eq(crate::compute::instant(end)));
+        if let Some(ids) = ids {
+            lf = lf.filter(is_in_ids(ids));
+        }
+        let mut df = lf
+            .select(columns.clone())
+            .collect()
+            .map_err(|e| anyhow::anyhow!("cannot read the lake's process events: {e}"))?;
+        let month = Column::new_scalar("month".into(), Scalar::from(n), df.height());
+        df.with_column(month)?;
+        Ok(df)
+    };
+    let spec = crate::ingest::tables::ALL
+        .iter()
+        .find(|s| s.name == "process_events")
+        .expect("process_events is a lake table");
+    // Month by month, so that memory holds the events once.
+    let mut events = read(crate::ingest::empty_frame(spec)?.lazy(), 0)?;
+    for m in months {
+        let n = month_number(m).with_context(|| format!("a lake month named {m}"))?;
+        let (path, _) = &store.months[*m];
+        events.vstack_mut_owned(read(lake::scan_file(path)?, n)?)?;
+    }
+    Ok(events)
+}
+
+/// The events of the cases whose rows depend on as-of, by case and month.
+fn open_events(events: &DataFrame, rows: &[Case]) -> Result<DataFrame> {
+    let open: PlHashSet<&str> = rows
+        .iter()
+        .filter(|c| cases::depends_on_as_of(c))
+        .map(|c| c.case_id)
+        .collect();
+    // A mask over the events in place: a lazy filter would copy them first.
+    let mask: BooleanChunked = events
+        .column("case_id")?
+        .str()?
+        .iter()
+        .map(|id| Some(id.is_some_and(|id| open.contains(id))))
+        .collect();
+    Ok(events.filter(&mask)?.sort(
+        ["case_id", "month"],
+        SortMultipleOptions::default().with_maintain_order(true),
+    )?)
+}
+
+fn spans_frame(spans: &[(&str, i32, i32)]) -> Result<DataFrame> {
+    Ok(DataFrame::new(
+        spans.len(),
+        vec![
+            Column::new(
+                "case_id".into(),
+                spans.iter().map(|s| s.0).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "first".into(),
+                spans.iter().map(|s| s.1).collect::<Vec<_>>(),
+            ),
+            Column::new("last".into(), spans.iter().map(|s| s.2).collect::<Vec<_>>()),
+        ],
+    )?)
+}
