@@ -31,7 +31,7 @@ use anyhow::{Context, Result};
 use chrono::NaiveDate;
 use chrono_tz::Tz;
 use polars::prelude::*;
-use sha2::{Digest, Sha256};
+use sha2::Digest;
 
 use crate::calendar::WorkCalendar;
 use crate::cases::{self, Case};
@@ -39,7 +39,7 @@ use crate::compute::Spill;
 use crate::lake::{self, OutDir, Staging};
 use crate::policy::{LoadedPolicy, Policy};
 use crate::progress::Progress;
-use crate::reuse::{feed, file_digest, hex, program_identity};
+use crate::reuse::{file_digest, hex, CacheFolder};
 use crate::satisfaction::local_day;
 
 /// Changes whenever what the cases folder holds, or how cases are derived,
@@ -94,30 +94,20 @@ impl CaseStore {
         marts: &Path,
         policy: &LoadedPolicy,
     ) -> Result<CaseStore> {
-        let old = out.cases_cache();
-        let new = staging.stage(&old);
-        fs::create_dir_all(&new).with_context(|| format!("cannot create {}", new.display()))?;
-        let mut h = Sha256::new();
-        for part in [CASES_FORMAT, env!("CARGO_PKG_VERSION"), &policy.text] {
-            feed(&mut h, part.as_bytes());
-        }
-        let program = program_identity();
-        if let Some(id) = &program {
-            feed(&mut h, id.as_bytes());
-        }
+        let folder = CacheFolder::stage(out.cases_cache(), staging, CASES_FORMAT, policy)?;
         let mut months = BTreeMap::new();
         for (month, path) in lake::partition_files(out, "process_events")? {
             let digest = hex(&file_digest(&path)?);
             months.insert(month, (path, digest));
         }
         Ok(CaseStore {
-            enabled: program.is_some(),
+            enabled: folder.enabled,
             derived: 0,
             kept: 0,
-            old,
-            new,
+            old: folder.old,
+            new: folder.new,
             marts: marts.to_path_buf(),
-            fingerprint: hex(&h.finalize()),
+            fingerprint: hex(&folder.base.finalize()),
             months,
         })
     }
@@ -364,13 +354,18 @@ pub fn derive(
         derived.cases.len(),
         cases_frame.height() - derived.cases.len(),
     );
-    progress.step(&format!(
-        "cases: {} ({} derived again from {} process events, as {} month(s) changed since the last run; the others kept)",
-        cases_frame.height(),
-        derived.cases.len(),
-        events.height(),
-        touched.len(),
-    ));
+    progress.step(&match derived.cases.len() {
+        0 => format!(
+            "cases: {}, all kept from the last run (no events changed)",
+            cases_frame.height()
+        ),
+        n => format!(
+            "cases: {} ({n} derived again from {} process events, as {} month(s) changed since the last run; the others kept)",
+            cases_frame.height(),
+            events.height(),
+            touched.len(),
+        ),
+    });
     let first_day = first_day(&cases_frame)?;
     let case_time = merge(
         &kept.case_time,

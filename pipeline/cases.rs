@@ -156,7 +156,6 @@ pub fn derive<'a>(
             month,
         ));
     }
-    drop(month_of_row);
     drop((number, rank));
     keys.par_sort_unstable();
 

@@ -110,22 +110,12 @@ pub struct RaterStore {
 impl RaterStore {
     /// Opens the previous run's entries and stages this run's folder.
     pub fn open(out: &OutDir, staging: &mut Staging, policy: &LoadedPolicy) -> Result<RaterStore> {
-        let old = out.raters_cache();
-        let new = staging.stage(&old);
-        fs::create_dir_all(&new).with_context(|| format!("cannot create {}", new.display()))?;
-        let mut base = Sha256::new();
-        for part in [FORMAT, env!("CARGO_PKG_VERSION"), &policy.text] {
-            feed(&mut base, part.as_bytes());
-        }
-        let program = program_identity();
-        if let Some(id) = &program {
-            feed(&mut base, id.as_bytes());
-        }
+        let folder = CacheFolder::stage(out.raters_cache(), staging, FORMAT, policy)?;
         Ok(RaterStore {
-            enabled: program.is_some(),
-            old,
-            new,
-            base,
+            enabled: folder.enabled,
+            old: folder.old,
+            new: folder.new,
+            base: folder.base,
             months: lake::partition_files(out, "ratings")?,
             digests: HashMap::new(),
             changed_removals: None,
@@ -335,9 +325,50 @@ impl RaterStore {
     }
 }
 
+/// A folder of `OUT/cache/`: the last run's, this run's (staged, and
+/// published whole with the marts), and what every fingerprint in it
+/// starts from.
+pub(crate) struct CacheFolder {
+    pub old: PathBuf,
+    pub new: PathBuf,
+    /// The folder's format, the program's version and identity, and the
+    /// policy text.
+    pub base: Sha256,
+    /// False when the running program cannot be identified: nothing is
+    /// reused (results are still kept, for a later run).
+    pub enabled: bool,
+}
+
+impl CacheFolder {
+    /// Stages (and creates) this run's folder for the folder `old`.
+    pub fn stage(
+        old: PathBuf,
+        staging: &mut Staging,
+        format: &str,
+        policy: &LoadedPolicy,
+    ) -> Result<CacheFolder> {
+        let new = staging.stage(&old);
+        fs::create_dir_all(&new).with_context(|| format!("cannot create {}", new.display()))?;
+        let mut base = Sha256::new();
+        for part in [format, env!("CARGO_PKG_VERSION"), &policy.text] {
+            feed(&mut base, part.as_bytes());
+        }
+        let program = program_identity();
+        if let Some(id) = &program {
+            feed(&mut base, id.as_bytes());
+        }
+        Ok(CacheFolder {
+            old,
+            new,
+            base,
+            enabled: program.is_some(),
+        })
+    }
+}
+
 /// The running executable's path, size and modification time: changes
 /// with every build and every installation of a new one.
-pub(crate) fn program_identity() -> Option<String> {
+fn program_identity() -> Option<String> {
     let exe = std::env::current_exe().ok()?;
     let meta = fs::metadata(&exe).ok()?;
     let modified = meta
@@ -353,7 +384,7 @@ pub(crate) fn program_identity() -> Option<String> {
     ))
 }
 
-pub(crate) fn feed(h: &mut Sha256, bytes: &[u8]) {
+fn feed(h: &mut Sha256, bytes: &[u8]) {
     h.update((bytes.len() as u64).to_le_bytes());
     h.update(bytes);
 }
