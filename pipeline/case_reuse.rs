@@ -18,7 +18,8 @@
 //! Their events in untouched months are unchanged: they are read from the
 //! lake (the months each case spans), or for cases open at the last run
 //! from the events kept with them, so that a case open for years does not
-//! make every month be read. Every other case keeps its rows. The result
+//! make every month be read. Every other case keeps its rows. When more
+//! than half the months are touched, every case is derived. The result
 //! equals deriving every case from all events (the nightly tests compare
 //! the two), and a store that does not match (another program or policy,
 //! an unreadable or altered file) means every case is derived.
@@ -214,7 +215,15 @@ pub fn derive(
         let first = cases.column("received_at")?.datetime()?.physical().min();
         Ok(first.map(|us| local_day(us, tz)))
     };
-    let Some(kept) = store.previous() else {
+    // With most months touched, deriving everything costs no more, and
+    // memory need not hold the kept rows as well.
+    let kept = match store.previous() {
+        Some(k) if 2 * touched_months(&store.months, &k, end).len() <= store.months.len() => {
+            Some(k)
+        }
+        _ => None,
+    };
+    let Some(kept) = kept else {
         let months: Vec<&String> = store.months.keys().collect();
         let events = read_events(store, &months, end, None)?;
         let mut derived = cases::derive(&events, policy, cal, tz, end)?;
@@ -241,16 +250,7 @@ pub fn derive(
         });
     };
 
-    // Months touched since the last run.
-    let all_months: BTreeSet<&String> = store.months.keys().chain(kept.digests.keys()).collect();
-    let (lo, hi) = (kept.end.min(end), kept.end.max(end));
-    let touched: BTreeSet<&String> = all_months
-        .into_iter()
-        .filter(|m| {
-            kept.digests.get(*m) != store.months.get(*m).map(|(_, d)| d)
-                || (kept.end != end && month_may_hold(m, lo, hi))
-        })
-        .collect();
+    let touched = touched_months(&store.months, &kept, end);
     let touched_numbers: Vec<i32> = touched.iter().filter_map(|m| month_number(m)).collect();
 
     // The cases to derive again: events in touched months now, events in
@@ -391,6 +391,25 @@ pub fn derive(
     };
     store.seal(end)?;
     Ok(marts)
+}
+
+/// The months touched since the last run: a month file whose bytes
+/// changed, or that was added or removed, and (as-of moved) every month
+/// that may hold events between the two as-ofs.
+fn touched_months<'a>(
+    months: &'a BTreeMap<String, (PathBuf, String)>,
+    kept: &'a KeptCases,
+    end: i64,
+) -> BTreeSet<&'a String> {
+    let (lo, hi) = (kept.end.min(end), kept.end.max(end));
+    months
+        .keys()
+        .chain(kept.digests.keys())
+        .filter(|m| {
+            kept.digests.get(*m) != months.get(*m).map(|(_, d)| d)
+                || (kept.end != end && month_may_hold(m, lo, hi))
+        })
+        .collect()
 }
 
 /// `case_id` is one of `ids`.

@@ -338,6 +338,14 @@ fn cases_are_derived_again_exactly_when_their_events_or_as_of_change() {
     let full = Workspace::new();
     full.run_cli(Some(&ws.input), "2026-10-20");
     assert_same_files(&ws.out, &full.out, &CASE_OUTPUTS);
+
+    // As-of nine months back: most months may hold events between the two
+    // as-ofs, so every case is derived.
+    ws.run_cli(None, "2026-01-15");
+    assert_eq!(case_counts(&ws.out).1, 0, "no case kept");
+    let full = Workspace::new();
+    full.run_cli(Some(&ws.input), "2026-01-15");
+    assert_same_files(&ws.out, &full.out, &CASE_OUTPUTS);
 }
 
 /// The periods whose rater-model results the last run in `out` reused, and
