@@ -227,27 +227,15 @@ pub fn derive(
         let months: Vec<&String> = store.months.keys().collect();
         let events = read_events(store, &months, end, None)?;
         let mut derived = cases::derive(&events, policy, cal, tz, end)?;
-        progress.step(&format!(
-            "cases: {} from {} process events",
-            derived.cases.len(),
-            events.height()
-        ));
         (store.derived, store.kept) = (derived.cases.len(), 0);
         // Each frame is written and freed before the next is made.
         store.put("spans", spans_frame(&std::mem::take(&mut derived.spans))?)?;
         store.put("open_events", open_events(&events, &derived.cases)?)?;
-        let cases_frame = cases::cases_frame(&derived.cases)?;
-        let first_day = first_day(&cases_frame)?;
-        let cases = spill("cases", cases_frame)?;
-        let case_time = spill("case_time", cases::case_time_frame(&derived.cases)?)?;
+        let marts = write_derived(&derived.cases, events.height(), spill, tz, progress)?;
         drop(derived);
         drop(events);
         store.seal(end)?;
-        return Ok(CaseMarts {
-            cases,
-            case_time,
-            first_day,
-        });
+        return Ok(marts);
     };
 
     let touched = touched_months(&store.months, &kept, end);
@@ -391,6 +379,30 @@ pub fn derive(
     };
     store.seal(end)?;
     Ok(marts)
+}
+
+/// Writes the case marts of `rows`, every case derived now from
+/// `events_read` events, one mart at a time.
+pub fn write_derived(
+    rows: &[Case],
+    events_read: usize,
+    spill: &mut Spill,
+    tz: Tz,
+    progress: &Progress,
+) -> Result<CaseMarts> {
+    progress.step(&format!(
+        "cases: {} from {events_read} process events",
+        rows.len()
+    ));
+    Ok(CaseMarts {
+        cases: spill("cases", cases::cases_frame(rows)?)?,
+        case_time: spill("case_time", cases::case_time_frame(rows)?)?,
+        first_day: rows
+            .iter()
+            .map(|c| c.received_at)
+            .min()
+            .map(|us| local_day(us, tz)),
+    })
 }
 
 /// The months touched since the last run: a month file whose bytes

@@ -84,10 +84,9 @@ pub const EVENT_COLUMNS: [&str; 8] = [
 
 /// What [`derive`] gives. Cases borrow their text from the events.
 pub struct Derived<'a> {
-    /// The cases, sorted by case id.
+    /// The cases, sorted by case id (case ids without a `received` event
+    /// give none).
     pub cases: Vec<Case<'a>>,
-    /// Case ids without a `received` event.
-    pub orphans: usize,
     /// When the events have a `month` column (`yyyymm` of the lake file
     /// they come from): every case id's first and last month, orphans
     /// included, sorted by case id.
@@ -160,7 +159,6 @@ pub fn derive<'a>(
     keys.par_sort_unstable();
 
     let mut cases = Vec::new();
-    let mut orphans = 0;
     let mut spans = Vec::new();
     let mut evs: Vec<Event> = Vec::new();
     for run in keys.chunk_by(|a, b| a.0 == b.0) {
@@ -185,16 +183,9 @@ pub fn derive<'a>(
             let first = of_run.clone().min().expect("a run has rows");
             spans.push((id, first, of_run.max().expect("a run has rows")));
         }
-        match one_case(id, &evs, policy, cal, tz, as_of_end) {
-            Some(c) => cases.push(c),
-            None => orphans += 1,
-        }
+        cases.extend(one_case(id, &evs, policy, cal, tz, as_of_end));
     }
-    Ok(Derived {
-        cases,
-        orphans,
-        spans,
-    })
+    Ok(Derived { cases, spans })
 }
 
 /// Whether a case's row depends on as-of, not only on its events: it is

@@ -328,21 +328,9 @@ pub fn build_views(
         }
         None => {
             let events = collect_columns(&events, &cases::EVENT_COLUMNS, "process events")?;
-            let case_rows = cases::derive(&events, p, &cal, tz, end)?.cases;
-            progress.step(&format!(
-                "cases: {} from {} process events",
-                case_rows.len(),
-                events.height()
-            ));
-            (
-                spill("cases", cases::cases_frame(&case_rows)?)?,
-                spill("case_time", cases::case_time_frame(&case_rows)?)?,
-                case_rows
-                    .iter()
-                    .map(|c| c.received_at)
-                    .min()
-                    .map(|us| local_day(us, tz)),
-            )
+            let rows = cases::derive(&events, p, &cal, tz, end)?.cases;
+            let m = case_reuse::write_derived(&rows, events.height(), spill, tz, progress)?;
+            (m.cases, m.case_time, m.first_day)
         }
     };
 
@@ -438,6 +426,11 @@ const WEEK_REACH: i64 = 6;
 struct Carry {
     items: Vec<CarriedItem>,
     excluded: Vec<(String, String)>,
+}
+
+/// The rows that `keep` keeps, copied.
+fn rows_of<T: Clone>(rows: &[T], keep: impl Fn(&T) -> bool) -> Vec<T> {
+    rows.iter().filter(|r| keep(r)).cloned().collect()
 }
 
 /// The rater model, reliability and satisfaction, one calendar year of
@@ -792,21 +785,10 @@ fn rate_year(
             .filter(|id| seen.insert(id))
             .filter_map(|id| Some((id.to_string(), outcome.excluded.get(id)?.clone())))
             .collect();
-        let of_q: Vec<raters::RaterEffect> = outcome
-            .effects
-            .iter()
-            .filter(|e| e.period == *q)
-            .cloned()
-            .collect();
-        let flags_of_q: Vec<raters::RatingFlag> = outcome
-            .flags
-            .iter()
-            .filter(|f| f.period == *q)
-            .cloned()
-            .collect();
+        let of_q = |period: Period| period == *q;
         pieces.push(PeriodResults {
-            effects: raters::effects_frame(&of_q, as_of)?,
-            flags: raters::flags_frame(&flags_of_q, as_of)?,
+            effects: raters::effects_frame(&rows_of(&outcome.effects, |e| of_q(e.period)), as_of)?,
+            flags: raters::flags_frame(&rows_of(&outcome.flags, |f| of_q(f.period)), as_of)?,
             adjusted: rows.iter().map(|&i| outcome.adjusted[i]).collect(),
             excluded,
         });
