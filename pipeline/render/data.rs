@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use anyhow::Result;
 use polars::prelude::*;
 
-use crate::frame;
+use crate::frame::{self, At};
 use crate::lake::{self, OutDir};
 use crate::periods::{Grain, Period};
 
@@ -122,10 +122,15 @@ pub struct SiteData {
     pub reliability: HashMap<Key, (i64, Option<f64>)>,
     pub catalog: HashMap<String, Catalog>,
     pub trends: HashMap<(String, String, Grain), TrendRow>,
+    /// The indicators with trend flags, per department and grain.
+    pub flagged_trends: HashMap<(String, Grain), Vec<String>>,
     pub series: HashMap<(String, String, Grain), Vec<SeriesPoint>>,
     pub findings: Vec<Finding>,
     pub restated: Vec<Restated>,
-    pub effects: Vec<RaterEffect>,
+    /// The rater estimates with flags.
+    pub flagged: Vec<RaterEffect>,
+    /// Every rater estimate's severity.
+    pub severities: Vec<f64>,
     pub flag_counts: BTreeMap<String, usize>,
     /// (intake dept, month) -> holding dept -> (cases, hours), transferred cases only.
     pub case_time: HashMap<(String, Period), BTreeMap<String, (usize, f64)>>,
@@ -140,6 +145,17 @@ fn mart(out: &OutDir, name: &str) -> Result<Option<DataFrame>> {
     let p = out.read(&out.marts().join(format!("{name}.parquet")));
     if p.is_file() {
         Ok(Some(lake::read_parquet(&p)?))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Some columns of a mart: the large marts (every case, every rater
+/// estimate and flag) are read only as far as the pages need them.
+fn mart_columns(out: &OutDir, name: &str, columns: &[&str]) -> Result<Option<DataFrame>> {
+    let p = out.read(&out.marts().join(format!("{name}.parquet")));
+    if p.is_file() {
+        Ok(Some(lake::read_parquet_columns(&p, columns)?))
     } else {
         Ok(None)
     }
@@ -362,20 +378,24 @@ pub fn load(out: &OutDir, english: bool, tz: chrono_tz::Tz) -> Result<SiteData> 
             ) else {
                 continue;
             };
-            d.trends.insert(
-                (dp.clone(), id.clone(), g),
-                TrendRow {
-                    direction: dir[i].clone().unwrap_or_default(),
-                    flags: flags[i]
-                        .as_deref()
-                        .unwrap_or("")
-                        .split(',')
-                        .filter(|s| !s.is_empty())
-                        .map(String::from)
-                        .collect(),
-                    latest: latest[i].clone(),
-                },
-            );
+            let row = TrendRow {
+                direction: dir[i].clone().unwrap_or_default(),
+                flags: flags[i]
+                    .as_deref()
+                    .unwrap_or("")
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect(),
+                latest: latest[i].clone(),
+            };
+            if !row.flags.is_empty() {
+                d.flagged_trends
+                    .entry((dp.clone(), g))
+                    .or_default()
+                    .push(id.clone());
+            }
+            d.trends.insert((dp.clone(), id.clone(), g), row);
         }
     }
     if let Some(df) = mart(out, "trend_series")? {
@@ -457,70 +477,95 @@ pub fn load(out: &OutDir, english: bool, tz: chrono_tz::Tz) -> Result<SiteData> 
             });
         }
     }
-    if let Some(df) = mart(out, "rater_effects")? {
-        let (id, period, flags) = (
-            frame::strs(&df, "rater_id")?,
-            frame::strs(&df, "period")?,
-            frame::strs(&df, "flags")?,
-        );
-        let (n, nd, sev, se) = (
-            frame::i64s(&df, "n_ratings")?,
-            frame::i64s(&df, "n_depts")?,
-            frame::f64s(&df, "severity")?,
-            frame::f64s(&df, "se")?,
-        );
+    if let Some(df) = mart_columns(
+        out,
+        "rater_effects",
+        &[
+            "rater_id",
+            "period",
+            "flags",
+            "n_ratings",
+            "n_depts",
+            "severity",
+            "se",
+        ],
+    )? {
+        // Every estimate's severity goes into the histogram; only the
+        // flagged raters are listed, so only their rows are copied.
+        let flags = At::strs(&df, "flags")?;
+        let (id, period) = (At::strs(&df, "rater_id")?, At::strs(&df, "period")?);
+        let (n, nd) = (frame::i64s(&df, "n_ratings")?, frame::i64s(&df, "n_depts")?);
+        let (sev, se) = (frame::f64s(&df, "severity")?, frame::f64s(&df, "se")?);
+        d.severities = sev.iter().map(|s| s.unwrap_or(0.0)).collect();
         for i in 0..df.height() {
-            d.effects.push(RaterEffect {
-                rater_id: id[i].clone().unwrap_or_default(),
-                period: period[i].clone().unwrap_or_default(),
+            let Some(f) = flags.get(i).filter(|f| !f.is_empty()) else {
+                continue;
+            };
+            d.flagged.push(RaterEffect {
+                rater_id: id.get(i).unwrap_or_default().to_string(),
+                period: period.get(i).unwrap_or_default().to_string(),
                 n_ratings: n[i].unwrap_or(0),
                 n_depts: nd[i].unwrap_or(0),
                 severity: sev[i].unwrap_or(0.0),
                 se: se[i].unwrap_or(0.0),
-                flags: flags[i].clone().unwrap_or_default(),
+                flags: f.to_string(),
             });
         }
     }
-    if let Some(df) = mart(out, "rating_flags")? {
-        for f in frame::strs(&df, "flag")?.into_iter().flatten() {
-            *d.flag_counts.entry(f).or_default() += 1;
+    if let Some(df) = mart_columns(out, "rating_flags", &["flag"])? {
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for f in df.column("flag")?.str()?.iter().flatten() {
+            *counts.entry(f).or_default() += 1;
         }
+        d.flag_counts = counts
+            .into_iter()
+            .map(|(f, n)| (f.to_string(), n))
+            .collect();
     }
-    if let (Some(cases), Some(ct)) = (mart(out, "cases")?, mart(out, "case_time")?) {
+    if let (Some(cases), Some(ct)) = (
+        mart_columns(
+            out,
+            "cases",
+            &["case_id", "dept_id", "received_at", "transfer_count"],
+        )?,
+        mart_columns(out, "case_time", &["case_id", "dept_id", "hours"])?,
+    ) {
         let (id, dept, recv, transfers) = (
-            frame::strs(&cases, "case_id")?,
-            frame::strs(&cases, "dept_id")?,
-            frame::micros(&cases, "received_at")?,
+            At::strs(&cases, "case_id")?,
+            At::strs(&cases, "dept_id")?,
+            At::micros(&cases, "received_at")?,
             frame::i64s(&cases, "transfer_count")?,
         );
-        let mut intake: HashMap<String, (String, i64)> = HashMap::new();
-        for i in 0..cases.height() {
-            if transfers[i].unwrap_or(0) > 0 {
-                if let (Some(c), Some(dp), Some(r)) = (&id[i], &dept[i], recv[i]) {
-                    intake.insert(c.clone(), (dp.clone(), r));
+        // Transferred cases: intake department and time, borrowed from the
+        // frame.
+        let mut intake: HashMap<&str, (&str, i64)> = HashMap::new();
+        for (i, moved) in transfers.iter().enumerate() {
+            if moved.unwrap_or(0) > 0 {
+                if let (Some(c), Some(dp), Some(r)) = (id.get(i), dept.get(i), recv.get(i)) {
+                    intake.insert(c, (dp, r));
                 }
             }
         }
         let (cid, holder, hours) = (
-            frame::strs(&ct, "case_id")?,
-            frame::strs(&ct, "dept_id")?,
+            At::strs(&ct, "case_id")?,
+            At::strs(&ct, "dept_id")?,
             frame::f64s(&ct, "hours")?,
         );
-        for i in 0..ct.height() {
-            let (Some(c), Some(h)) = (&cid[i], &holder[i]) else {
+        for (i, hours) in hours.iter().enumerate() {
+            let (Some(c), Some(h)) = (cid.get(i), holder.get(i)) else {
                 continue;
             };
-            let Some((dp, r)) = intake.get(c) else {
+            let Some(&(dp, r)) = intake.get(c) else {
                 continue;
             };
             let e = d
                 .case_time
-                .entry((dp.clone(), Period::containing(Grain::Month, day(*r))))
+                .entry((dp.to_string(), Period::containing(Grain::Month, day(r))))
                 .or_default()
-                .entry(h.clone())
+                .entry(h.to_string())
                 .or_default();
             e.0 += 1;
-            e.1 += hours[i].unwrap_or(0.0);
+            e.1 += hours.unwrap_or(0.0);
         }
     }
     // Freshness: the latest event per table, from its latest partition only.

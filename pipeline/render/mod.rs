@@ -483,34 +483,42 @@ impl Site<'_> {
 
     fn departments(&self, pages: &mut Vec<Page>) {
         let latest = self.latest(Grain::Month);
+        let mut scored: Vec<(&data::Dept, Period)> = Vec::new();
         for dept in &self.d.depts {
-            let dir = format!("departments/{}", lake::file_name(&dept.id));
             for grain in [Grain::Month, Grain::Quarter, Grain::Year] {
-                for period in self.d.periods.get(&grain).cloned().unwrap_or_default() {
-                    if !self
+                for period in self.d.periods.get(&grain).into_iter().flatten() {
+                    if self
                         .d
                         .scores
-                        .contains_key(&(dept.id.clone(), grain, period))
+                        .contains_key(&(dept.id.clone(), grain, *period))
                     {
-                        continue;
+                        scored.push((dept, *period));
                     }
-                    // The latest month's page is also the department's
-                    // index, in the same folder: one context serves both.
-                    let ctx = self.department(dept, &period);
-                    if Some(period) == latest {
-                        pages.push(Page {
-                            path: format!("{dir}/index.html"),
-                            template: "department.html",
-                            ctx: ctx.clone(),
-                        });
-                    }
-                    pages.push(Page {
-                        path: format!("{dir}/{}.html", period.label()),
-                        template: "department.html",
-                        ctx,
-                    });
                 }
             }
+        }
+        // Most of the site: its contexts are built on every core, and
+        // added in the order above.
+        let contexts: Vec<Value> = scored
+            .par_iter()
+            .map(|(dept, period)| self.department(dept, period))
+            .collect();
+        for ((dept, period), ctx) in scored.into_iter().zip(contexts) {
+            let dir = format!("departments/{}", lake::file_name(&dept.id));
+            // The latest month's page is also the department's index, in
+            // the same folder: one context serves both.
+            if Some(period) == latest {
+                pages.push(Page {
+                    path: format!("{dir}/index.html"),
+                    template: "department.html",
+                    ctx: ctx.clone(),
+                });
+            }
+            pages.push(Page {
+                path: format!("{dir}/{}.html", period.label()),
+                template: "department.html",
+                ctx,
+            });
         }
     }
 
@@ -662,10 +670,13 @@ impl Site<'_> {
         };
         let mut flags: Vec<Value> = self
             .d
-            .trends
-            .iter()
-            .filter(|((d, _, g), t)| *d == dept.id && *g == period.grain && t.latest.as_deref() == Some(&period.label()) && !t.flags.is_empty())
-            .map(|((_, ind, _), t)| context! { indicator => self.indicator_name(ind), flags => t.flags.iter().map(|f| self.t.get(f).cloned().unwrap_or(f.clone())).collect::<Vec<_>>().join(", "), sort => ind.clone() })
+            .flagged_trends
+            .get(&(dept.id.clone(), period.grain))
+            .into_iter()
+            .flatten()
+            .filter_map(|ind| Some((ind, self.d.trends.get(&(dept.id.clone(), ind.clone(), period.grain))?)))
+            .filter(|(_, t)| t.latest.as_deref() == Some(&period.label()))
+            .map(|(ind, t)| context! { indicator => self.indicator_name(ind), flags => t.flags.iter().map(|f| self.t.get(f).cloned().unwrap_or(f.clone())).collect::<Vec<_>>().join(", "), sort => ind.clone() })
             .collect();
         flags.sort_by_key(|v| {
             v.get_attr("sort")
@@ -719,9 +730,8 @@ impl Site<'_> {
     fn raters_page(&self) -> Page {
         let flagged: Vec<Value> = self
             .d
-            .effects
+            .flagged
             .iter()
-            .filter(|e| !e.flags.is_empty())
             .map(|e| context! {
                 rater => e.rater_id.clone(),
                 period => e.period.clone(),
@@ -732,7 +742,6 @@ impl Site<'_> {
                 flags => e.flags.split(',').map(|f| self.t.get(f).cloned().unwrap_or(f.to_string())).collect::<Vec<_>>().join(", "),
             })
             .collect();
-        let severities: Vec<f64> = self.d.effects.iter().map(|e| e.severity).collect();
         let counts: Vec<Value> = self
             .d
             .flag_counts
@@ -747,8 +756,8 @@ impl Site<'_> {
                 ..context! {
                     flagged => flagged,
                     counts => counts,
-                    histogram => Value::from_safe_string(svg::histogram(&self.t["severity_distribution"], &severities, 2.0)),
-                    n_raters => self.d.effects.len(),
+                    histogram => Value::from_safe_string(svg::histogram(&self.t["severity_distribution"], &self.d.severities, 2.0)),
+                    n_raters => self.d.severities.len(),
                 }
             },
         }
