@@ -798,10 +798,19 @@ fn rate_year(
         .map(|r| !outcome.excluded.contains_key(&*r.rating_id))
         .collect();
     let keep = |period: Period| period.end >= start && period.end <= end;
-    let reliability = raters::reliability(&items, &counted, keep);
-    let responses = satisfaction::responses(&items, &outcome);
-    let satisfaction = satisfaction::compute(&responses, dept_types, p, keep);
-    let first_day = responses.iter().map(|r| r.day).min();
+    // Reliability and satisfaction read the same ratings and outcome: one
+    // on each of two threads.
+    let (reliability, (satisfaction, first_day)) = std::thread::scope(|s| {
+        let reliability = s.spawn(|| raters::reliability(&items, &counted, keep));
+        let responses = satisfaction::responses(&items, &outcome);
+        let first_day = responses.iter().map(|r| r.day).min();
+        let satisfaction = satisfaction::compute(&responses, dept_types, p, keep);
+        drop(responses);
+        let reliability = reliability
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        (reliability, (satisfaction, first_day))
+    });
     // What the next year's first week needs of this year's last days.
     let (mut carry_items, mut carry_excluded) = (Vec::new(), Vec::new());
     if end < NaiveDate::MAX {

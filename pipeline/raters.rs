@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use chrono::NaiveDate;
-use polars::prelude::{DataFrame, PlHashMap, PlHashSet};
+use polars::prelude::{DataFrame, PlHashMap, PlHashSet, StringChunked, TimeUnit};
 
 use crate::frame::Builder;
 use crate::periods::{Grain, Period};
@@ -73,54 +73,93 @@ pub fn items_from_frame(
     removed: &PlHashSet<String>,
     tz: chrono_tz::Tz,
 ) -> Result<Vec<ItemRating>> {
-    use crate::frame::{float_column, At};
-    // Read in place: only the item ratings themselves are held.
-    let (ids, items, raters) = (
-        At::strs(df, "rating_id")?,
-        At::strs(df, "item")?,
-        At::strs(df, "rater_id")?,
+    use crate::frame::float_column;
+    // Read in place, row after row: only the item ratings themselves are
+    // held.
+    let text = |name: &str| -> Result<&StringChunked> { Ok(df.column(name)?.str()?) };
+    let mut texts = [
+        text("rating_id")?.iter(),
+        text("item")?.iter(),
+        text("rater_id")?.iter(),
+        text("rater_group")?.iter(),
+        text("dept_id")?.iter(),
+    ];
+    let at = df.column("rated_at")?.datetime()?;
+    anyhow::ensure!(
+        at.time_unit() == TimeUnit::Microseconds,
+        "column `rated_at` is not in microseconds"
     );
-    let (groups, depts, ats) = (
-        At::strs(df, "rater_group")?,
-        At::strs(df, "dept_id")?,
-        At::micros(df, "rated_at")?,
-    );
+    let mut ats = at.physical().iter();
     let (raw, lo, hi) = (
         float_column(df, "score")?,
         float_column(df, "scale_min")?,
         float_column(df, "scale_max")?,
     );
-    let (raw, lo, hi) = (At::floats(&raw)?, At::floats(&lo)?, At::floats(&hi)?);
-    // Each distinct text is stored once and shared (a response's id by its
-    // items, a rater's id by all their ratings): copies are reference counts.
-    let mut pool: PlHashSet<Arc<str>> = PlHashSet::default();
-    let mut intern = |s: Option<&str>| -> Option<Arc<str>> {
-        let s = s?;
-        if let Some(a) = pool.get(s) {
-            return Some(a.clone());
+    let mut numbers = [raw.f64()?.iter(), lo.f64()?.iter(), hi.f64()?.iter()];
+    // Each distinct text is stored once per column and shared (a rater's id
+    // by all their ratings): copies are reference counts. A column's rows
+    // often repeat the row before (a response's items share its id, rater,
+    // group and department), which needs no lookup. Response ids are only
+    // shared with the row before: a response's items come together, and
+    // keeping every id seen would cost more than it saves.
+    let mut pools: [Option<PlHashSet<Arc<str>>>; 5] = [
+        None,
+        Some(Default::default()),
+        Some(Default::default()),
+        Some(Default::default()),
+        Some(Default::default()),
+    ];
+    let mut before: [Option<Arc<str>>; 5] = Default::default();
+    let mut intern = |column: usize, s: &str| -> Arc<str> {
+        if let Some(a) = before[column].as_ref().filter(|a| ***a == *s) {
+            return a.clone();
         }
-        let a: Arc<str> = Arc::from(s);
-        pool.insert(a.clone());
-        Some(a)
+        let a = match &mut pools[column] {
+            Some(pool) => match pool.get(s) {
+                Some(a) => a.clone(),
+                None => {
+                    let a: Arc<str> = Arc::from(s);
+                    pool.insert(a.clone());
+                    a
+                }
+            },
+            None => Arc::from(s),
+        };
+        before[column] = Some(a.clone());
+        a
     };
     let mut days = crate::calendar::LocalDays::new(tz);
-    Ok((0..df.height())
-        .filter(|&i| !ids.get(i).is_some_and(|id| removed.contains(id)))
-        .filter_map(|i| {
-            let (raw, lo, hi) = (raw.get(i)?, lo.get(i)?, hi.get(i)?);
-            Some(ItemRating {
-                rating_id: intern(ids.get(i))?,
-                item: intern(items.get(i))?,
-                rater_id: intern(raters.get(i))?,
-                group: intern(groups.get(i))?,
-                dept_id: intern(depts.get(i))?,
-                day: days.day(ats.get(i)?),
-                y: (raw - lo) / (hi - lo) * 100.0,
-                raw,
-                levels: hi - lo + 1.0,
-            })
-        })
-        .collect())
+    let mut out = Vec::with_capacity(df.height());
+    for _ in 0..df.height() {
+        let t = texts.each_mut().map(|c| c.next().flatten());
+        let [raw, lo, hi] = numbers.each_mut().map(|c| c.next().flatten());
+        let at = ats.next().flatten();
+        // Rows with a field missing, and ratings removed on appeal, are
+        // left out.
+        let (Some(id), Some(item), Some(rater), Some(group), Some(dept)) =
+            (t[0], t[1], t[2], t[3], t[4])
+        else {
+            continue;
+        };
+        let (Some(raw), Some(lo), Some(hi), Some(at)) = (raw, lo, hi, at) else {
+            continue;
+        };
+        if removed.contains(id) {
+            continue;
+        }
+        out.push(ItemRating {
+            rating_id: intern(0, id),
+            item: intern(1, item),
+            rater_id: intern(2, rater),
+            group: intern(3, group),
+            dept_id: intern(4, dept),
+            day: days.day(at),
+            y: (raw - lo) / (hi - lo) * 100.0,
+            raw,
+            levels: hi - lo + 1.0,
+        });
+    }
+    Ok(out)
 }
 
 /// An observation with dense indices, for [`fit`].
@@ -333,49 +372,69 @@ pub struct Outcome {
     pub flags: Vec<RatingFlag>,
 }
 
-/// Interns strings to dense indices.
+/// Interns strings to dense indices. Item ratings share each distinct
+/// text (see [`items_from_frame`]), so a text is looked up by its address
+/// first and hashed only the first time that address is seen.
 #[derive(Default)]
-struct Ids<'a> {
+pub(crate) struct Ids<'a> {
+    /// The last text looked up, by address, and its id.
+    last: Option<((usize, usize), usize)>,
+    by_address: PlHashMap<(usize, usize), usize>,
     index: PlHashMap<&'a str, usize>,
-    names: Vec<&'a str>,
+    pub(crate) names: Vec<&'a str>,
 }
 
 impl<'a> Ids<'a> {
-    fn id(&mut self, s: &'a str) -> usize {
-        if let Some(&i) = self.index.get(s) {
+    pub(crate) fn id(&mut self, s: &'a str) -> usize {
+        // Same address and length: the same text.
+        let address = (s.as_ptr() as usize, s.len());
+        match self.last {
+            Some((seen, i)) if seen == address => return i,
+            _ => {}
+        }
+        if let Some(&i) = self.by_address.get(&address) {
+            self.last = Some((address, i));
             return i;
         }
-        self.names.push(s);
-        self.index.insert(s, self.names.len() - 1);
-        self.names.len() - 1
+        let i = match self.index.get(s) {
+            Some(&i) => i,
+            None => {
+                self.names.push(s);
+                self.index.insert(s, self.names.len() - 1);
+                self.names.len() - 1
+            }
+        };
+        self.by_address.insert(address, i);
+        self.last = Some((address, i));
+        i
+    }
+
+    /// Each id's rank when the texts are sorted.
+    pub(crate) fn ranks(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.names.len()).collect();
+        order.sort_unstable_by(|&a, &b| self.names[a].cmp(self.names[b]));
+        let mut rank = vec![0; order.len()];
+        for (r, &i) in order.iter().enumerate() {
+            rank[i] = r;
+        }
+        rank
     }
 }
 
 /// Numbers the responses (`rating_id`) of `rows` in id order: the number
 /// of each row's response, and the ids by number.
 fn number_responses<'a>(ratings: &'a [ItemRating], rows: &[usize]) -> (Vec<u32>, Vec<&'a str>) {
-    let mut number: PlHashMap<&str, u32> = PlHashMap::default();
-    let mut ids: Vec<&str> = Vec::new();
-    let first: Vec<u32> = rows
+    let mut ids = Ids::default();
+    let first: Vec<usize> = rows
         .iter()
-        .map(|&row| {
-            let id = ratings[row].rating_id.as_ref();
-            *number.entry(id).or_insert_with(|| {
-                ids.push(id);
-                (ids.len() - 1) as u32
-            })
-        })
+        .map(|&row| ids.id(&ratings[row].rating_id))
         .collect();
-    let mut order: Vec<u32> = (0..ids.len() as u32).collect();
-    order.sort_unstable_by(|&a, &b| ids[a as usize].cmp(ids[b as usize]));
-    let mut rank = vec![0u32; ids.len()];
-    for (r, &n) in order.iter().enumerate() {
-        rank[n as usize] = r as u32;
+    let rank = ids.ranks();
+    let mut by_number = vec![""; rank.len()];
+    for (i, &r) in rank.iter().enumerate() {
+        by_number[r] = ids.names[i];
     }
-    (
-        first.iter().map(|&n| rank[n as usize]).collect(),
-        order.iter().map(|&n| ids[n as usize]).collect(),
-    )
+    (first.iter().map(|&n| rank[n] as u32).collect(), by_number)
 }
 
 /// The policy's estimation grain (a quarter unless it names another).
@@ -844,59 +903,118 @@ pub fn reliability(
     counted: &[bool],
     keep: impl Fn(Period) -> bool,
 ) -> Vec<Reliability> {
-    // (dept, period) -> item -> raw scores; raters; response means (by
-    // response number, in id order). Keys borrow from the ratings: nothing
-    // is copied per rating.
-    type Cell<'a> = (
-        BTreeMap<&'a str, (Vec<f64>, f64)>,
-        PlHashSet<&'a str>,
-        BTreeMap<u32, (f64, usize)>,
-    );
+    /// One department's ratings in one period: per item (by number) its
+    /// raw scores and scale levels, the raters (by number), and per
+    /// response (by number, in id order) the sum and count of its scores.
+    #[derive(Default)]
+    struct Cell {
+        items: Vec<(usize, Vec<f64>, f64)>,
+        raters: Vec<u32>,
+        responses: Vec<(u32, f64, usize)>,
+    }
     let all: Vec<usize> = (0..ratings.len()).collect();
     let (response_of, _) = number_responses(ratings, &all);
     drop(all);
-    // Hashed while adding up, walked in (period, department) order after.
-    let mut cells: PlHashMap<(Period, &str), Cell> = PlHashMap::default();
+    let (mut depts, mut items, mut raters) = (Ids::default(), Ids::default(), Ids::default());
     // Weeks and months from the ratings; quarters and years from the
     // months (each rating lies in one month; ratings come in time order, so
     // every list keeps the order it would have had).
+    let mut cells: Vec<((Period, usize), Cell)> = Vec::new();
+    let mut index: PlHashMap<(Period, usize), usize> = PlHashMap::default();
+    // The cells of the last day and department seen: a response's items
+    // come together.
+    type Seen = ((NaiveDate, usize), [Option<usize>; 2]);
+    let mut last: Option<Seen> = None;
     for ((r, &ok), &response) in ratings.iter().zip(counted).zip(&response_of) {
         if !ok {
             continue;
         }
-        for g in [Grain::Week, Grain::Month] {
-            let p = Period::containing(g, r.day);
-            if !keep(p) {
-                continue;
+        let dept = depts.id(&r.dept_id);
+        let at = match last {
+            Some((seen, at)) if seen == (r.day, dept) => at,
+            _ => {
+                let mut at = [None; 2];
+                for (slot, g) in at.iter_mut().zip([Grain::Week, Grain::Month]) {
+                    let p = Period::containing(g, r.day);
+                    if keep(p) {
+                        *slot = Some(*index.entry((p, dept)).or_insert_with(|| {
+                            cells.push(((p, dept), Cell::default()));
+                            cells.len() - 1
+                        }));
+                    }
+                }
+                last = Some(((r.day, dept), at));
+                at
             }
-            let c = cells.entry((p, r.dept_id.as_ref())).or_default();
-            let it = c.0.entry(r.item.as_ref()).or_insert((Vec::new(), r.levels));
-            it.0.push(r.raw);
-            c.1.insert(r.rater_id.as_ref());
-            let resp = c.2.entry(response).or_default();
-            resp.0 += r.y;
-            resp.1 += 1;
+        };
+        let (item, rater) = (items.id(&r.item), raters.id(&r.rater_id) as u32);
+        for c in at.into_iter().flatten() {
+            let c = &mut cells[c].1;
+            match c.items.iter_mut().find(|x| x.0 == item) {
+                Some(x) => x.1.push(r.raw),
+                None => c.items.push((item, vec![r.raw], r.levels)),
+            }
+            if c.raters.last() != Some(&rater) {
+                c.raters.push(rater);
+            }
+            match c.responses.last_mut() {
+                Some(x) if x.0 == response => {
+                    x.1 += r.y;
+                    x.2 += 1;
+                }
+                _ => c.responses.push((response, r.y, 1)),
+            }
         }
+    }
+    drop(index);
+    // Items in name order, each rater once, each response once in id order
+    // (a response found in two runs adds up in run order: the sort is
+    // stable).
+    let item_rank = items.ranks();
+    for (_, c) in &mut cells {
+        c.items.sort_unstable_by_key(|x| item_rank[x.0]);
+        c.raters.sort_unstable();
+        c.raters.dedup();
+        c.responses.sort_by_key(|x| x.0);
+        c.responses.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                kept.1 += later.1;
+                kept.2 += later.2;
+            }
+            same
+        });
     }
     // Quarters and years are built from their months one cell at a time
-    // when their turn comes, and dropped: only weeks and months are held.
-    let mut coarse: BTreeMap<(Period, &str), Vec<Period>> = BTreeMap::new();
-    let mut months: Vec<(Period, &str)> = cells
-        .keys()
-        .filter(|(p, _)| p.grain == Grain::Month)
-        .copied()
+    // when their turn comes: only weeks and months are held.
+    let dept_rank = depts.ranks();
+    let mut coarse: BTreeMap<(Period, usize), Vec<usize>> = BTreeMap::new();
+    let mut months: Vec<usize> = (0..cells.len())
+        .filter(|&c| cells[c].0 .0.grain == Grain::Month)
         .collect();
-    months.sort_unstable();
-    for (month, dept) in months {
+    months.sort_unstable_by_key(|&c| cells[c].0 .0);
+    for c in months {
+        let (month, dept) = cells[c].0;
         for g in [Grain::Quarter, Grain::Year] {
             coarse
-                .entry((Period::containing(g, month.start), dept))
+                .entry((Period::containing(g, month.start), dept_rank[dept]))
                 .or_default()
-                .push(month);
+                .push(c);
         }
     }
-    let mut keys: Vec<(Period, &str)> = cells.keys().chain(coarse.keys()).copied().collect();
-    keys.sort_unstable();
+    // Cells by number, and built periods by their months, in (period,
+    // department name) order.
+    let mut keys: Vec<(Period, usize, Option<usize>)> = cells
+        .iter()
+        .enumerate()
+        .map(|(c, ((p, dept), _))| (*p, dept_rank[*dept], Some(c)))
+        .chain(coarse.keys().map(|&(p, rank)| (p, rank, None)))
+        .collect();
+    keys.sort_unstable_by_key(|k| (k.0, k.1));
+    let mut by_rank = vec![""; dept_rank.len()];
+    for (dept, &rank) in dept_rank.iter().enumerate() {
+        by_rank[rank] = depts.names[dept];
+    }
 
     let mut out = Vec::new();
     // Response means of the period being walked, one list per department
@@ -915,30 +1033,32 @@ pub fn reliability(
         });
     };
     let mut current: Option<Period> = None;
-    for (period, dept) in keys {
+    for (period, rank, cell) in keys {
         if current != Some(period) {
             if let Some(done) = current {
                 icc_row(done, &mut period_groups, &mut out);
             }
             current = Some(period);
         }
-        let (list, n_raters, means) = match coarse.get(&(period, dept)) {
-            Some(parts) => {
-                let mut items: BTreeMap<&str, (Vec<f64>, f64)> = BTreeMap::new();
-                let mut raters: PlHashSet<&str> = PlHashSet::default();
+        let (list, n_raters, means) = match cell {
+            None => {
+                let mut items: Vec<(usize, Vec<f64>, f64)> = Vec::new();
+                let mut raters: Vec<u32> = Vec::new();
                 let mut responses: Vec<(u32, f64, usize)> = Vec::new();
-                for month in parts {
-                    let (its, rs, resp) = &cells[&(*month, dept)];
-                    for (item, (xs, levels)) in its {
-                        items
-                            .entry(item)
-                            .or_insert((Vec::new(), *levels))
-                            .0
-                            .extend(xs);
+                for &month in &coarse[&(period, rank)] {
+                    let c = &cells[month].1;
+                    for (item, xs, levels) in &c.items {
+                        match items.iter_mut().find(|x| x.0 == *item) {
+                            Some(x) => x.1.extend(xs),
+                            None => items.push((*item, xs.clone(), *levels)),
+                        }
                     }
-                    raters.extend(rs);
-                    responses.extend(resp.iter().map(|(id, &(s, n))| (*id, s, n)));
+                    raters.extend(&c.raters);
+                    responses.extend(&c.responses);
                 }
+                items.sort_unstable_by_key(|x| item_rank[x.0]);
+                raters.sort_unstable();
+                raters.dedup();
                 // In id order; a response found in two months adds up in
                 // month order (the sort is stable).
                 responses.sort_by_key(|r| r.0);
@@ -951,24 +1071,34 @@ pub fn reliability(
                     }
                     means.push(sum / n as f64);
                 }
-                (items.into_values().collect::<Vec<_>>(), raters.len(), means)
+                let list: Vec<(Vec<f64>, f64)> =
+                    items.into_iter().map(|(_, xs, l)| (xs, l)).collect();
+                (list, raters.len(), means)
             }
-            None => {
-                let (its, rs, resp) = &cells[&(period, dept)];
-                let result = (
-                    its.values().cloned().collect::<Vec<_>>(),
-                    rs.len(),
-                    resp.values().map(|(s, n)| s / *n as f64).collect(),
-                );
-                if period.grain == Grain::Week {
+            Some(c) => {
+                let cell = &mut cells[c].1;
+                let means = cell
+                    .responses
+                    .iter()
+                    .map(|(_, s, n)| s / *n as f64)
+                    .collect();
+                let list: Vec<(Vec<f64>, f64)> = if period.grain == Grain::Week {
                     // Weeks come first and build nothing else.
-                    cells.remove(&(period, dept));
-                }
-                result
+                    std::mem::take(&mut cell.items)
+                        .into_iter()
+                        .map(|(_, xs, l)| (xs, l))
+                        .collect()
+                } else {
+                    cell.items
+                        .iter()
+                        .map(|(_, xs, l)| (xs.clone(), *l))
+                        .collect()
+                };
+                (list, cell.raters.len(), means)
             }
         };
         out.push(Reliability {
-            dept_id: dept.to_string(),
+            dept_id: by_rank[rank].to_string(),
             period,
             n_raters,
             rwg: rwg(&list),
@@ -1111,5 +1241,90 @@ mod tests {
             },
         ];
         assert_eq!(components(&obs, 2, 2), vec![0, 0, 1]);
+    }
+
+    #[test]
+    fn ids_are_the_same_for_the_same_text_wherever_it_is_stored() {
+        let (a, b) = (String::from("dept-a"), String::from("dept-a"));
+        let longer = String::from("dept-ab");
+        let mut ids = Ids::default();
+        assert_eq!(ids.id(&a), 0);
+        // The same text at another address; a shorter text at the same
+        // address as a longer one.
+        assert_eq!(ids.id(&b), 0);
+        assert_eq!(ids.id(&longer), 1);
+        assert_eq!(ids.id(&longer[..6]), 0);
+        assert_eq!(ids.id(&a), 0);
+        assert_eq!(ids.ranks(), vec![0, 1]);
+    }
+
+    /// An item rating on a 1-5 scale, its texts stored apart from any other
+    /// rating's (as in tests, not as read from the lake).
+    fn rated(id: &str, rater: &str, dept: &str, day: &str, item: &str, raw: f64) -> ItemRating {
+        ItemRating {
+            rating_id: Arc::from(id),
+            item: Arc::from(item),
+            rater_id: Arc::from(rater),
+            group: Arc::from("public"),
+            dept_id: Arc::from(dept),
+            day: day.parse().unwrap(),
+            y: (raw - 1.0) / 4.0 * 100.0,
+            raw,
+            levels: 5.0,
+        }
+    }
+
+    #[test]
+    fn reliability_worked_by_hand() {
+        let ratings = vec![
+            rated("R1", "r1", "a", "2026-01-07", "q1", 4.0),
+            rated("R1", "r1", "a", "2026-01-07", "q2", 4.0),
+            rated("R2", "r2", "a", "2026-01-07", "q1", 4.0),
+            rated("R2", "r2", "a", "2026-01-07", "q2", 5.0),
+            rated("R3", "r1", "a", "2026-02-10", "q1", 5.0),
+            rated("R3", "r1", "a", "2026-02-10", "q2", 4.0),
+            // R4's and R5's items interleaved.
+            rated("R4", "r3", "a", "2026-02-10", "q1", 3.0),
+            rated("R5", "r1", "a", "2026-02-10", "q1", 4.0),
+            rated("R4", "r3", "a", "2026-02-10", "q2", 4.0),
+            rated("R5", "r1", "a", "2026-02-10", "q2", 4.0),
+            rated("R6", "r4", "b", "2026-02-10", "q1", 2.0),
+            rated("R6", "r4", "b", "2026-02-10", "q2", 2.0),
+            rated("R7", "r5", "b", "2026-02-10", "q1", 1.0),
+            rated("R7", "r5", "b", "2026-02-10", "q2", 2.0),
+        ];
+        let rows = reliability(&ratings, &vec![true; ratings.len()], |_| true);
+        let row = |dept: &str, grain: Grain, day: &str| {
+            let p = Period::containing(grain, day.parse().unwrap());
+            rows.iter()
+                .find(|r| r.dept_id == dept && r.period == p)
+                .unwrap_or_else(|| panic!("no row for {dept} {}", p.label()))
+        };
+        let close = |a: Option<f64>, b: f64| a.is_some_and(|a| (a - b).abs() < 1e-5);
+
+        // February, department a: raters r1 (twice), r3 -> 2. q1 = 5, 3, 4:
+        // variance 1, ratio 1 / 2 = 0.5; q2 = 4, 4, 4: ratio 0. r = 0.25,
+        // rwg = 2 x 0.75 / (1.5 + 0.25) = 0.857143.
+        let feb = row("a", Grain::Month, "2026-02-01");
+        assert_eq!(feb.n_raters, 2);
+        assert!(close(feb.rwg, 0.857143), "{:?}", feb.rwg);
+        // The first quarter, from both months: raters r1, r2, r3 -> 3.
+        // q1 = 4, 4, 5, 3, 4: variance 0.5, ratio 0.25; q2 = 4, 5, 4, 4, 4:
+        // variance 0.2, ratio 0.1. r = 0.175, rwg = 1.65 / 1.825 = 0.904110.
+        let q1 = row("a", Grain::Quarter, "2026-01-01");
+        assert_eq!(q1.n_raters, 3);
+        assert!(close(q1.rwg, 0.904110), "{:?}", q1.rwg);
+        // ICC across departments in February, on response means (0-100):
+        // a = R3 87.5, R4 62.5, R5 75 (R4 is one response although its
+        // items are apart); b = R6 25, R7 12.5. Grand mean 52.5, group
+        // means 75 and 18.75: SSB = 3 x 22.5^2 + 2 x 33.75^2 = 3796.875,
+        // SSW = 312.5 + 78.125 = 390.625, MSW = 130.2083, k = 2.5.
+        // ICC(1) = 3666.667 / (3796.875 + 1.5 x 130.2083) = 0.918459,
+        // ICC(2) = 3666.667 / 3796.875 = 0.965706.
+        let icc = row("*", Grain::Month, "2026-02-01");
+        assert!(close(icc.icc1, 0.918459), "{:?}", icc.icc1);
+        assert!(close(icc.icc2, 0.965706), "{:?}", icc.icc2);
+        // January has one department: no ICC.
+        assert_eq!(row("*", Grain::Month, "2026-01-01").icc1, None);
     }
 }

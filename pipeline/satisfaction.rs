@@ -18,7 +18,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use chrono::NaiveDate;
 use chrono_tz::Tz;
-use polars::prelude::{DataFrame, PlHashMap, PlHashSet};
+use polars::prelude::{DataFrame, PlHashMap};
 
 use crate::frame::Builder;
 use crate::periods::{Grain, Period};
@@ -43,13 +43,16 @@ pub struct Response {
 /// Groups item ratings into responses, with the rater checks' adjusted
 /// scores and exclusions.
 pub fn responses(items: &[ItemRating], outcome: &raters::Outcome) -> Vec<Response> {
-    let mut acc: PlHashMap<&str, (usize, f64, Option<f64>, usize)> = PlHashMap::default();
-    let mut order = Vec::new();
+    // Per response, in order of first appearance: its first item, the sum
+    // of its scores and of its adjusted scores, and its number of items.
+    let mut acc: Vec<(usize, f64, Option<f64>, usize)> = Vec::new();
+    let mut ids = raters::Ids::default();
     for (i, r) in items.iter().enumerate() {
-        let e = acc.entry(&*r.rating_id).or_insert_with(|| {
-            order.push(&*r.rating_id);
-            (i, 0.0, Some(0.0), 0)
-        });
+        let n = ids.id(&r.rating_id);
+        if n == acc.len() {
+            acc.push((i, 0.0, Some(0.0), 0));
+        }
+        let e = &mut acc[n];
         e.1 += r.y;
         e.2 = match (e.2, outcome.adjusted.get(i).copied().flatten()) {
             (Some(a), Some(b)) => Some(a + b),
@@ -57,10 +60,8 @@ pub fn responses(items: &[ItemRating], outcome: &raters::Outcome) -> Vec<Respons
         };
         e.3 += 1;
     }
-    order
-        .into_iter()
-        .map(|id| {
-            let (i, sum, adj, n) = acc[id];
+    acc.into_iter()
+        .map(|(i, sum, adj, n)| {
             let r = &items[i];
             Response {
                 dept_id: r.dept_id.clone(),
@@ -69,7 +70,7 @@ pub fn responses(items: &[ItemRating], outcome: &raters::Outcome) -> Vec<Respons
                 day: r.day,
                 score: sum / n as f64,
                 adjusted: adj.map(|a| a / n as f64),
-                excluded: outcome.excluded.contains_key(id),
+                excluded: outcome.excluded.contains_key(&*r.rating_id),
             }
         })
         .collect()
@@ -88,12 +89,13 @@ struct Acc {
     sum: f64,
     /// Sum of rater-adjusted scores; `None` once any is off the scale.
     fair: Option<f64>,
-    raters: PlHashSet<Arc<str>>,
+    /// The raters (by number): each once, in order, after [`Acc::distinct`].
+    raters: Vec<u32>,
     excluded: usize,
 }
 
 impl Acc {
-    fn add(&mut self, r: &Response) {
+    fn add(&mut self, r: &Response, rater: u32) {
         if r.excluded {
             self.excluded += 1;
             return;
@@ -105,7 +107,13 @@ impl Acc {
         };
         self.n += 1;
         self.sum += r.score;
-        self.raters.insert(r.rater_id.clone());
+        if self.raters.last() != Some(&rater) {
+            self.raters.push(rater);
+        }
+    }
+    fn distinct(&mut self) {
+        self.raters.sort_unstable();
+        self.raters.dedup();
     }
     fn merge(&mut self, o: &Acc) {
         self.fair = match (self.n, o.n) {
@@ -116,7 +124,8 @@ impl Acc {
         self.n += o.n;
         self.sum += o.sum;
         self.excluded += o.excluded;
-        self.raters.extend(o.raters.iter().cloned());
+        self.raters.extend(&o.raters);
+        self.distinct();
     }
     fn mean(&self) -> Option<f64> {
         (self.n > 0).then(|| self.sum / self.n as f64)
@@ -152,45 +161,88 @@ pub fn compute(
     policy: &Policy,
     keep: impl Fn(Period) -> bool,
 ) -> Vec<Row> {
-    // Hashed while adding up (every response meets four grains), sorted
-    // after.
-    let mut cells: PlHashMap<(Arc<str>, Period), BTreeMap<Arc<str>, Acc>> = PlHashMap::default();
+    // Departments, rater groups and raters numbered; cells found by
+    // (department, period) while adding up (every response meets four
+    // grains), sorted by department name and period after.
+    let (mut depts, mut groups, mut raters) = (
+        raters::Ids::default(),
+        raters::Ids::default(),
+        raters::Ids::default(),
+    );
+    // ((department, period), [(group, sums)]), by number.
+    type Cell = ((usize, Period), Vec<(usize, Acc)>);
+    let mut cells: Vec<Cell> = Vec::new();
+    let mut index: PlHashMap<(usize, Period), usize> = PlHashMap::default();
+    // Per department, the cells of the last day it was rated on.
+    let mut last: Vec<Option<(NaiveDate, [Option<usize>; 4])>> = Vec::new();
     for r in responses {
-        for g in Grain::ALL {
-            let p = Period::containing(g, r.day);
-            if !keep(p) {
-                continue;
+        let dept = depts.id(&r.dept_id);
+        if dept == last.len() {
+            last.push(None);
+        }
+        let at = match last[dept] {
+            Some((day, at)) if day == r.day => at,
+            _ => {
+                let mut at = [None; 4];
+                for (slot, g) in at.iter_mut().zip(Grain::ALL) {
+                    let p = Period::containing(g, r.day);
+                    if keep(p) {
+                        *slot = Some(*index.entry((dept, p)).or_insert_with(|| {
+                            cells.push(((dept, p), Vec::new()));
+                            cells.len() - 1
+                        }));
+                    }
+                }
+                last[dept] = Some((r.day, at));
+                at
             }
-            cells
-                .entry((r.dept_id.clone(), p))
-                .or_default()
-                .entry(r.group.clone())
-                .or_default()
-                .add(r);
+        };
+        let (group, rater) = (groups.id(&r.group), raters.id(&r.rater_id) as u32);
+        for c in at.into_iter().flatten() {
+            let accs = &mut cells[c].1;
+            let i = match accs.iter().position(|a| a.0 == group) {
+                Some(i) => i,
+                None => {
+                    accs.push((group, Acc::default()));
+                    accs.len() - 1
+                }
+            };
+            accs[i].1.add(r, rater);
         }
     }
+    drop(index);
+    let dept_rank = depts.ranks();
+    cells.sort_unstable_by_key(|((dept, p), _)| (dept_rank[*dept], *p));
     let fair_value = policy.raters.handling == "fair_mean";
-    let mut cells: Vec<_> = cells.into_iter().collect();
-    cells.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut out = Vec::new();
-    for ((dept, period), groups) in cells {
-        let dtype = dept_types.get(&*dept).map(String::as_str).unwrap_or("");
+    for ((dept, period), accs) in cells {
+        let dept = depts.names[dept];
+        let groups: BTreeMap<&str, Acc> = accs
+            .into_iter()
+            .map(|(g, mut acc)| {
+                acc.distinct();
+                (groups.names[g], acc)
+            })
+            .collect();
+        let dtype = dept_types.get(dept).map(String::as_str).unwrap_or("");
         let mut others = Acc::default();
         let mut others_min = 1;
         let mut all = Acc::default();
         for g in RATER_GROUPS {
-            let Some(acc) = groups.get(g) else { continue };
+            let Some(acc) = groups.get(g) else {
+                continue;
+            };
             all.merge(acc);
             let min = policy.raters.min_raters(g);
             if acc.raters.len() >= min {
-                out.push(group_row(&dept, period, g, acc, fair_value));
+                out.push(group_row(dept, period, g, acc, fair_value));
             } else {
                 others.merge(acc);
                 others_min = others_min.max(min);
             }
         }
         if others.n + others.excluded > 0 {
-            let mut row = group_row(&dept, period, "others", &others, fair_value);
+            let mut row = group_row(dept, period, "others", &others, fair_value);
             if others.raters.len() < others_min {
                 // Still too few to show a mean without identifying raters.
                 row.observed_mean = None;
@@ -246,7 +298,7 @@ fn group_row(dept: &str, period: Period, group: &str, acc: &Acc, fair_value: boo
 /// and carry the `client` weight; a client group it does not serve carries
 /// none.
 fn weighted_mean(
-    groups: &BTreeMap<Arc<str>, Acc>,
+    groups: &BTreeMap<&str, Acc>,
     dtype: &str,
     period: Period,
     policy: &Policy,
