@@ -800,7 +800,7 @@ fn rate_year(
     let keep = |period: Period| period.end >= start && period.end <= end;
     // Reliability and satisfaction read the same ratings and outcome: one
     // on each of two threads.
-    let (reliability, (satisfaction, first_day)) = std::thread::scope(|s| {
+    let (reliability, satisfaction, first_day) = std::thread::scope(|s| {
         let reliability = s.spawn(|| raters::reliability(&items, &counted, keep));
         let responses = satisfaction::responses(&items, &outcome);
         let first_day = responses.iter().map(|r| r.day).min();
@@ -809,7 +809,7 @@ fn rate_year(
         let reliability = reliability
             .join()
             .unwrap_or_else(|e| std::panic::resume_unwind(e));
-        (reliability, (satisfaction, first_day))
+        (reliability, satisfaction, first_day)
     });
     // What the next year's first week needs of this year's last days.
     let (mut carry_items, mut carry_excluded) = (Vec::new(), Vec::new());

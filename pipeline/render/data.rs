@@ -141,24 +141,26 @@ pub struct SiteData {
     pub rejects_total: usize,
 }
 
-fn mart(out: &OutDir, name: &str) -> Result<Option<DataFrame>> {
+/// A mart, whole (`columns` None) or some of its columns: the large marts
+/// (every case, every rater estimate and flag) are read only as far as the
+/// pages need them.
+fn read_mart(out: &OutDir, name: &str, columns: Option<&[&str]>) -> Result<Option<DataFrame>> {
     let p = out.read(&out.marts().join(format!("{name}.parquet")));
-    if p.is_file() {
-        Ok(Some(lake::read_parquet(&p)?))
-    } else {
-        Ok(None)
+    if !p.is_file() {
+        return Ok(None);
     }
+    Ok(Some(match columns {
+        Some(columns) => lake::read_parquet_columns(&p, columns)?,
+        None => lake::read_parquet(&p)?,
+    }))
 }
 
-/// Some columns of a mart: the large marts (every case, every rater
-/// estimate and flag) are read only as far as the pages need them.
+fn mart(out: &OutDir, name: &str) -> Result<Option<DataFrame>> {
+    read_mart(out, name, None)
+}
+
 fn mart_columns(out: &OutDir, name: &str, columns: &[&str]) -> Result<Option<DataFrame>> {
-    let p = out.read(&out.marts().join(format!("{name}.parquet")));
-    if p.is_file() {
-        Ok(Some(lake::read_parquet_columns(&p, columns)?))
-    } else {
-        Ok(None)
-    }
+    read_mart(out, name, Some(columns))
 }
 
 fn period_of(grain: &Option<String>, start: Option<chrono::NaiveDate>) -> Option<Period> {
