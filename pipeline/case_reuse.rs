@@ -38,9 +38,9 @@ use crate::calendar::WorkCalendar;
 use crate::cases::{self, Case};
 use crate::compute::Spill;
 use crate::lake::{self, OutDir, Staging};
-use crate::policy::{LoadedPolicy, Policy};
+use crate::policy::{hex, LoadedPolicy, Policy};
 use crate::progress::Progress;
-use crate::reuse::{file_digest, hex, CacheFolder};
+use crate::reuse::CacheFolder;
 use crate::satisfaction::local_day;
 
 /// Changes whenever what the cases folder holds, or how cases are derived,
@@ -98,7 +98,7 @@ impl CaseStore {
         let folder = CacheFolder::stage(out.cases_cache(), staging, CASES_FORMAT, policy)?;
         let mut months = BTreeMap::new();
         for (month, path) in lake::partition_files(out, "process_events")? {
-            let digest = hex(&file_digest(&path)?);
+            let digest = hex(&lake::file_digest(&path)?);
             months.insert(month, (path, digest));
         }
         Ok(CaseStore {
@@ -125,7 +125,7 @@ impl CaseStore {
         // The marts are links to files users can reach: used only if they
         // are still the bytes kept.
         for name in ["cases", "case_time"] {
-            let digest = file_digest(&self.old.join(format!("{name}.parquet"))).ok()?;
+            let digest = lake::file_digest(&self.old.join(format!("{name}.parquet"))).ok()?;
             if state[name].as_str()? != hex(&digest) {
                 return None;
             }
@@ -175,7 +175,7 @@ impl CaseStore {
                     format!("cannot copy {} to {}", src.display(), dst.display())
                 })?;
             }
-            state.insert(name.into(), hex(&file_digest(&dst)?).into());
+            state.insert(name.into(), hex(&lake::file_digest(&dst)?).into());
         }
         fs::write(
             self.new.join("state.json"),

@@ -391,6 +391,24 @@ pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The SHA-256 of a file's content, read through a buffer (not held whole).
+pub fn file_digest(path: &Path) -> Result<Vec<u8>> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let cannot = || format!("cannot read {}", path.display());
+    let mut f = fs::File::open(path).with_context(cannot)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf).with_context(cannot)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().to_vec())
+}
+
 pub fn read_parquet(path: &Path) -> Result<DataFrame> {
     let file = fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     ParquetReader::new(file)

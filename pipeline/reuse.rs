@@ -42,6 +42,7 @@ use sha2::{Digest, Sha256};
 use crate::frame::{self, Builder};
 use crate::lake::{self, OutDir, Staging};
 use crate::periods::{Grain, Period};
+use crate::policy::hex;
 use crate::policy::LoadedPolicy;
 use crate::raters::Reliability;
 use crate::satisfaction;
@@ -175,7 +176,7 @@ impl RaterStore {
             .collect();
         for (month, path) in months {
             if !self.digests.contains_key(&month) {
-                let digest = file_digest(&path)?;
+                let digest = lake::file_digest(&path)?;
                 self.digests.insert(month.clone(), digest);
             }
             feed(&mut h, month.as_bytes());
@@ -387,17 +388,6 @@ fn program_identity() -> Option<String> {
 fn feed(h: &mut Sha256, bytes: &[u8]) {
     h.update((bytes.len() as u64).to_le_bytes());
     h.update(bytes);
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-pub(crate) fn file_digest(path: &Path) -> Result<Vec<u8>> {
-    let mut f = fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut h = Sha256::new();
-    std::io::copy(&mut f, &mut h).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(h.finalize().to_vec())
 }
 
 /// Puts an old entry's files into this run's folder: hard links where the

@@ -506,22 +506,6 @@ fn log_read<'a>(progress: &Progress, table: &str, reports: impl Iterator<Item = 
     }
 }
 
-/// The SHA-256 of a file's content, read through a buffer.
-fn hash_file(path: &std::path::Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex(&hasher.finalize()))
-}
-
 /// Reads and validates files in parallel. Files whose content was ingested
 /// before are not parsed: their earlier log rows come back as `unchanged`.
 /// A file that fails whole is added to `failures`.
@@ -555,7 +539,11 @@ fn read_files(
             // files of a nightly run are): it is hashed through a small
             // buffer first, and read whole only if its content is new.
             if known.paths.contains(&(table, file.rel.as_str())) {
-                let sha = hash_file(&file.path).map_err(cannot_read)?;
+                let sha = lake::file_digest(&file.path).map_err(|e| FileError {
+                    file: file.rel.clone(),
+                    message: format!("{e:#}"),
+                })?;
+                let sha = hex(&sha);
                 if let Some(r) = unchanged(&sha) {
                     return Ok(Err(r));
                 }
