@@ -144,17 +144,8 @@ pub fn month_end(days: i32) -> i32 {
     days_since_epoch(NaiveDate::from_ymd_opt(y, m, 1).expect("valid date")) - 1
 }
 
-/// `YYYY-MM` of an instant in `tz`.
-pub fn month_of_instant(us: Micros, tz: Tz) -> String {
-    let dt = DateTime::from_timestamp_micros(us)
-        .expect("timestamp within chrono's range")
-        .with_timezone(&tz);
-    format!("{:04}-{:02}", dt.year(), dt.month())
-}
-
-/// `YYYY-MM` of a date.
-pub fn month_of_date(days: i32) -> String {
-    let d = date_from_days(days);
+/// `YYYY-MM` of a day (the lake's month partitions).
+pub fn month_of_day(d: NaiveDate) -> String {
     format!("{:04}-{:02}", d.year(), d.month())
 }
 
@@ -283,9 +274,10 @@ mod tests {
     fn month_of_late_evening_on_last_day() {
         // 23:30 on 31 January local is 15:30Z the same day: still January.
         let us = parse_timestamp("2026-01-31 23:30:00", SHANGHAI).unwrap();
-        assert_eq!(month_of_instant(us, SHANGHAI), "2026-01");
-        // The same instant is already February 1st in Tokyo? No: 00:30 on Feb 1 in UTC+9.
-        assert_eq!(month_of_instant(us, chrono_tz::Asia::Tokyo), "2026-02");
+        let month_in = |tz| month_of_day(crate::calendar::LocalDays::new(tz).day(us));
+        assert_eq!(month_in(SHANGHAI), "2026-01");
+        // In Tokyo (UTC+9) the same instant is 00:30 on 1 February.
+        assert_eq!(month_in(chrono_tz::Asia::Tokyo), "2026-02");
     }
 
     #[test]

@@ -16,16 +16,17 @@ pub mod source;
 pub mod tables;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use chrono::{Datelike, NaiveDate};
 use chrono_tz::Tz;
 use polars::prelude::*;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
+use crate::calendar::LocalDays;
 use crate::lake::{self, OutDir, Staging};
 use crate::policy::{hex, LoadedPolicy};
 use crate::progress::Progress;
@@ -286,28 +287,50 @@ pub fn ingest(
             continue;
         }
         let total = files.len();
-        let mut spill = Spill::new(spec, staging.as_deref().map(|s| s.scratch(spec.name)));
+        let spill = Spill::new(
+            spec,
+            staging.as_deref().map(|s| s.scratch(spec.name)),
+            policy.tz,
+        );
         let mut done = 0usize;
         let mut reports = Vec::new();
         let mut last_log = std::time::Instant::now();
-        for batch in batches(files) {
-            done += batch.len();
-            let (unchanged, results) = read_files(batch, &known, &ctx, policy, &mut failures)?;
-            report.files.extend(unchanged);
-            // Past a failure nothing is published: read on only to report
-            // every problem, without spilling rows.
-            if failures.is_empty() {
-                spill.add(build_frame(spec, &results)?, policy.tz)?;
+        // Batches are read on every core while the batch before is typed and
+        // spilled on a thread of its own (it holds two batches at most).
+        let spill = std::thread::scope(|s| -> Result<Spill> {
+            let (parsed, to_spill) = std::sync::mpsc::sync_channel::<Vec<FileResult>>(0);
+            let spiller = s.spawn(move || -> Result<Spill> {
+                let mut spill = spill;
+                for results in to_spill {
+                    spill.add(build_frame(spec, &results)?)?;
+                }
+                Ok(spill)
+            });
+            for batch in batches(files) {
+                done += batch.len();
+                let (unchanged, mut results) =
+                    read_files(batch, &known, &ctx, policy, &mut failures)?;
+                report.files.extend(unchanged);
+                for r in &mut results {
+                    new_rejects.append(&mut r.rejects);
+                    reports.push(r.report.clone());
+                }
+                // Past a failure nothing is published: read on only to
+                // report every problem, without spilling rows. A spiller
+                // that stopped has an error, returned below.
+                if failures.is_empty() && parsed.send(results).is_err() {
+                    break;
+                }
+                if last_log.elapsed().as_secs() >= 5 && done < total {
+                    progress.step(&format!("reading {}: {done} of {total} file(s)", spec.name));
+                    last_log = std::time::Instant::now();
+                }
             }
-            for r in results {
-                new_rejects.extend(r.rejects);
-                reports.push(r.report);
-            }
-            if last_log.elapsed().as_secs() >= 5 && done < total {
-                progress.step(&format!("reading {}: {done} of {total} file(s)", spec.name));
-                last_log = std::time::Instant::now();
-            }
-        }
+            drop(parsed);
+            spiller
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e))
+        })?;
         log_read(progress, spec.name, reports.iter());
         report.files.extend(reports);
         spills.insert(spec.name, spill);
@@ -368,7 +391,9 @@ pub fn ingest(
         } else if let Some(spill) = spills.remove(spec.name) {
             count.valid_read = spill.rows;
             count.rows_after = match (out, staging.as_deref_mut()) {
-                (Some(out), Some(staging)) => spill.merge_into(out, staging, rows_before)?,
+                (Some(out), Some(staging)) => {
+                    spill.merge_into(out, staging, rows_before, progress)?
+                }
                 _ => spill.rows,
             };
         }
@@ -1033,6 +1058,7 @@ struct Spill {
     latest: Option<PlHashMap<u128, (u32, i64)>>,
     months: Vec<String>,
     month_index: HashMap<String, u32>,
+    days: LocalDays,
     /// Valid rows read.
     rows: usize,
 }
@@ -1041,7 +1067,7 @@ struct Spill {
 const ORD: &str = "_ord";
 
 impl Spill {
-    fn new(spec: &'static TableSpec, dir: Option<PathBuf>) -> Spill {
+    fn new(spec: &'static TableSpec, dir: Option<PathBuf>, tz: Tz) -> Spill {
         let movable = match spec.key {
             Key::Columns(k) => !k.iter().any(|c| Some(*c) == spec.month_column),
             Key::EventIdOrAll => true,
@@ -1053,6 +1079,7 @@ impl Spill {
             chunks: BTreeMap::new(),
             months: Vec::new(),
             month_index: HashMap::new(),
+            days: LocalDays::new(tz),
             rows: 0,
         }
     }
@@ -1067,8 +1094,48 @@ impl Spill {
         i
     }
 
+    /// The month (as [`Spill::month_id`]) of each row's event, in the
+    /// policy's time zone; a name is looked up only where the month changes
+    /// from the row before.
+    fn month_ids(&mut self, df: &DataFrame, month_col: &str) -> Result<Vec<u32>> {
+        let c = df.column(month_col)?;
+        let days: Vec<NaiveDate> = match self.spec.columns
+            [self.spec.column_index(month_col).expect("month column")]
+        .kind
+        {
+            Kind::Timestamp => c
+                .datetime()?
+                .physical()
+                .iter()
+                .map(|v| self.days.day(v.expect("event time is required")))
+                .collect(),
+            Kind::Date => c
+                .date()?
+                .physical()
+                .iter()
+                .map(|v| fields::date_from_days(v.expect("period_start is required")))
+                .collect(),
+            _ => unreachable!("month columns are timestamps or dates"),
+        };
+        let mut last: Option<((i32, u32), u32)> = None;
+        Ok(days
+            .into_iter()
+            .map(|d| {
+                let ym = (d.year(), d.month());
+                match last {
+                    Some((seen, id)) if seen == ym => id,
+                    _ => {
+                        let id = self.month_id(&fields::month_of_day(d));
+                        last = Some((ym, id));
+                        id
+                    }
+                }
+            })
+            .collect())
+    }
+
     /// Spills one batch (rows in file, then line order).
-    fn add(&mut self, mut df: DataFrame, tz: Tz) -> Result<()> {
+    fn add(&mut self, mut df: DataFrame) -> Result<()> {
         let n = df.height();
         let first = self.rows as i64;
         self.rows += n;
@@ -1079,14 +1146,12 @@ impl Spill {
             return Ok(());
         }
         let month_col = self.spec.month_column.expect("partitioned table");
-        let months = month_keys(&df, self.spec, month_col, tz)?;
-        if self.latest.is_some() {
+        let months = self.month_ids(&df, month_col)?;
+        if let Some(latest) = &mut self.latest {
             let hashes = key_hashes(&df, self.spec)?;
             for (i, h) in hashes.into_iter().enumerate() {
                 if let Some(h) = h {
-                    let m = self.month_id(&months[i]);
-                    let latest = self.latest.as_mut().expect("checked");
-                    latest.insert(h, (m, first + i as i64));
+                    latest.insert(h, (months[i], first + i as i64));
                 }
             }
         }
@@ -1094,19 +1159,27 @@ impl Spill {
             Int64Chunked::from_iter_values(ORD.into(), first..first + n as i64).into_column(),
         )?;
         // Group rows by month, keeping read order within each month.
+        // (a stable sort by month name: ids are numbered as met).
+        let mut rank = vec![0u32; self.months.len()];
+        let mut by_name: Vec<usize> = (0..self.months.len()).collect();
+        by_name.sort_unstable_by_key(|&m| &self.months[m]);
+        for (r, m) in by_name.into_iter().enumerate() {
+            rank[m] = r as u32;
+        }
         let mut order: Vec<IdxSize> = (0..n as IdxSize).collect();
-        order.sort_by(|&a, &b| months[a as usize].cmp(&months[b as usize]));
+        order.sort_by_key(|&a| rank[months[a as usize] as usize]);
         let df = df.take(&IdxCa::from_vec("order".into(), order.clone()))?;
         let mut start = 0usize;
         while start < n {
-            let month = &months[order[start] as usize];
+            let id = months[order[start] as usize];
             let mut end = start + 1;
-            while end < n && &months[order[end] as usize] == month {
+            while end < n && months[order[end] as usize] == id {
                 end += 1;
             }
+            let month = &self.months[id as usize];
             let files = self.chunks.entry(month.clone()).or_default();
             let path = dir.join(month).join(format!("{:06}.parquet", files.len()));
-            lake::write_parquet(&mut df.slice(start as i64, end - start), &path)?;
+            lake::write_scratch_parquet(&mut df.slice(start as i64, end - start), &path)?;
             files.push(path);
             start = end;
         }
@@ -1146,7 +1219,13 @@ impl Spill {
 
     /// Merges the spilled rows into the lake, staging every month partition
     /// that changes; returns the table's row count afterwards.
-    fn merge_into(self, out: &OutDir, staging: &mut Staging, rows_before: usize) -> Result<usize> {
+    fn merge_into(
+        self,
+        out: &OutDir,
+        staging: &mut Staging,
+        rows_before: usize,
+        progress: &Progress,
+    ) -> Result<usize> {
         let spec = self.spec;
         let existing = lake::partition_files(out, spec.name)?;
         // Months to rewrite: those with new rows, and (when keys can move)
@@ -1167,39 +1246,74 @@ impl Spill {
                 }
             }
         }
-        let mut rows_after = rows_before;
+        // Each month is staged in month order, then merged on every core,
+        // one month per core at a time (a month is read, merged and written
+        // whole, so memory holds a month per core).
         let table_dir = out.table_path(spec.name, true);
-        for month in months {
-            let old = match existing.get(&month) {
-                Some(p) => Some(lake::read_parquet(p)?),
-                None => None,
-            };
-            let old_rows = old.as_ref().map_or(0, |d| d.height());
-            let old = old
-                .map(|d| self.drop_superseded(d, &month, false))
-                .transpose()?;
-            let mut new: Option<DataFrame> = None;
-            for chunk in self.chunks.get(&month).into_iter().flatten() {
-                let df = lake::read_parquet(chunk)?;
-                match new.as_mut() {
-                    None => new = Some(df),
-                    Some(n) => {
-                        n.vstack_mut_owned(df)?;
-                    }
+        let jobs: Vec<(String, PathBuf)> = months
+            .into_iter()
+            .map(|month| {
+                let path = table_dir
+                    .join(format!("month={month}"))
+                    .join("part-0.parquet");
+                let staged = staging.stage(&path);
+                (month, staged)
+            })
+            .collect();
+        let last_log = std::sync::Mutex::new(std::time::Instant::now());
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        let counts = crate::on_every_core(jobs.len(), |i| {
+            let (month, staged) = &jobs[i];
+            let counts = self.merge_month(month, existing.get(month), staged)?;
+            let done = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            let mut last = last_log.lock().expect("progress clock");
+            if last.elapsed().as_secs() >= 5 && done < jobs.len() {
+                progress.step(&format!(
+                    "merging {} into the lake: {done} of {} month(s)",
+                    spec.name,
+                    jobs.len()
+                ));
+                *last = std::time::Instant::now();
+            }
+            Ok(counts)
+        })?;
+        Ok(counts
+            .into_iter()
+            .fold(rows_before, |rows, (old, merged)| rows + merged - old))
+    }
+
+    /// Merges one month's spilled rows with its lake partition (if any) and
+    /// writes the result to `staged`; returns the partition's row counts
+    /// before and after.
+    fn merge_month(
+        &self,
+        month: &str,
+        existing: Option<&PathBuf>,
+        staged: &Path,
+    ) -> Result<(usize, usize)> {
+        let spec = self.spec;
+        let old = existing.map(|p| lake::read_parquet(p)).transpose()?;
+        let old_rows = old.as_ref().map_or(0, |d| d.height());
+        let old = old
+            .map(|d| self.drop_superseded(d, month, false))
+            .transpose()?;
+        let mut new: Option<DataFrame> = None;
+        for chunk in self.chunks.get(month).into_iter().flatten() {
+            let df = lake::read_parquet(chunk)?;
+            match new.as_mut() {
+                None => new = Some(df),
+                Some(n) => {
+                    n.vstack_mut_owned(df)?;
                 }
             }
-            let new = match new {
-                Some(n) => self.drop_superseded(n, &month, true)?.drop(ORD)?,
-                None => empty_frame(spec)?,
-            };
-            let mut merged = merge(spec, old, new)?;
-            rows_after = rows_after + merged.height() - old_rows;
-            let path = table_dir
-                .join(format!("month={month}"))
-                .join("part-0.parquet");
-            lake::write_parquet(&mut merged, &staging.stage(&path))?;
         }
-        Ok(rows_after)
+        let new = match new {
+            Some(n) => self.drop_superseded(n, month, true)?.drop(ORD)?,
+            None => empty_frame(spec)?,
+        };
+        let mut merged = merge(spec, old, new)?;
+        lake::write_parquet(&mut merged, staged)?;
+        Ok((old_rows, merged.height()))
     }
 }
 
@@ -1210,49 +1324,34 @@ fn key_columns(spec: &TableSpec) -> Vec<&'static str> {
     }
 }
 
-/// A 128-bit hash of each row's key (text columns), `None` where a key
-/// column is null (events without an id are deduplicated on all columns,
-/// which include the month). Two independent 64-bit hashes: a collision
-/// among even billions of keys is vanishingly unlikely.
+/// A 128-bit hash (XXH3) of each row's key (text columns), `None` where a
+/// key column is null (events without an id are deduplicated on all
+/// columns, which include the month). Each value is hashed after its length,
+/// so ("ab", "c") and ("a", "bc") differ; a collision among even billions of
+/// keys is vanishingly unlikely.
 fn key_hashes(df: &DataFrame, spec: &TableSpec) -> Result<Vec<Option<u128>>> {
     let cols = key_columns(spec)
         .into_iter()
-        .map(|c| Ok(df.column(c)?.str()?.iter().collect::<Vec<_>>()))
+        .map(|c| Ok(df.column(c)?.str()?))
         .collect::<Result<Vec<_>>>()?;
+    let mut iters: Vec<_> = cols.iter().map(|c| c.iter()).collect();
+    let mut bytes = Vec::new();
     Ok((0..df.height())
-        .map(|i| {
-            let mut a = std::collections::hash_map::DefaultHasher::new();
-            let mut b = std::collections::hash_map::DefaultHasher::new();
-            0x5eedu16.hash(&mut b);
-            for c in &cols {
-                let v = c[i]?;
-                v.hash(&mut a);
-                v.hash(&mut b);
+        .map(|_| {
+            bytes.clear();
+            let mut complete = true;
+            for it in &mut iters {
+                match it.next().flatten() {
+                    Some(v) => {
+                        bytes.extend_from_slice(&(v.len() as u64).to_le_bytes());
+                        bytes.extend_from_slice(v.as_bytes());
+                    }
+                    None => complete = false,
+                }
             }
-            Some(((a.finish() as u128) << 64) | b.finish() as u128)
+            complete.then(|| xxhash_rust::xxh3::xxh3_128(&bytes))
         })
         .collect())
-}
-
-/// `YYYY-MM` of each row's event, in the policy's time zone.
-fn month_keys(df: &DataFrame, spec: &TableSpec, month_col: &str, tz: Tz) -> Result<Vec<String>> {
-    let c = df.column(month_col)?;
-    let kind = spec.columns[spec.column_index(month_col).expect("month column")].kind;
-    Ok(match kind {
-        Kind::Timestamp => c
-            .datetime()?
-            .physical()
-            .iter()
-            .map(|v| fields::month_of_instant(v.expect("event time is required"), tz))
-            .collect(),
-        Kind::Date => c
-            .date()?
-            .physical()
-            .iter()
-            .map(|v| fields::month_of_date(v.expect("period_start is required")))
-            .collect(),
-        _ => unreachable!("month columns are timestamps or dates"),
-    })
 }
 
 fn rejects_frame(rejects: &[Reject]) -> Result<DataFrame> {
