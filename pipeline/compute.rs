@@ -922,14 +922,17 @@ pub fn compute(
         as_of: as_of.to_string(),
         ..Default::default()
     };
+    let write_mart = |name: &str, df: &mut DataFrame| -> Result<std::path::PathBuf> {
+        let path = dir.join(format!("{name}.parquet"));
+        lake::write_parquet(df, &path).with_context(|| format!("cannot write mart {name}"))?;
+        Ok(path)
+    };
     let write = |name: &str,
                  df: &mut DataFrame,
                  report: &mut ComputeReport|
      -> Result<std::path::PathBuf> {
-        let path = dir.join(format!("{name}.parquet"));
         report.marts.insert(name.to_string(), df.height());
-        lake::write_parquet(df, &path).with_context(|| format!("cannot write mart {name}"))?;
-        Ok(path)
+        write_mart(name, df)
     };
     let mut store = RaterStore::open(out, staging, policy)?;
     let mut case_store = CaseStore::open(out, staging, &dir, policy)?;
@@ -1030,7 +1033,7 @@ pub fn compute(
         findings.len()
     ));
 
-    let mut marts: Vec<(&str, DataFrame)> = vec![
+    let marts: Vec<(&str, DataFrame)> = vec![
         ("satisfaction", views.get("satisfaction").clone()),
         (
             "rater_effects",
@@ -1050,9 +1053,14 @@ pub fn compute(
         ("cross_checks", trends::findings_frame(&findings)?),
         ("indicator_catalog", measure::catalog_frame(catalog)?),
     ];
-    for (name, df) in &mut marts {
-        write(name, df, &mut report)?;
+    // Written on every core, a mart per core at a time.
+    for (name, df) in &marts {
+        report.marts.insert(name.to_string(), df.height());
     }
+    crate::on_every_core(marts.len(), |i| {
+        let (name, df) = &marts[i];
+        write_mart(name, &mut df.clone())
+    })?;
     crate::failpoint("compute");
     Ok(report)
 }

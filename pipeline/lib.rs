@@ -181,7 +181,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(squares, (0..40).map(|i| i * i).collect::<Vec<_>>());
-        assert!(on_every_core(0, |i| Ok(i)).unwrap().is_empty());
+        assert!(on_every_core(0, Ok).unwrap().is_empty());
     }
 
     #[test]

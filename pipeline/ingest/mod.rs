@@ -1233,14 +1233,18 @@ impl Spill {
         let mut months: BTreeSet<String> = self.chunks.keys().cloned().collect();
         if self.latest.as_ref().is_some_and(|l| !l.is_empty()) {
             let key_cols = key_columns(spec);
-            for (month, path) in &existing {
-                if months.contains(month) {
-                    continue;
-                }
+            let others: Vec<(&String, &PathBuf)> = existing
+                .iter()
+                .filter(|(month, _)| !months.contains(*month))
+                .collect();
+            let moved = crate::on_every_core(others.len(), |i| {
+                let (month, path) = others[i];
                 let keys = lake::read_parquet_columns(path, &key_cols)?;
-                let moved = key_hashes(&keys, spec)?
+                Ok(key_hashes(&keys, spec)?
                     .into_iter()
-                    .any(|h| self.superseded(h, month, None));
+                    .any(|h| self.superseded(h, month, None)))
+            })?;
+            for ((month, _), moved) in others.into_iter().zip(moved) {
                 if moved {
                     months.insert(month.clone());
                 }
