@@ -12,7 +12,7 @@ use polars::prelude::{DataFrame, PlHashMap};
 use crate::calendar::WorkCalendar;
 use rayon::slice::ParallelSliceMut;
 
-use crate::frame::{At, Builder};
+use crate::frame::{self, At, Builder};
 use crate::policy::Policy;
 
 const HOUR_US: f64 = 3_600_000_000.0;
@@ -105,7 +105,6 @@ pub fn derive<'a>(
     // Columns are read in place; per event only a sort key is held.
     let ids = At::strs(events, "case_id")?;
     let kinds = At::strs(events, "event")?;
-    let ats = At::micros(events, "at")?;
     let depts = At::strs(events, "dept_id")?;
     let services = At::strs(events, "service_type")?;
     let dues = At::micros(events, "due_at")?;
@@ -114,12 +113,13 @@ pub fn derive<'a>(
 
     // Case ids numbered in text order, so that sorting plain numbers
     // groups each case's events and orders the cases by id.
+    // (Rows in order are read with column iterators; `At` serves the rows
+    // picked by number below.)
+    let id_column = frame::column(events, "case_id")?.str()?;
     let mut number: PlHashMap<&str, u32> = PlHashMap::default();
-    for i in 0..events.height() {
-        if let Some(id) = ids.get(i) {
-            let next = number.len() as u32;
-            number.entry(id).or_insert(next);
-        }
+    for id in id_column.iter().flatten() {
+        let next = number.len() as u32;
+        number.entry(id).or_insert(next);
     }
     let mut by_text: Vec<(&str, u32)> = number.iter().map(|(id, n)| (*id, *n)).collect();
     by_text.sort_unstable();
@@ -140,11 +140,14 @@ pub fn derive<'a>(
         None => Box::new(std::iter::repeat(0)),
     };
     let mut keys: Vec<(u32, i64, u8, u32, i32)> = Vec::with_capacity(events.height());
-    for i in 0..events.height() {
+    let rows = id_column
+        .iter()
+        .zip(frame::column(events, "event")?.str()?.iter())
+        .zip(frame::micros_in_place(events, "at")?.iter())
+        .zip(frame::column(events, "dept_id")?.str()?.iter());
+    for (i, (((id, kind), at), dept)) in rows.enumerate() {
         let month = month_of_row.next().unwrap_or(0);
-        let (Some(id), Some(kind), Some(at), Some(_)) =
-            (ids.get(i), kinds.get(i), ats.get(i), depts.get(i))
-        else {
+        let (Some(id), Some(kind), Some(at), Some(_)) = (id, kind, at, dept) else {
             continue;
         };
         keys.push((

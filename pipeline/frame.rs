@@ -9,7 +9,7 @@ use polars::prelude::*;
 use crate::ingest::fields::{date_from_days, days_since_epoch};
 use crate::periods::Period;
 
-fn column<'a>(df: &'a DataFrame, name: &str) -> Result<&'a Column> {
+pub(crate) fn column<'a>(df: &'a DataFrame, name: &str) -> Result<&'a Column> {
     df.column(name)
         .map_err(|_| anyhow::anyhow!("column `{name}` is missing"))
 }
@@ -25,6 +25,16 @@ pub fn strs(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>> {
 /// A text column's values, borrowed from the frame (no copies).
 pub fn str_refs<'a>(df: &'a DataFrame, name: &str) -> Result<Vec<Option<&'a str>>> {
     Ok(column(df, name)?.str()?.iter().collect())
+}
+
+/// A datetime column in microseconds (the lake's unit), in place.
+pub(crate) fn micros_in_place<'a>(df: &'a DataFrame, name: &str) -> Result<&'a Int64Chunked> {
+    let ca = column(df, name)?.datetime()?;
+    anyhow::ensure!(
+        ca.time_unit() == TimeUnit::Microseconds,
+        "column `{name}` is not in microseconds"
+    );
+    Ok(ca.physical())
 }
 
 /// Microseconds since the epoch (UTC) of a datetime column.
@@ -193,12 +203,7 @@ impl<'a> At<'a, BooleanType> {
 impl<'a> At<'a, Int64Type> {
     /// A datetime column in microseconds (the lake's unit).
     pub fn micros(df: &'a DataFrame, name: &str) -> Result<At<'a, Int64Type>> {
-        let ca = column(df, name)?.datetime()?;
-        anyhow::ensure!(
-            ca.time_unit() == TimeUnit::Microseconds,
-            "column `{name}` is not in microseconds"
-        );
-        Ok(At::new(ca.physical()))
+        Ok(At::new(micros_in_place(df, name)?))
     }
 
     pub fn get(&self, i: usize) -> Option<i64> {
