@@ -1158,16 +1158,10 @@ impl Spill {
         df.with_column(
             Int64Chunked::from_iter_values(ORD.into(), first..first + n as i64).into_column(),
         )?;
-        // Group rows by month, keeping read order within each month.
-        // (a stable sort by month name: ids are numbered as met).
-        let mut rank = vec![0u32; self.months.len()];
-        let mut by_name: Vec<usize> = (0..self.months.len()).collect();
-        by_name.sort_unstable_by_key(|&m| &self.months[m]);
-        for (r, m) in by_name.into_iter().enumerate() {
-            rank[m] = r as u32;
-        }
+        // Group rows by month, keeping read order within each month (a
+        // stable sort).
         let mut order: Vec<IdxSize> = (0..n as IdxSize).collect();
-        order.sort_by_key(|&a| rank[months[a as usize] as usize]);
+        order.sort_by_key(|&a| months[a as usize]);
         let df = df.take(&IdxCa::from_vec("order".into(), order.clone()))?;
         let mut start = 0usize;
         while start < n {
@@ -1467,4 +1461,26 @@ pub fn latest_instant(out: &OutDir, spec: &TableSpec) -> Result<Option<i64>> {
     };
     let df = lake::read_parquet_columns(&file, &[mc])?;
     Ok(df.column(mc)?.datetime()?.physical().max())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_hashes_tell_apart_keys_whose_texts_join_the_same() {
+        let df = df!(
+            "rating_id" => [Some("ab"), Some("a"), Some("ab"), None],
+            "item" => [Some("c"), Some("bc"), Some("c"), Some("c")],
+        )
+        .unwrap();
+        let h = key_hashes(&df, &tables::RATINGS).unwrap();
+        // ("ab", "c") and ("a", "bc") join to the same text "abc".
+        assert_ne!(h[0], h[1]);
+        // The same key twice, the same hash.
+        assert_eq!(h[0], h[2]);
+        assert!(h[0].is_some());
+        // A null key column: no key, never superseded.
+        assert_eq!(h[3], None);
+    }
 }
