@@ -357,8 +357,8 @@ struct Acc {
 /// Runs every definition and aggregates it to every grain.
 ///
 /// Two definitions at a time: their queries one after the other (a query
-/// uses every core), then their rows added up at once, one on each of two
-/// threads (adding up is a walk over the rows in order, on one core).
+/// uses every core), then their rows added up at once, each on a core of
+/// its own (adding up is a walk over the rows in order, on one core).
 pub fn compute(catalog: &[Indicator], views: &[(&str, LazyFrame)], tz: Tz) -> Result<Vec<Value>> {
     let query = |ind: &Indicator| -> Result<DataFrame> {
         let mut ctx = context(views);
@@ -366,8 +366,8 @@ pub fn compute(catalog: &[Indicator], views: &[(&str, LazyFrame)], tz: Tz) -> Re
             .and_then(|lf| lf.collect())
             .with_context(|| format!("indicator {} ({}) failed", ind.id, ind.source))
     };
-    let add_up = |ind: &Indicator, df: DataFrame| -> Result<Vec<Value>> {
-        aggregate(ind, &df, tz).with_context(|| {
+    let add_up = |ind: &Indicator, df: &DataFrame| -> Result<Vec<Value>> {
+        aggregate(ind, df, tz).with_context(|| {
             format!(
                 "indicator {} ({}) returned unusable rows",
                 ind.id, ind.source
@@ -376,21 +376,9 @@ pub fn compute(catalog: &[Indicator], views: &[(&str, LazyFrame)], tz: Tz) -> Re
     };
     let mut out = Vec::new();
     for pair in catalog.chunks(2) {
-        let first = query(&pair[0])?;
-        let second = match pair.get(1) {
-            Some(ind) => Some((ind, query(ind)?)),
-            None => None,
-        };
-        let (first, second) = std::thread::scope(|s| {
-            let second = second.map(|(ind, df)| s.spawn(move || add_up(ind, df)));
-            let first = add_up(&pair[0], first);
-            let second = second.map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
-            (first, second)
-        });
-        out.extend(first?);
-        if let Some(second) = second {
-            out.extend(second?);
-        }
+        let frames = pair.iter().map(query).collect::<Result<Vec<_>>>()?;
+        let values = crate::on_every_core(pair.len(), |i| add_up(&pair[i], &frames[i]))?;
+        out.extend(values.into_iter().flatten());
     }
     Ok(out)
 }

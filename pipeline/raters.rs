@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use chrono::NaiveDate;
-use polars::prelude::{DataFrame, PlHashMap, PlHashSet, StringChunked, TimeUnit};
+use polars::prelude::{DataFrame, PlHashMap, PlHashSet, StringChunked};
 
 use crate::frame::Builder;
 use crate::periods::{Grain, Period};
@@ -84,12 +84,7 @@ pub fn items_from_frame(
         text("rater_group")?.iter(),
         text("dept_id")?.iter(),
     ];
-    let at = df.column("rated_at")?.datetime()?;
-    anyhow::ensure!(
-        at.time_unit() == TimeUnit::Microseconds,
-        "column `rated_at` is not in microseconds"
-    );
-    let mut ats = at.physical().iter();
+    let mut ats = crate::frame::micros_in_place(df, "rated_at")?.iter();
     let (raw, lo, hi) = (
         float_column(df, "score")?,
         float_column(df, "scale_min")?,
@@ -411,13 +406,18 @@ impl<'a> Ids<'a> {
 
     /// Each id's rank when the texts are sorted.
     pub(crate) fn ranks(&self) -> Vec<usize> {
+        self.sorted().0
+    }
+
+    /// Each id's rank when the texts are sorted, and the texts by rank.
+    pub(crate) fn sorted(&self) -> (Vec<usize>, Vec<&'a str>) {
         let mut order: Vec<usize> = (0..self.names.len()).collect();
         order.sort_unstable_by(|&a, &b| self.names[a].cmp(self.names[b]));
         let mut rank = vec![0; order.len()];
         for (r, &i) in order.iter().enumerate() {
             rank[i] = r;
         }
-        rank
+        (rank, order.into_iter().map(|i| self.names[i]).collect())
     }
 }
 
@@ -429,11 +429,7 @@ fn number_responses<'a>(ratings: &'a [ItemRating], rows: &[usize]) -> (Vec<u32>,
         .iter()
         .map(|&row| ids.id(&ratings[row].rating_id))
         .collect();
-    let rank = ids.ranks();
-    let mut by_number = vec![""; rank.len()];
-    for (i, &r) in rank.iter().enumerate() {
-        by_number[r] = ids.names[i];
-    }
+    let (rank, by_number) = ids.sorted();
     (first.iter().map(|&n| rank[n] as u32).collect(), by_number)
 }
 
@@ -987,7 +983,7 @@ pub fn reliability(
     }
     // Quarters and years are built from their months one cell at a time
     // when their turn comes: only weeks and months are held.
-    let dept_rank = depts.ranks();
+    let (dept_rank, by_rank) = depts.sorted();
     let mut coarse: BTreeMap<(Period, usize), Vec<usize>> = BTreeMap::new();
     let mut months: Vec<usize> = (0..cells.len())
         .filter(|&c| cells[c].0 .0.grain == Grain::Month)
@@ -1011,10 +1007,6 @@ pub fn reliability(
         .chain(coarse.keys().map(|&(p, rank)| (p, rank, None)))
         .collect();
     keys.sort_unstable_by_key(|k| (k.0, k.1));
-    let mut by_rank = vec![""; dept_rank.len()];
-    for (dept, &rank) in dept_rank.iter().enumerate() {
-        by_rank[rank] = depts.names[dept];
-    }
 
     let mut out = Vec::new();
     // Response means of the period being walked, one list per department
