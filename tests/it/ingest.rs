@@ -3,7 +3,7 @@
 use polars::prelude::*;
 use scorecard::ingest::Reason;
 
-use crate::{fixture, snapshot, strs, Workspace, RATINGS_HEADER};
+use crate::{fixture, published, snapshot, strs, Workspace, RATINGS_HEADER};
 
 /// Microseconds since the epoch of a UTC time, worked out with Python's
 /// `datetime(2026, 1, 31, 15, 30, tzinfo=timezone.utc).timestamp()`.
@@ -380,7 +380,7 @@ fn missing_required_column_fails_naming_file_column_and_columns_present() {
     let ws = Workspace::new();
     ws.put_departments();
     ws.ingest().unwrap();
-    let before = snapshot(&ws.out);
+    let before = published(&ws.out);
     ws.put(
         "ratings/2026-03-01.csv",
         "rating_id,rated_at,dept_id,rater_id,rater_group,item\nr1,2026-03-02 10:00:00,hr,E1,peer,overall\n",
@@ -396,7 +396,7 @@ fn missing_required_column_fails_naming_file_column_and_columns_present() {
         "{msg}"
     );
     assert_eq!(
-        snapshot(&ws.out),
+        published(&ws.out),
         before,
         "a failed run must not touch the outputs"
     );

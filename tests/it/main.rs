@@ -52,6 +52,16 @@ pub fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// Every published file under the output folder `out` with its bytes: not
+/// the run lock (every run, failed or not, writes its holder there), nor a
+/// run's staging folder.
+pub fn published(out: &Path) -> Vec<(String, Vec<u8>)> {
+    snapshot(out)
+        .into_iter()
+        .filter(|(rel, _)| rel != ".lock" && !rel.starts_with(".staging"))
+        .collect()
+}
+
 /// A temporary input folder and output folder.
 pub struct Workspace {
     _tmp: tempfile::TempDir,

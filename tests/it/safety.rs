@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 use polars::prelude::*;
 
-use crate::{files_under, snapshot, Workspace};
+use crate::{files_under, published, Workspace};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_scorecard"))
@@ -64,14 +64,6 @@ fn start_paused(input: &Path, out: &Path, failpoint: &str) -> std::process::Chil
         }
     }
     child
-}
-
-/// Every published file with its bytes (not the lock, nor staging).
-fn published(out: &Path) -> Vec<(String, Vec<u8>)> {
-    snapshot(out)
-        .into_iter()
-        .filter(|(rel, _)| rel != ".lock" && !rel.starts_with(".staging"))
-        .collect()
 }
 
 /// Every Parquet output as a frame, by relative path.
