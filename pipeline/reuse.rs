@@ -15,8 +15,9 @@
 //! executable, so that any rebuild computes everything once), the policy
 //! text (time zone included), the department types, the period's bounds,
 //! the bytes of every ratings month file the pass reads (the period's
-//! months and one either side), and for a year what the previous year's
-//! pass carried into it (its last days' adjusted scores and exclusions).
+//! months, and a month either side only if it holds a rating in the range
+//! the pass reads), and for a year what the previous year's pass carried
+//! into it (its last days' adjusted scores and exclusions).
 //! Ratings removed on appeal are checked apart: the folder records the
 //! removals its entries were computed with, and a period whose ratings
 //! include any rating whose removal has changed since is computed again. A
@@ -175,11 +176,19 @@ impl RaterStore {
             .map(|(m, p)| (m.clone(), p.clone()))
             .collect();
         for (month, path) in months {
+            feed(&mut h, month.as_bytes());
+            // The months either side are read for the rows the time zone
+            // may place in the period; a file with none there does not
+            // count (so the day's new file does not make the quarter or
+            // year before it be computed again).
+            if (month == first || month == last) && !has_rows_in(&path, (from, to))? {
+                feed(&mut h, b"no rows in range");
+                continue;
+            }
             if !self.digests.contains_key(&month) {
                 let digest = lake::file_digest(&path)?;
                 self.digests.insert(month.clone(), digest);
             }
-            feed(&mut h, month.as_bytes());
             feed(&mut h, &self.digests[&month]);
         }
         let (items, excluded) = carry;
@@ -383,6 +392,16 @@ fn program_identity() -> Option<String> {
         meta.len(),
         modified.as_nanos()
     ))
+}
+
+/// Whether a ratings month file holds a rating in `(from, to]` (UTC
+/// microseconds), as a pass's scan cuts it.
+fn has_rows_in(path: &Path, (from, to): (i64, i64)) -> Result<bool> {
+    let df = lake::read_parquet_columns(path, &["rated_at"])?;
+    Ok(frame::micros(&df, "rated_at")?
+        .into_iter()
+        .flatten()
+        .any(|t| from < t && t <= to))
 }
 
 fn feed(h: &mut Sha256, bytes: &[u8]) {

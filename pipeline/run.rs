@@ -123,8 +123,8 @@ pub fn run(opts: &RunOptions, progress: &Progress) -> Result<Manifest> {
         tool: "service-scorecard",
         version: env!("CARGO_PKG_VERSION"),
         command: if opts.ingest_only { "ingest" } else { "run" },
-        started_at: started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        started_at: time(started),
+        finished_at: time(chrono::Utc::now()),
         input: opts.input.display().to_string(),
         out: opts.out.display().to_string(),
         as_of: as_of.map(|d| d.to_string()),
@@ -220,11 +220,47 @@ pub fn compute_only(
         progress.warn("the lake holds no events: nothing to compute");
         return Ok(());
     };
+    let started = chrono::Utc::now();
+    let t = Instant::now();
     let mut staging = Staging::new(&out)?;
     let report = compute::compute(&out, &mut staging, &policy, &catalog, as_of, progress)?;
+    // The manifest now describes these marts (render reads its as-of);
+    // what the last ingest read is kept.
+    let mut manifest = std::fs::read(out.manifest())
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .filter(serde_json::Value::is_object)
+        .unwrap_or_else(|| serde_json::json!({}));
+    let stages = vec![StageTiming {
+        stage: "compute",
+        seconds: t.elapsed().as_secs_f64(),
+    }];
+    for (key, value) in [
+        ("tool", serde_json::json!("service-scorecard")),
+        ("version", serde_json::json!(env!("CARGO_PKG_VERSION"))),
+        ("command", serde_json::json!("compute")),
+        ("started_at", serde_json::to_value(time(started))?),
+        (
+            "finished_at",
+            serde_json::to_value(time(chrono::Utc::now()))?,
+        ),
+        ("out", serde_json::json!(out.root.display().to_string())),
+        ("as_of", serde_json::json!(report.as_of)),
+        ("policy", serde_json::to_value(policy_info(&policy))?),
+        ("stages", serde_json::to_value(&stages)?),
+        ("compute", serde_json::to_value(&report)?),
+    ] {
+        manifest[key] = value;
+    }
+    staging.write(&out.manifest(), &serde_json::to_vec_pretty(&manifest)?)?;
     staging.publish()?;
     progress.step(&format!("compute: marts as of {}", report.as_of));
     Ok(())
+}
+
+/// A manifest's time: UTC, to the second.
+fn time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// Latest event date in the lake, from a no-op ingest of nothing.

@@ -184,12 +184,12 @@ fn nightly_run_reads_only_new_files_and_equals_a_full_recompute() {
             ("ratings/2026-10-31.csv".to_string(), "new".to_string()),
         ]
     );
-    // 2025's rater passes and the rater model of 2026-Q1 and Q2 were kept
+    // 2025's rater passes and the rater model of 2026-Q1 to Q3 were kept
     // from the night before: none of their ratings changed. Q3's pass also
-    // reads October's month file, which changed.
+    // reads October's month file, which changed, but holds no rating of Q3.
     assert_eq!(
         rater_periods(&ws.out),
-        (strs(&["2025", "2026-Q1", "2026-Q2"]), strs(&["2026-Q3"]))
+        (strs(&["2025", "2026-Q1", "2026-Q2", "2026-Q3"]), vec![])
     );
     // Only October's partitions of the two tables (and the ingest log) were
     // written again.
@@ -479,7 +479,8 @@ fn a_complete_period_is_computed_again_exactly_when_its_ratings_change() {
     );
 
     // A late export of December 2025 changes its month file, which
-    // 2026-Q1's pass reads too.
+    // 2026-Q1's pass reads too, for ratings the time zone may place in
+    // January: there are none, so only 2025 is computed again.
     ws.put(
         "ratings/2025-12-late.csv",
         format!(
@@ -489,7 +490,7 @@ fn a_complete_period_is_computed_again_exactly_when_its_ratings_change() {
     ws.run_cli(None, "2026-10-31");
     assert_eq!(
         rater_periods(&ws.out),
-        (vec![], strs(&["2025", "2026-Q1", "2026-Q2", "2026-Q3"]))
+        (strs(&["2026-Q1", "2026-Q2", "2026-Q3"]), strs(&["2025"]))
     );
     assert_same_as_a_full_run(&ws, &ws.input, &RATER_OUTPUTS);
 
@@ -499,4 +500,106 @@ fn a_complete_period_is_computed_again_exactly_when_its_ratings_change() {
     ws.run_cli(None, "2025-12-20");
     assert_eq!(rater_periods(&ws.out), (vec![], strs(&["2025-Q3"])));
     assert!(!ws.out.join("cache/raters/2025").exists());
+}
+
+#[test]
+fn a_month_either_side_counts_only_with_ratings_in_the_period() {
+    // The lake is partitioned in the policy's time zone at ingest
+    // (Shanghai); compute then runs with the same policy in UTC, eight
+    // hours behind, so October's month file may hold ratings of UTC's Q3.
+    let ws = Workspace::new();
+    ws.put_departments();
+    let mut q3 = RATINGS_HEADER.to_string();
+    let mut n = 0;
+    for day in (0..92).step_by(3) {
+        let date =
+            chrono::NaiveDate::from_ymd_opt(2026, 7, 1).unwrap() + chrono::Duration::days(day);
+        for (dept, rater, base) in [
+            ("hr", "E1", 3),
+            ("hr", "E2", 4),
+            ("gsc", "C1", 2),
+            ("gsc", "C2", 5),
+        ] {
+            n += 1;
+            let score = 1 + (base + day as usize) % 5;
+            q3.push_str(&format!(
+                "Q{n},{date} 10:00:00,{dept},{rater},peer,overall,{score}\n"
+            ));
+        }
+    }
+    ws.put("ratings/q3.csv", &q3);
+    ws.put(
+        "ratings/october.csv",
+        format!("{RATINGS_HEADER}O1,2026-10-15 10:00:00,hr,E1,peer,overall,4\n"),
+    );
+    let policy = ws.input.parent().unwrap().join("utc.toml");
+    let utc = scorecard::policy::DEFAULT_POLICY
+        .replace("timezone = \"Asia/Shanghai\"", "timezone = \"UTC\"");
+    assert_ne!(utc, scorecard::policy::DEFAULT_POLICY);
+    std::fs::write(&policy, utc).unwrap();
+    let night = |ws: &Workspace| {
+        ws.ingest().unwrap();
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_scorecard"))
+            .args(["compute", "--quiet", "--as-of", "2026-10-31", "--policy"])
+            .arg(&policy)
+            .arg("--out")
+            .arg(&ws.out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let full_run = |ws: &Workspace| {
+        let full = Workspace::new();
+        for f in files_under(&ws.input) {
+            let rel = f.strip_prefix(&ws.input).unwrap().to_str().unwrap();
+            full.put(rel, std::fs::read(&f).unwrap());
+        }
+        night(&full);
+        assert_eq!(rater_periods(&full.out), (vec![], strs(&["2026-Q3"])));
+        assert_same_files(&ws.out, &full.out, &RATER_OUTPUTS);
+    };
+    night(&ws);
+    assert_eq!(rater_periods(&ws.out), (vec![], strs(&["2026-Q3"])));
+    // `scorecard compute` updates the manifest (render reads its as-of)
+    // and keeps what the ingest before it read.
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ws.out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(
+        (
+            &manifest["command"],
+            &manifest["as_of"],
+            &manifest["policy"]["timezone"]
+        ),
+        (
+            &serde_json::json!("compute"),
+            &serde_json::json!("2026-10-31"),
+            &serde_json::json!("UTC")
+        )
+    );
+    assert_eq!(manifest["ingest"]["files"].as_array().unwrap().len(), 3);
+
+    // A rating of 20 October: October's file changed, but holds no rating
+    // of Q3 in UTC, so Q3's rater model is kept.
+    ws.put(
+        "ratings/october-20.csv",
+        format!("{RATINGS_HEADER}O2,2026-10-20 10:00:00,gsc,C1,peer,overall,2\n"),
+    );
+    night(&ws);
+    assert_eq!(rater_periods(&ws.out), (strs(&["2026-Q3"]), vec![]));
+    full_run(&ws);
+
+    // 1 October 05:00 in Shanghai is in October's file, and is 30 September
+    // 21:00 in UTC: Q3 has a new rating, so it is fitted again.
+    ws.put(
+        "ratings/october-1.csv",
+        format!("{RATINGS_HEADER}O3,2026-10-01 05:00:00,hr,E2,peer,overall,1\n"),
+    );
+    night(&ws);
+    assert_eq!(rater_periods(&ws.out), (vec![], strs(&["2026-Q3"])));
+    // October's file holds O1 to O3.
+    assert_eq!(
+        rows_in(&ws.out.join("lake/ratings/month=2026-10/part-0.parquet")),
+        3
+    );
+    full_run(&ws);
 }
