@@ -121,6 +121,76 @@ pub fn on_every_core<T: Send>(
     done.into_iter().map(|(_, r)| r).collect()
 }
 
+/// Makes `make(0)` .. `make(n - 1)` one after another on the calling
+/// thread, and hands each to `job` on one of a thread per core as soon as
+/// one is free, while the next is made; returns `job`'s results in order.
+/// At most one made value waits for a free thread, so memory holds about
+/// one per core plus one. After a failure nothing new is made or started,
+/// and the first error (by order) is returned. For work whose first half
+/// uses every core by itself (a polars query) and whose second half is
+/// plain Rust on one core.
+pub fn on_every_core_as_made<M: Send, T: Send>(
+    n: usize,
+    mut make: impl FnMut(usize) -> anyhow::Result<M>,
+    job: impl Fn(usize, M) -> anyhow::Result<T> + Sync,
+) -> anyhow::Result<Vec<T>> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let failed = AtomicBool::new(false);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, M)>(0);
+    let rx = std::sync::Mutex::new(rx);
+    let mut done: Vec<(usize, anyhow::Result<T>)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..cores.min(n))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    // Receives until the sender is gone; after a failure
+                    // what arrives is dropped, so the sender never waits
+                    // for a thread that has stopped.
+                    loop {
+                        // The lock is held while waiting, not while working.
+                        let next = rx.lock().expect("no job panics holding it").recv();
+                        let Ok((i, made)) = next else { break };
+                        if failed.load(Ordering::Relaxed) {
+                            continue;
+                        }
+                        let result = job(i, made);
+                        if result.is_err() {
+                            failed.store(true, Ordering::Relaxed);
+                        }
+                        mine.push((i, result));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        let mut done = Vec::new();
+        for i in 0..n {
+            if failed.load(Ordering::Relaxed) {
+                break;
+            }
+            match make(i) {
+                Ok(made) => {
+                    if tx.send((i, made)).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    done.push((i, Err(e)));
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        for w in workers {
+            done.extend(w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        }
+        done
+    });
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
+}
+
 /// Hands memory the process has freed back to the system at once. The
 /// allocator returns freed pages only after a delay (ten seconds), so the
 /// pages a large pass freed would still count in the resident peak of the
@@ -182,6 +252,103 @@ mod tests {
         .unwrap();
         assert_eq!(squares, (0..40).map(|i| i * i).collect::<Vec<_>>());
         assert!(on_every_core(0, Ok).unwrap().is_empty());
+    }
+
+    #[test]
+    fn on_every_core_as_made_makes_in_order_on_the_calling_thread() {
+        let caller = std::thread::current().id();
+        let mut made = Vec::new();
+        let squares = on_every_core_as_made(
+            40,
+            |i| {
+                assert_eq!(std::thread::current().id(), caller);
+                made.push(i);
+                Ok(i)
+            },
+            |i, m| {
+                assert_eq!(i, m);
+                assert_ne!(std::thread::current().id(), caller);
+                // Earlier values take longer, so later ones finish first.
+                std::thread::sleep(std::time::Duration::from_micros((40 - i as u64) * 50));
+                Ok(m * m)
+            },
+        )
+        .unwrap();
+        assert_eq!(made, (0..40).collect::<Vec<_>>());
+        assert_eq!(squares, (0..40).map(|i| i * i).collect::<Vec<_>>());
+        assert!(on_every_core_as_made(0, Ok, |_, m: usize| Ok(m))
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn on_every_core_as_made_runs_jobs_at_the_same_time() {
+        if std::thread::available_parallelism().map_or(1, |c| c.get()) < 2 {
+            return;
+        }
+        // Job 0 waits (up to ten seconds) for job 1 to start: it can only
+        // see it if the two run at once.
+        let started = std::sync::atomic::AtomicBool::new(false);
+        let saw = on_every_core_as_made(2, Ok, |i, _| {
+            if i == 1 {
+                started.store(true, Ordering::SeqCst);
+                return Ok(true);
+            }
+            let t = std::time::Instant::now();
+            while !started.load(Ordering::SeqCst) && t.elapsed().as_secs() < 10 {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Ok(started.load(Ordering::SeqCst))
+        })
+        .unwrap();
+        assert_eq!(saw, vec![true, true]);
+    }
+
+    #[test]
+    fn on_every_core_as_made_stops_after_a_failure() {
+        // A job fails: at most a few more are made (those made while it
+        // ran), and its error is returned.
+        let made = AtomicUsize::new(0);
+        let err = on_every_core_as_made(
+            1000,
+            |i| {
+                made.fetch_add(1, Ordering::Relaxed);
+                Ok(i)
+            },
+            |i, _| {
+                if i == 3 {
+                    anyhow::bail!("job 3 failed");
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                Ok(i)
+            },
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "job 3 failed");
+        let made = made.load(Ordering::Relaxed);
+        assert!((4..50).contains(&made), "{made} made");
+        // Making fails: nothing after it is made, and the earlier failure
+        // by order wins over a later job's.
+        let mut made = Vec::new();
+        let err = on_every_core_as_made(
+            1000,
+            |i| {
+                made.push(i);
+                if i == 5 {
+                    anyhow::bail!("making 5 failed");
+                }
+                Ok(i)
+            },
+            |i, _| {
+                if i == 7 {
+                    anyhow::bail!("job 7 failed");
+                }
+                Ok(i)
+            },
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "making 5 failed");
+        assert_eq!(made, (0..=5).collect::<Vec<_>>());
     }
 
     #[test]

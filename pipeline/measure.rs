@@ -374,13 +374,14 @@ pub fn compute(catalog: &[Indicator], views: &[(&str, LazyFrame)], tz: Tz) -> Re
             )
         })
     };
-    let mut out = Vec::new();
-    for pair in catalog.chunks(2) {
-        let frames = pair.iter().map(query).collect::<Result<Vec<_>>>()?;
-        let values = crate::on_every_core(pair.len(), |i| add_up(&pair[i], &frames[i]))?;
-        out.extend(values.into_iter().flatten());
-    }
-    Ok(out)
+    // Each query uses every core; its rows are added up on a core of its
+    // own while the next query runs.
+    let values = crate::on_every_core_as_made(
+        catalog.len(),
+        |i| query(&catalog[i]),
+        |i, df| add_up(&catalog[i], &df),
+    )?;
+    Ok(values.into_iter().flatten().collect())
 }
 
 fn aggregate(ind: &Indicator, df: &DataFrame, tz: Tz) -> Result<Vec<Value>> {
