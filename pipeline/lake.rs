@@ -396,8 +396,11 @@ fn write_with(
     let file =
         fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut w = std::io::BufWriter::new(file);
+    // Minimum, maximum and null count per column chunk: what engines read
+    // to skip row groups. Distinct counts are left out: they cost a hash of
+    // every value, and readers do not use them to prune.
     let statistics = if statistics {
-        StatisticsOptions::full()
+        StatisticsOptions::default()
     } else {
         StatisticsOptions::empty()
     };
