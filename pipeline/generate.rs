@@ -6,9 +6,12 @@
 //! complaints with root causes, incidents (one confirmed veto) and audit,
 //! training and innovation measurements.
 //!
-//! Output is written month by month (one file per month or per day per
-//! table), so memory stays bounded by one month of data. The same arguments
-//! and seed always give byte-identical files.
+//! Records are drawn day by day. Each day's (or month's) file of ratings
+//! and process events is written as soon as its days are generated, and
+//! complaints and appeals are appended to their files as their days pass,
+//! so memory holds about a day of records and the later events of open
+//! cases, whatever the size of the set (`--split month` holds a month).
+//! The same arguments and seed always give byte-identical files.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -368,130 +371,171 @@ pub fn generate(args: &GenerateArgs, progress: &Progress) -> Result<()> {
     // Mean shortfall from full quality, to scale a requested complaint count.
     let mean_gap = (depts.iter().map(|d| 1.0 - d.base).sum::<f64>() / depts.len() as f64).max(0.05);
     let cases_per_month = args.cases as f64 / n_months;
+    let shares: Vec<f64> = depts.iter().map(|d| dept_share(d, &depts)).collect();
+    // Records are drawn day by day and written as soon as their day (or
+    // month) is complete; complaints and appeals are appended to their
+    // files as their days pass. Memory holds a day's records and the
+    // events of cases still open, not the set.
     let mut writers = Writers::new(out, &args.format, &args.split)?;
-    let mut complaints = Vec::new();
+    let mut complaints = Stream::create(
+        out,
+        &tables::COMPLAINTS,
+        file_kind(&args.format, "complaints")?,
+    )?;
+    let mut appeals = Stream::create(
+        out,
+        &tables::RATING_APPEALS,
+        file_kind(&args.format, "rating_appeals")?,
+    )?;
+    // Appeals are decided days after their rating: held until that day.
+    let mut undecided: Vec<Rec> = Vec::new();
+    let mut last_complaint: Option<Rec> = None;
+    let mut n_complaints = 0usize;
     let mut incidents = Vec::new();
     let mut measurements = Vec::new();
-    let mut appeals = Vec::new();
     let mut case_seq = 0u64;
     let mut rating_seq = 0u64;
 
     for m in 0..args.months {
         let month = add_months(start, m as i32);
         let days = days_in_month(month);
+        let per_day = 1.0 / days as f64;
         let season = 0.03 * ((month.month() as f64 - 1.0) / 12.0 * std::f64::consts::TAU).sin();
-        let mut ratings = Vec::new();
-        let mut events = Vec::new();
-        for (di, d) in depts.iter().enumerate() {
-            let q = (d.base + d.slope * m as f64 + season).clamp(0.05, 0.98);
-            // Ratings: responses answer 2-4 items each.
-            let share = dept_share(d, &depts);
-            let n_resp = rng.poisson(ratings_per_month * share / 2.8);
-            for _ in 0..n_resp {
-                rating_seq += 1;
-                let at = random_time(&mut rng, month, days);
-                let (group, rater, lean) = raters.draw(&mut rng, d, di);
-                let rating_id = format!("R{:07}", rating_seq);
-                let n_items = 2 + rng.below(3) as usize;
-                let channel = if d.dtype == "external_service" {
-                    rng.pick(&CHANNELS).to_string()
-                } else {
-                    String::new()
-                };
-                let comment = if rng.chance(0.08) {
-                    rng.pick(&COMMENTS).to_string()
-                } else {
-                    String::new()
-                };
-                let at_text = if rng.chance(0.5) {
-                    ts(at)
-                } else {
-                    ts_offset(at)
-                };
-                let mut low = false;
-                for item in ITEMS.iter().take(n_items) {
-                    let latent = 1.0 + 4.0 * q + lean + 0.6 * rng.normal();
-                    let score = latent.round().clamp(1.0, 5.0) as i64;
-                    low |= score <= 2;
-                    ratings.push(rec(
+        let quality: Vec<f64> = depts
+            .iter()
+            .map(|d| (d.base + d.slope * m as f64 + season).clamp(0.05, 0.98))
+            .collect();
+        if !args.no_bad_records && m + 1 == args.months {
+            writers.hold(&tables::RATINGS, bad_ratings(month, &depts[0].id));
+            writers.hold(&tables::PROCESS_EVENTS, bad_events(month, &depts[0].id));
+        }
+        for day in (0..days).map(|i| month + Duration::days(i as i64)) {
+            let mut ratings = Vec::new();
+            let mut events = Vec::new();
+            let mut todays_complaints = Vec::new();
+            for (di, d) in depts.iter().enumerate() {
+                let (q, share) = (quality[di], shares[di]);
+                // Ratings: responses answer 2-4 items each.
+                let n_resp = rng.poisson(ratings_per_month * share / 2.8 * per_day);
+                for _ in 0..n_resp {
+                    rating_seq += 1;
+                    let at = random_time_on(&mut rng, day);
+                    let (group, rater, lean) = raters.draw(&mut rng, d, di);
+                    let rating_id = format!("R{:07}", rating_seq);
+                    let n_items = 2 + rng.below(3) as usize;
+                    let channel = if d.dtype == "external_service" {
+                        rng.pick(&CHANNELS).to_string()
+                    } else {
+                        String::new()
+                    };
+                    let comment = if rng.chance(0.08) {
+                        rng.pick(&COMMENTS).to_string()
+                    } else {
+                        String::new()
+                    };
+                    let at_text = if rng.chance(0.5) {
+                        ts(at)
+                    } else {
+                        ts_offset(at)
+                    };
+                    let mut low = false;
+                    for item in ITEMS.iter().take(n_items) {
+                        let latent = 1.0 + 4.0 * q + lean + 0.6 * rng.normal();
+                        let score = latent.round().clamp(1.0, 5.0) as i64;
+                        low |= score <= 2;
+                        ratings.push(rec(
+                            at,
+                            vec![
+                                ("rating_id", rating_id.clone()),
+                                ("rated_at", at_text.clone()),
+                                ("dept_id", d.id.clone()),
+                                ("rater_id", rater.clone()),
+                                ("rater_group", group.to_string()),
+                                ("item", item.to_string()),
+                                ("score", score.to_string()),
+                                ("channel", channel.clone()),
+                                ("comment", comment.clone()),
+                            ],
+                        ));
+                    }
+                    if low && group == "client_external" && rng.chance(0.15) {
+                        let decided = at + Duration::days(5 + rng.below(6) as i64);
+                        let decision = if rng.chance(0.4) { "removed" } else { "upheld" };
+                        undecided.push(rec(
+                            decided,
+                            vec![
+                                ("rating_id", rating_id.clone()),
+                                ("decided_at", ts(decided)),
+                                ("decision", decision.to_string()),
+                            ],
+                        ));
+                    }
+                }
+                // Cases and their process events.
+                let n_cases = rng.poisson(cases_per_month * share * per_day);
+                for _ in 0..n_cases {
+                    case_seq += 1;
+                    make_case(&mut rng, &mut events, d, &depts, q, case_seq, day, end);
+                }
+                // Complaints: fewer where quality is high.
+                let n_compl = rng.poisson(
+                    per_day
+                        * match args.complaints {
+                            // Spread the requested total by volume, weighted
+                            // to low quality.
+                            Some(total) => total as f64 / n_months * share * (1.0 - q) / mean_gap,
+                            None => (1.0 - q) * 3.0 * share * depts.len() as f64 / 3.0,
+                        },
+                );
+                for _ in 0..n_compl {
+                    n_complaints += 1;
+                    let at = random_time_on(&mut rng, day);
+                    let due = at + Duration::days(10);
+                    let rectified = if rng.chance(0.85) {
+                        ts(at + Duration::hours(24 + rng.below(24 * 14) as i64))
+                    } else {
+                        String::new()
+                    };
+                    todays_complaints.push(rec(
                         at,
                         vec![
-                            ("rating_id", rating_id.clone()),
-                            ("rated_at", at_text.clone()),
+                            ("complaint_id", format!("K{n_complaints:06}")),
+                            ("received_at", ts(at)),
                             ("dept_id", d.id.clone()),
-                            ("rater_id", rater.clone()),
-                            ("rater_group", group.to_string()),
-                            ("item", item.to_string()),
-                            ("score", score.to_string()),
-                            ("channel", channel.clone()),
-                            ("comment", comment.clone()),
-                        ],
-                    ));
-                }
-                if low && group == "client_external" && rng.chance(0.15) {
-                    let decided = at + Duration::days(5 + rng.below(6) as i64);
-                    let decision = if rng.chance(0.4) { "removed" } else { "upheld" };
-                    appeals.push(rec(
-                        decided,
-                        vec![
-                            ("rating_id", rating_id.clone()),
-                            ("decided_at", ts(decided)),
-                            ("decision", decision.to_string()),
+                            (
+                                "severity",
+                                if rng.chance(0.1) { "major" } else { "general" }.into(),
+                            ),
+                            (
+                                "valid",
+                                if rng.chance(0.8) { "true" } else { "false" }.into(),
+                            ),
+                            ("root_cause", rng.pick(&ROOT_CAUSES).to_string()),
+                            ("due_at", ts(due)),
+                            ("rectified_at", rectified),
                         ],
                     ));
                 }
             }
-            // Cases and their process events.
-            let n_cases = rng.poisson(cases_per_month * share);
-            for _ in 0..n_cases {
-                case_seq += 1;
-                make_case(
-                    &mut rng,
-                    &mut events,
-                    d,
-                    &depts,
-                    q,
-                    case_seq,
-                    month,
-                    days,
-                    end,
-                );
+            writers.hold(&tables::RATINGS, ratings);
+            writers.hold(&tables::PROCESS_EVENTS, events);
+            writers.flush(day)?;
+            if let Some(last) = todays_complaints.last() {
+                last_complaint = Some(last.clone());
             }
-            // Complaints: fewer where quality is high.
-            let n_compl = rng.poisson(match args.complaints {
-                // Spread the requested total by volume, weighted to low quality.
-                Some(total) => total as f64 / n_months * share * (1.0 - q) / mean_gap,
-                None => (1.0 - q) * 3.0 * share * depts.len() as f64 / 3.0,
-            });
-            for _ in 0..n_compl {
-                let at = random_time(&mut rng, month, days);
-                let due = at + Duration::days(10);
-                let rectified = if rng.chance(0.85) {
-                    ts(at + Duration::hours(24 + rng.below(24 * 14) as i64))
-                } else {
-                    String::new()
-                };
-                complaints.push(rec(
-                    at,
-                    vec![
-                        ("complaint_id", format!("K{:06}", complaints.len() + 1)),
-                        ("received_at", ts(at)),
-                        ("dept_id", d.id.clone()),
-                        (
-                            "severity",
-                            if rng.chance(0.1) { "major" } else { "general" }.into(),
-                        ),
-                        (
-                            "valid",
-                            if rng.chance(0.8) { "true" } else { "false" }.into(),
-                        ),
-                        ("root_cause", rng.pick(&ROOT_CAUSES).to_string()),
-                        ("due_at", ts(due)),
-                        ("rectified_at", rectified),
-                    ],
-                ));
-            }
-            measure(&mut rng, &mut measurements, d, q, month);
+            todays_complaints.sort_by_key(|r| r.at);
+            complaints.append(&todays_complaints)?;
+            // Appeals decided by the end of the day: every later rating's
+            // appeal is decided days after it.
+            let (mut decided, later): (Vec<Rec>, Vec<Rec>) = std::mem::take(&mut undecided)
+                .into_iter()
+                .partition(|r| r.at.date() <= day);
+            undecided = later;
+            decided.sort_by_key(|r| r.at);
+            appeals.append(&decided)?;
+        }
+        for (di, d) in depts.iter().enumerate() {
+            measure(&mut rng, &mut measurements, d, quality[di], month);
         }
         // Incidents: a confirmed veto-level incident in the 20th month at
         // the third external department, others unconfirmed or minor.
@@ -536,25 +580,19 @@ pub fn generate(args: &GenerateArgs, progress: &Progress) -> Result<()> {
                 ],
             ));
         }
-        if !args.no_bad_records && m + 1 == args.months {
-            ratings.extend(bad_ratings(month, &depts[0].id));
-            events.extend(bad_events(month, &depts[0].id));
-        }
-        ratings.sort_by_key(|r| r.at);
-        events.sort_by_key(|r| r.at);
-        writers.write(&tables::RATINGS, month, ratings)?;
-        writers.write(&tables::PROCESS_EVENTS, month, events)?;
         progress.step(&format!("generated {}", month.format("%Y-%m")));
     }
     writers.finish()?;
+    undecided.sort_by_key(|r| r.at);
+    appeals.append(&undecided)?;
+    appeals.finish()?;
     if !args.no_bad_records {
-        if let Some(last) = complaints.last().cloned() {
-            let mut bad = last;
+        if let Some(mut bad) = last_complaint {
             bad.fields
                 .retain(|(k, _)| *k != "complaint_id" && *k != "valid");
             bad.fields.push(("complaint_id", "K-BAD-1".into()));
             bad.fields.push(("valid", "maybe".into()));
-            complaints.push(bad);
+            complaints.append(&[bad])?;
         }
         let first = &depts[0].id;
         measurements.push(rec(
@@ -566,29 +604,14 @@ pub fn generate(args: &GenerateArgs, progress: &Progress) -> Result<()> {
             ],
         ));
     }
-    complaints.sort_by_key(|r| r.at);
+    complaints.finish()?;
     incidents.sort_by_key(|r| r.at);
-    appeals.sort_by_key(|r| r.at);
-    write_file(
-        out,
-        &tables::COMPLAINTS,
-        None,
-        complaints,
-        file_kind(&args.format, "complaints")?,
-    )?;
     write_file(
         out,
         &tables::INCIDENTS,
         None,
         incidents,
         file_kind(&args.format, "incidents")?,
-    )?;
-    write_file(
-        out,
-        &tables::RATING_APPEALS,
-        None,
-        appeals,
-        file_kind(&args.format, "rating_appeals")?,
     )?;
     write_file(
         out,
@@ -761,6 +784,11 @@ fn days_in_month(month: NaiveDate) -> u32 {
 /// A time in office hours (mostly) on a random day of the month.
 fn random_time(rng: &mut Rng, month: NaiveDate, days: u32) -> NaiveDateTime {
     let day = month + Duration::days(rng.below(days as u64) as i64);
+    random_time_on(rng, day)
+}
+
+/// A time in office hours (mostly) on `day`.
+fn random_time_on(rng: &mut Rng, day: NaiveDate) -> NaiveDateTime {
     let hour = if rng.chance(0.9) {
         8 + rng.below(10)
     } else {
@@ -779,12 +807,11 @@ fn make_case(
     depts: &[Dept],
     q: f64,
     seq: u64,
-    month: NaiveDate,
-    days: u32,
+    day: NaiveDate,
     end: NaiveDate,
 ) {
     let case_id = format!("CASE{seq:07}");
-    let received = random_time(rng, month, days);
+    let received = random_time_on(rng, day);
     let external = d.dtype == "external_service";
     let instant = external && rng.chance(0.55 + 0.3 * q);
     let service = if external {
@@ -1008,10 +1035,11 @@ struct Writers {
     out: PathBuf,
     format: String,
     split: String,
-    /// Per-day mode: records generated in one month that fall on a day of a
-    /// later month (a case's last events), held until that day's file is
-    /// written, so no file is written twice. (table, YYYY-MM-DD) -> records.
-    carry: BTreeMap<(&'static str, String), Vec<Rec>>,
+    /// Records whose file is not written yet: (table, YYYY-MM-DD, or
+    /// YYYY-MM split by month) -> records. A file is written once every
+    /// day it covers has been generated, so no file is written twice; a
+    /// case's later events wait here for their day.
+    pending: BTreeMap<(&'static str, String), Vec<Rec>>,
 }
 
 impl Writers {
@@ -1021,67 +1049,138 @@ impl Writers {
             out: out.to_path_buf(),
             format: format.to_string(),
             split: split.to_string(),
-            carry: BTreeMap::new(),
+            pending: BTreeMap::new(),
         })
     }
 
-    fn write(&mut self, spec: &'static TableSpec, month: NaiveDate, recs: Vec<Rec>) -> Result<()> {
-        let kind = file_kind(&self.format, spec.name)?;
-        if self.split == "month" {
-            let name = month.format("%Y-%m").to_string();
-            return write_file(&self.out, spec, Some(&name), recs, kind);
+    fn file_name(&self, day: NaiveDate) -> String {
+        let format = if self.split == "month" {
+            "%Y-%m"
+        } else {
+            "%Y-%m-%d"
+        };
+        day.format(format).to_string()
+    }
+
+    fn hold(&mut self, spec: &'static TableSpec, recs: Vec<Rec>) {
+        for r in recs {
+            let name = self.file_name(r.at.date());
+            self.pending.entry((spec.name, name)).or_default().push(r);
         }
-        let last_day = add_months(month, 1)
-            .pred_opt()
-            .expect("a day before the first of a month")
-            .format("%Y-%m-%d")
-            .to_string();
-        let mut by_day: BTreeMap<String, Vec<Rec>> = BTreeMap::new();
-        let carried: Vec<(&'static str, String)> = self
-            .carry
+    }
+
+    /// Writes the files of the days up to `day` (split by month: of the
+    /// months that end by `day`), now that they are complete.
+    fn flush(&mut self, day: NaiveDate) -> Result<()> {
+        let next = day + Duration::days(1);
+        if self.split == "month" && next.month() == day.month() {
+            return Ok(());
+        }
+        let last = self.file_name(day);
+        let complete: Vec<(&'static str, String)> = self
+            .pending
             .keys()
-            .filter(|(t, d)| *t == spec.name && *d <= last_day)
+            .filter(|(_, name)| *name <= last)
             .cloned()
             .collect();
-        for key in carried {
-            let recs = self.carry.remove(&key).expect("listed");
-            by_day.entry(key.1).or_default().extend(recs);
-        }
-        for r in recs {
-            by_day
-                .entry(r.at.format("%Y-%m-%d").to_string())
-                .or_default()
-                .push(r);
-        }
-        for (day, mut recs) in by_day {
-            if day > last_day {
-                self.carry.entry((spec.name, day)).or_default().extend(recs);
-                continue;
-            }
-            recs.sort_by_key(|r| r.at);
-            write_file(&self.out, spec, Some(&day), recs, kind)?;
+        for key in complete {
+            let recs = self.pending.remove(&key).expect("listed");
+            self.write(key, recs)?;
         }
         Ok(())
+    }
+
+    fn write(&self, (table, name): (&'static str, String), mut recs: Vec<Rec>) -> Result<()> {
+        let spec = tables::ALL
+            .iter()
+            .find(|t| t.name == table)
+            .expect("a table of the contract");
+        recs.sort_by_key(|r| r.at);
+        write_file(
+            &self.out,
+            spec,
+            Some(&name),
+            recs,
+            file_kind(&self.format, table)?,
+        )
     }
 
     /// Writes what is still held: days after the last month generated.
     fn finish(mut self) -> Result<()> {
-        for ((table, day), mut recs) in std::mem::take(&mut self.carry) {
-            let spec = tables::ALL
-                .iter()
-                .find(|t| t.name == table)
-                .expect("a table of the contract");
-            recs.sort_by_key(|r| r.at);
-            write_file(
-                &self.out,
-                spec,
-                Some(&day),
-                recs,
-                file_kind(&self.format, table)?,
-            )?;
+        for (key, recs) in std::mem::take(&mut self.pending) {
+            self.write(key, recs)?;
         }
         Ok(())
     }
+}
+
+/// A low-volume table written as it is generated, to `OUT/<table>.<ext>`:
+/// CSV and JSON Lines appended to, Parquet one row group per append.
+struct Stream {
+    spec: &'static TableSpec,
+    kind: FileKind,
+    path: PathBuf,
+    text: Option<std::io::BufWriter<std::fs::File>>,
+    parquet: Option<polars::io::parquet::write::BatchedWriter<std::fs::File>>,
+}
+
+impl Stream {
+    fn create(out: &Path, spec: &'static TableSpec, kind: FileKind) -> Result<Stream> {
+        let path = out.join(format!("{}.{}", spec.name, kind.ext()));
+        let file = std::fs::File::create(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        let mut stream = Stream {
+            spec,
+            kind,
+            path,
+            text: None,
+            parquet: None,
+        };
+        if kind == FileKind::Parquet {
+            let schema = typed_frame(spec, &[], &field)?.schema().as_ref().clone();
+            stream.parquet = Some(ParquetWriter::new(file).batched(&schema)?);
+        } else {
+            let mut w = std::io::BufWriter::new(file);
+            w.write_all(&encode(spec, &[], kind, true)?)?;
+            stream.text = Some(w);
+        }
+        Ok(stream)
+    }
+
+    fn append(&mut self, recs: &[Rec]) -> Result<()> {
+        if recs.is_empty() {
+            return Ok(());
+        }
+        let written = match (&mut self.text, &mut self.parquet) {
+            (Some(w), _) => w
+                .write_all(&encode(self.spec, recs, self.kind, false)?)
+                .map_err(anyhow::Error::from),
+            (_, Some(w)) => w
+                .write_batch(&typed_frame(self.spec, recs, &field)?)
+                .map_err(anyhow::Error::from),
+            _ => unreachable!("a stream writes text or Parquet"),
+        };
+        written.with_context(|| format!("cannot write {}", self.path.display()))
+    }
+
+    fn finish(self) -> Result<()> {
+        let finished = match (self.text, self.parquet) {
+            (Some(mut w), _) => w.flush().map_err(anyhow::Error::from),
+            (_, Some(w)) => w.finish().map(|_| ()).map_err(anyhow::Error::from),
+            _ => unreachable!("a stream writes text or Parquet"),
+        };
+        finished.with_context(|| format!("cannot write {}", self.path.display()))
+    }
+}
+
+/// A record's value in column `c` (the last one given), or empty.
+fn field(r: &Rec, c: &str) -> String {
+    r.fields
+        .iter()
+        .rev()
+        .find(|(k, _)| *k == c)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
 }
 
 /// Writes records as `OUT/<table>.<ext>` or `OUT/<table>/<name>.<ext>`.
@@ -1099,40 +1198,50 @@ fn write_file(
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let get = |r: &Rec, c: &str| -> String {
-        r.fields
-            .iter()
-            .rev()
-            .find(|(k, _)| *k == c)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
     let bytes: Vec<u8> = match kind {
+        FileKind::Parquet => {
+            let mut df = typed_frame(spec, &recs, &field)?;
+            let mut buf = Vec::new();
+            ParquetWriter::new(&mut buf).finish(&mut df)?;
+            buf
+        }
+        _ => encode(spec, &recs, kind, true)?,
+    };
+    std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Records as CSV (with its header, byte order mark or encoding when
+/// `start`: the file's first bytes) or JSON Lines.
+fn encode(spec: &TableSpec, recs: &[Rec], kind: FileKind, start: bool) -> Result<Vec<u8>> {
+    Ok(match kind {
         FileKind::Csv | FileKind::CsvBom | FileKind::CsvGb18030 => {
             let mut w = csv::WriterBuilder::new()
                 .terminator(csv::Terminator::CRLF)
                 .from_writer(Vec::new());
-            w.write_record(spec.columns.iter().map(|c| c.name))?;
-            for r in &recs {
-                w.write_record(spec.columns.iter().map(|c| get(r, c.name)))?;
+            if start {
+                w.write_record(spec.columns.iter().map(|c| c.name))?;
+            }
+            for r in recs {
+                w.write_record(spec.columns.iter().map(|c| field(r, c.name)))?;
             }
             let text = String::from_utf8(w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?)?;
             match kind {
-                FileKind::CsvBom => [b"\xEF\xBB\xBF".as_slice(), text.as_bytes()].concat(),
+                FileKind::CsvBom if start => [b"\xEF\xBB\xBF".as_slice(), text.as_bytes()].concat(),
                 FileKind::CsvGb18030 => encoding_rs::GB18030.encode(&text).0.into_owned(),
                 _ => text.into_bytes(),
             }
         }
         FileKind::Jsonl => {
             let mut buf = Vec::new();
-            for r in &recs {
-                if r.fields.iter().any(|(k, _)| *k == "event") && get(r, "event") == "teleported" {
+            for r in recs {
+                if r.fields.iter().any(|(k, _)| *k == "event") && field(r, "event") == "teleported"
+                {
                     // One malformed line, as a truncated export would leave.
                     writeln!(buf, "{{\"case_id\": \"CASE-BAD-2\", \"event\": ")?;
                 }
                 let mut obj = serde_json::Map::new();
                 for c in spec.columns {
-                    let v = get(r, c.name);
+                    let v = field(r, c.name);
                     if v.is_empty() {
                         continue;
                     }
@@ -1155,14 +1264,8 @@ fn write_file(
             }
             buf
         }
-        FileKind::Parquet => {
-            let mut df = typed_frame(spec, &recs, &get)?;
-            let mut buf = Vec::new();
-            ParquetWriter::new(&mut buf).finish(&mut df)?;
-            buf
-        }
-    };
-    std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
+        FileKind::Parquet => unreachable!("Parquet is written as frames"),
+    })
 }
 
 /// A typed frame for Parquet output: numbers as floats, dates as dates,
@@ -1208,6 +1311,99 @@ fn typed_frame(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rating(id: &str, day: u32, hour: u32) -> Rec {
+        let at = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap() + Duration::days(day as i64 - 1);
+        let at = at.and_hms_opt(hour, 0, 0).unwrap();
+        rec(
+            at,
+            vec![("rating_id", id.to_string()), ("rated_at", ts(at))],
+        )
+    }
+
+    /// The rating ids in a CSV file, in file order.
+    fn ids(path: &Path) -> Vec<String> {
+        let text = std::fs::read_to_string(path).unwrap();
+        let text = text.trim_start_matches('\u{feff}');
+        text.lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_day_file_is_written_once_its_day_is_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Writers::new(dir.path(), "csv", "day").unwrap();
+        // Generated on 1 March: two ratings that day (out of time order)
+        // and a record that falls on 2 March.
+        w.hold(
+            &tables::RATINGS,
+            vec![rating("b", 1, 10), rating("c", 2, 9), rating("a", 1, 9)],
+        );
+        w.flush(NaiveDate::from_ymd_opt(2026, 3, 1).unwrap())
+            .unwrap();
+        let file = |name: &str| dir.path().join("ratings").join(format!("{name}.csv"));
+        assert_eq!(ids(&file("2026-03-01")), ["a", "b"]);
+        assert!(!file("2026-03-02").exists());
+        // Only 2 March's record is still held.
+        assert_eq!(w.pending.values().map(Vec::len).sum::<usize>(), 1);
+        w.hold(&tables::RATINGS, vec![rating("d", 2, 8)]);
+        w.flush(NaiveDate::from_ymd_opt(2026, 3, 2).unwrap())
+            .unwrap();
+        assert_eq!(ids(&file("2026-03-02")), ["d", "c"]);
+        assert!(w.pending.is_empty());
+    }
+
+    #[test]
+    fn a_month_file_is_written_once_its_last_day_is_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Writers::new(dir.path(), "csv", "month").unwrap();
+        w.hold(
+            &tables::RATINGS,
+            vec![
+                rating("late", 31, 9),
+                rating("april", 32, 9),
+                rating("early", 1, 9),
+            ],
+        );
+        let file = |name: &str| dir.path().join("ratings").join(format!("{name}.csv"));
+        w.flush(NaiveDate::from_ymd_opt(2026, 3, 30).unwrap())
+            .unwrap();
+        assert!(!file("2026-03").exists());
+        w.flush(NaiveDate::from_ymd_opt(2026, 3, 31).unwrap())
+            .unwrap();
+        assert_eq!(ids(&file("2026-03")), ["early", "late"]);
+        assert!(!file("2026-04").exists());
+        w.finish().unwrap();
+        assert_eq!(ids(&file("2026-04")), ["april"]);
+    }
+
+    #[test]
+    fn a_stream_appends_after_one_header() {
+        let dir = tempfile::tempdir().unwrap();
+        for kind in [FileKind::CsvBom, FileKind::Parquet] {
+            let mut s = Stream::create(dir.path(), &tables::RATINGS, kind).unwrap();
+            s.append(&[rating("a", 1, 9)]).unwrap();
+            s.append(&[]).unwrap();
+            s.append(&[rating("b", 2, 9), rating("c", 3, 9)]).unwrap();
+            s.finish().unwrap();
+            let path = dir.path().join(format!("ratings.{}", kind.ext()));
+            let got: Vec<String> = if kind == FileKind::Parquet {
+                let df = crate::lake::read_parquet(&path).unwrap();
+                crate::frame::strs(&df, "rating_id")
+                    .unwrap()
+                    .into_iter()
+                    .flatten()
+                    .collect()
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                assert!(bytes.starts_with(b"\xEF\xBB\xBFrating_id,"));
+                ids(&path)
+            };
+            assert_eq!(got, ["a", "b", "c"], "{kind:?}");
+        }
+    }
 
     #[test]
     fn poisson_keeps_its_mean_at_any_size() {
