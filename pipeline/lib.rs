@@ -242,6 +242,15 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    /// A job that fails for job 3 and takes two milliseconds otherwise.
+    fn job_3_fails(i: usize) -> anyhow::Result<usize> {
+        if i == 3 {
+            anyhow::bail!("job 3 failed");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        Ok(i)
+    }
+
     #[test]
     fn on_every_core_returns_results_in_job_order() {
         // Job i takes longer the smaller i is, so later jobs finish first.
@@ -315,13 +324,7 @@ mod tests {
                 made.fetch_add(1, Ordering::Relaxed);
                 Ok(i)
             },
-            |i, _| {
-                if i == 3 {
-                    anyhow::bail!("job 3 failed");
-                }
-                std::thread::sleep(std::time::Duration::from_millis(2));
-                Ok(i)
-            },
+            |i, _| job_3_fails(i),
         )
         .unwrap_err();
         assert_eq!(err.to_string(), "job 3 failed");
@@ -369,11 +372,7 @@ mod tests {
         let started = AtomicUsize::new(0);
         let err = on_every_core(1000, |i| {
             started.fetch_add(1, Ordering::Relaxed);
-            if i == 3 {
-                anyhow::bail!("job 3 failed");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(2));
-            Ok(i)
+            job_3_fails(i)
         })
         .unwrap_err();
         assert_eq!(err.to_string(), "job 3 failed");
