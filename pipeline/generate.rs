@@ -387,8 +387,6 @@ pub fn generate(args: &GenerateArgs, progress: &Progress) -> Result<()> {
         &tables::RATING_APPEALS,
         file_kind(&args.format, "rating_appeals")?,
     )?;
-    // Appeals are decided days after their rating: held until that day.
-    let mut undecided: Vec<Rec> = Vec::new();
     let mut last_complaint: Option<Rec> = None;
     let mut n_complaints = 0usize;
     let mut incidents = Vec::new();
@@ -461,14 +459,15 @@ pub fn generate(args: &GenerateArgs, progress: &Progress) -> Result<()> {
                     if low && group == "client_external" && rng.chance(0.15) {
                         let decided = at + Duration::days(5 + rng.below(6) as i64);
                         let decision = if rng.chance(0.4) { "removed" } else { "upheld" };
-                        undecided.push(rec(
+                        // Decided days later: written on that day.
+                        appeals.hold([rec(
                             decided,
                             vec![
                                 ("rating_id", rating_id.clone()),
                                 ("decided_at", ts(decided)),
                                 ("decision", decision.to_string()),
                             ],
-                        ));
+                        )]);
                     }
                 }
                 // Cases and their process events.
@@ -523,16 +522,9 @@ pub fn generate(args: &GenerateArgs, progress: &Progress) -> Result<()> {
             if let Some(last) = todays_complaints.last() {
                 last_complaint = Some(last.clone());
             }
-            todays_complaints.sort_by_key(|r| r.at);
-            complaints.append(&todays_complaints)?;
-            // Appeals decided by the end of the day: every later rating's
-            // appeal is decided days after it.
-            let (mut decided, later): (Vec<Rec>, Vec<Rec>) = std::mem::take(&mut undecided)
-                .into_iter()
-                .partition(|r| r.at.date() <= day);
-            undecided = later;
-            decided.sort_by_key(|r| r.at);
-            appeals.append(&decided)?;
+            complaints.hold(todays_complaints);
+            complaints.flush(day)?;
+            appeals.flush(day)?;
         }
         for (di, d) in depts.iter().enumerate() {
             measure(&mut rng, &mut measurements, d, quality[di], month);
@@ -583,8 +575,6 @@ pub fn generate(args: &GenerateArgs, progress: &Progress) -> Result<()> {
         progress.step(&format!("generated {}", month.format("%Y-%m")));
     }
     writers.finish()?;
-    undecided.sort_by_key(|r| r.at);
-    appeals.append(&undecided)?;
     appeals.finish()?;
     if !args.no_bad_records {
         if let Some(mut bad) = last_complaint {
@@ -592,7 +582,7 @@ pub fn generate(args: &GenerateArgs, progress: &Progress) -> Result<()> {
                 .retain(|(k, _)| *k != "complaint_id" && *k != "valid");
             bad.fields.push(("complaint_id", "K-BAD-1".into()));
             bad.fields.push(("valid", "maybe".into()));
-            complaints.append(&[bad])?;
+            complaints.hold([bad]);
         }
         let first = &depts[0].id;
         measurements.push(rec(
@@ -1115,11 +1105,15 @@ impl Writers {
 }
 
 /// A low-volume table written as it is generated, to `OUT/<table>.<ext>`:
-/// CSV and JSON Lines appended to, Parquet one row group per append.
+/// records are held until their day has been generated, then appended in
+/// time order (CSV and JSON Lines appended to, Parquet one row group per
+/// day).
 struct Stream {
     spec: &'static TableSpec,
     kind: FileKind,
     path: PathBuf,
+    /// Records of days not yet complete.
+    pending: Vec<Rec>,
     text: Option<std::io::BufWriter<std::fs::File>>,
     parquet: Option<polars::io::parquet::write::BatchedWriter<std::fs::File>>,
 }
@@ -1133,6 +1127,7 @@ impl Stream {
             spec,
             kind,
             path,
+            pending: Vec::new(),
             text: None,
             parquet: None,
         };
@@ -1145,6 +1140,20 @@ impl Stream {
             stream.text = Some(w);
         }
         Ok(stream)
+    }
+
+    fn hold(&mut self, recs: impl IntoIterator<Item = Rec>) {
+        self.pending.extend(recs);
+    }
+
+    /// Appends the records held for the days up to `day`, in time order.
+    fn flush(&mut self, day: NaiveDate) -> Result<()> {
+        let (mut done, later): (Vec<Rec>, Vec<Rec>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|r| r.at.date() <= day);
+        self.pending = later;
+        done.sort_by_key(|r| r.at);
+        self.append(&done)
     }
 
     fn append(&mut self, recs: &[Rec]) -> Result<()> {
@@ -1163,7 +1172,12 @@ impl Stream {
         written.with_context(|| format!("cannot write {}", self.path.display()))
     }
 
-    fn finish(self) -> Result<()> {
+    /// Appends what is still held (days after the last one generated)
+    /// and closes the file.
+    fn finish(mut self) -> Result<()> {
+        let mut rest = std::mem::take(&mut self.pending);
+        rest.sort_by_key(|r| r.at);
+        self.append(&rest)?;
         let finished = match (self.text, self.parquet) {
             (Some(mut w), _) => w.flush().map_err(anyhow::Error::from),
             (_, Some(w)) => w.finish().map(|_| ()).map_err(anyhow::Error::from),
@@ -1403,6 +1417,24 @@ mod tests {
             };
             assert_eq!(got, ["a", "b", "c"], "{kind:?}");
         }
+    }
+
+    #[test]
+    fn a_stream_writes_held_records_once_their_day_is_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Stream::create(dir.path(), &tables::RATINGS, FileKind::Csv).unwrap();
+        s.hold([rating("late", 3, 9), rating("b", 1, 10), rating("a", 1, 9)]);
+        s.flush(NaiveDate::from_ymd_opt(2026, 3, 2).unwrap())
+            .unwrap();
+        s.hold([rating("c", 2, 9)]);
+        s.flush(NaiveDate::from_ymd_opt(2026, 3, 2).unwrap())
+            .unwrap();
+        // 3 March is never flushed: finishing writes it.
+        s.finish().unwrap();
+        assert_eq!(
+            ids(&dir.path().join("ratings.csv")),
+            ["a", "b", "c", "late"]
+        );
     }
 
     #[test]

@@ -88,37 +88,8 @@ pub fn on_every_core<T: Send>(
     n: usize,
     job: impl Fn(usize) -> anyhow::Result<T> + Sync,
 ) -> anyhow::Result<Vec<T>> {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
-    let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
-    let mut done: Vec<(usize, anyhow::Result<T>)> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..cores.min(n))
-            .map(|_| {
-                s.spawn(|| {
-                    let mut mine = Vec::new();
-                    while !failed.load(Ordering::Relaxed) {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= n {
-                            break;
-                        }
-                        let result = job(i);
-                        if result.is_err() {
-                            failed.store(true, Ordering::Relaxed);
-                        }
-                        mine.push((i, result));
-                    }
-                    mine
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    });
-    done.sort_unstable_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, r)| r).collect()
+    // The jobs' numbers are what is made: nothing waits on the caller.
+    on_every_core_as_made(n, Ok, |i, _| job(i))
 }
 
 /// Makes `make(0)` .. `make(n - 1)` one after another on the calling
