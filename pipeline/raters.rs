@@ -67,12 +67,57 @@ pub const RATING_COLUMNS: [&str; 9] = [
 
 /// Item ratings from the `ratings` view, leaving out the ratings in
 /// `removed` (removed on appeal), each score normalised to 0-100 on its own
-/// scale.
+/// scale. The rows are read in parts, one per core.
 pub fn items_from_frame(
     df: &DataFrame,
     removed: &PlHashSet<String>,
     tz: chrono_tz::Tz,
 ) -> Result<Vec<ItemRating>> {
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    items_in_parts(df, removed, tz, cores)
+}
+
+/// [`items_from_frame`] with the rows read in `parts` parts at once, each
+/// into its own slots of the result.
+fn items_in_parts(
+    df: &DataFrame,
+    removed: &PlHashSet<String>,
+    tz: chrono_tz::Tz,
+    parts: usize,
+) -> Result<Vec<ItemRating>> {
+    let n = df.height();
+    let part = n.div_ceil(parts.max(1)).max(1);
+    let mut slots: Vec<Option<ItemRating>> = Vec::with_capacity(n);
+    slots.resize_with(n, || None);
+    std::thread::scope(|s| {
+        let readers: Vec<_> = slots
+            .chunks_mut(part)
+            .enumerate()
+            .map(|(k, slots)| {
+                let rows = df.slice((k * part) as i64, slots.len());
+                s.spawn(move || read_items(&rows, removed, tz, slots))
+            })
+            .collect();
+        readers
+            .into_iter()
+            .try_for_each(|r| r.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+    })?;
+    // Rows left out leave empty slots; the rest keep their order. Collected
+    // in place (`flatten` would copy them into a new allocation: a second
+    // copy of a year's item ratings at the peak).
+    #[allow(clippy::filter_map_identity)]
+    let items = slots.into_iter().filter_map(|r| r).collect();
+    Ok(items)
+}
+
+/// Reads `df`'s rows into `slots` (as many), leaving a slot empty for a
+/// row left out.
+fn read_items(
+    df: &DataFrame,
+    removed: &PlHashSet<String>,
+    tz: chrono_tz::Tz,
+    slots: &mut [Option<ItemRating>],
+) -> Result<()> {
     use crate::frame::float_column;
     // Read in place, row after row: only the item ratings themselves are
     // held.
@@ -91,8 +136,8 @@ pub fn items_from_frame(
         float_column(df, "scale_max")?,
     );
     let mut numbers = [raw.f64()?.iter(), lo.f64()?.iter(), hi.f64()?.iter()];
-    // Each distinct text is stored once per column and shared (a rater's id
-    // by all their ratings): copies are reference counts. A column's rows
+    // Each distinct text is stored once per column (and part) and shared (a
+    // rater's id by all their ratings): copies are reference counts. A column's rows
     // often repeat the row before (a response's items share its id, rater,
     // group and department), which needs no lookup. Response ids are only
     // shared with the row before: a response's items come together, and
@@ -124,8 +169,7 @@ pub fn items_from_frame(
         a
     };
     let mut days = crate::calendar::LocalDays::new(tz);
-    let mut out = Vec::with_capacity(df.height());
-    for _ in 0..df.height() {
+    for slot in slots.iter_mut() {
         let t = texts.each_mut().map(|c| c.next().flatten());
         let [raw, lo, hi] = numbers.each_mut().map(|c| c.next().flatten());
         let at = ats.next().flatten();
@@ -142,7 +186,7 @@ pub fn items_from_frame(
         if removed.contains(id) {
             continue;
         }
-        out.push(ItemRating {
+        *slot = Some(ItemRating {
             rating_id: intern(0, id),
             item: intern(1, item),
             rater_id: intern(2, rater),
@@ -154,7 +198,7 @@ pub fn items_from_frame(
             levels: hi - lo + 1.0,
         });
     }
-    Ok(out)
+    Ok(())
 }
 
 /// An observation with dense indices, for [`fit`].
@@ -1120,6 +1164,72 @@ pub fn reliability_frame(rows: &[Reliability], as_of: NaiveDate) -> Result<DataF
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn items_are_read_in_row_order_whatever_the_parts() {
+        // Seven rows: r1's two items, r2 without a score (left out), r3
+        // removed on appeal (left out), r4's three items. rated_at
+        // 1775001600000000 us is 2026-04-01 00:00 UTC, 08:00 in Shanghai;
+        // the last row is an hour earlier in UTC than the rest, 2026-03-31
+        // 23:00 UTC, which in Shanghai is still 1 April (07:00).
+        let at = 1_775_001_600_000_000;
+        let hour = 3_600_000_000;
+        let df = Builder::new()
+            .str(
+                "rating_id",
+                ["r1", "r1", "r2", "r3", "r4", "r4", "r4"].map(Some),
+            )
+            .ts("rated_at", [at, at, at, at, at, at, at - hour].map(Some))
+            .str(
+                "dept_id",
+                ["hr", "hr", "hr", "it", "it", "it", "it"].map(Some),
+            )
+            .str(
+                "rater_id",
+                ["u1", "u1", "u2", "u3", "u4", "u4", "u4"].map(Some),
+            )
+            .str("rater_group", ["staff"; 7].map(Some))
+            .str("item", ["a", "b", "a", "a", "a", "b", "c"].map(Some))
+            .f64(
+                "score",
+                [
+                    Some(4.0),
+                    Some(2.0),
+                    None,
+                    Some(5.0),
+                    Some(1.0),
+                    Some(5.0),
+                    Some(7.0),
+                ],
+            )
+            .f64("scale_min", [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0].map(Some))
+            .f64("scale_max", [5.0, 5.0, 5.0, 5.0, 5.0, 5.0, 10.0].map(Some))
+            .build()
+            .unwrap();
+        let removed: PlHashSet<String> = ["r3".to_string()].into_iter().collect();
+        // (id, item, day, y, levels): y = (score - min) / (max - min) x 100,
+        // levels = max - min + 1.
+        let april_1 = NaiveDate::from_ymd_opt(2026, 4, 1).unwrap();
+        let expected = vec![
+            ("r1", "a", april_1, 75.0, 5.0),
+            ("r1", "b", april_1, 25.0, 5.0),
+            ("r4", "a", april_1, 0.0, 5.0),
+            ("r4", "b", april_1, 100.0, 5.0),
+            ("r4", "c", april_1, 70.0, 11.0),
+        ];
+        for parts in [1, 2, 3, 7, 10] {
+            let items = items_in_parts(&df, &removed, chrono_tz::Asia::Shanghai, parts).unwrap();
+            let got: Vec<_> = items
+                .iter()
+                .map(|r| (&*r.rating_id, &*r.item, r.day, r.y, r.levels))
+                .collect();
+            assert_eq!(got, expected, "in {parts} parts");
+            assert!(items.iter().all(|r| &*r.group == "staff"));
+        }
+        // No rows at all.
+        let none = items_in_parts(&df.slice(0, 0), &removed, chrono_tz::Asia::Shanghai, 2);
+        assert!(none.unwrap().is_empty());
+    }
 
     #[test]
     fn icc_reproduces_shrout_and_fleiss_table_4() {
