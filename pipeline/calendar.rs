@@ -88,6 +88,9 @@ pub struct LocalDays {
     tz: Tz,
     /// UTC hour -> its offset in seconds, or `None` if it changes within.
     offsets: PlHashMap<i64, Option<i64>>,
+    /// The last hour looked up, and its offset: instants in time order
+    /// mostly fall in the hour before.
+    last: Option<(i64, Option<i64>)>,
 }
 
 impl LocalDays {
@@ -95,32 +98,47 @@ impl LocalDays {
         LocalDays {
             tz,
             offsets: PlHashMap::default(),
+            last: None,
         }
     }
 
     /// The local day of `us`: the same as [`crate::satisfaction::local_day`].
     pub fn day(&mut self, us: i64) -> NaiveDate {
+        NaiveDate::from_num_days_from_ce_opt(self.day_number(us))
+            .expect("a day of a valid timestamp")
+    }
+
+    /// The local day of `us` as chrono counts days (0001-01-01 is day 1;
+    /// [`NaiveDate::num_days_from_ce`]): a number is cheaper than a date to
+    /// make, compare and hash, for callers that meet each day many times.
+    pub fn day_number(&mut self, us: i64) -> i32 {
         let tz = self.tz;
-        let offset = |us: i64| -> Option<i64> {
-            let t = chrono::DateTime::from_timestamp_micros(us)?;
-            Some(
-                tz.offset_from_utc_datetime(&t.naive_utc())
-                    .fix()
-                    .local_minus_utc() as i64,
-            )
-        };
         let hour = us.div_euclid(HOUR_US);
-        let fixed = *self.offsets.entry(hour).or_insert_with(|| {
-            let first = offset(hour * HOUR_US)?;
-            (offset(hour * HOUR_US + HOUR_US - 1)? == first).then_some(first)
-        });
+        let fixed = match self.last {
+            Some((h, fixed)) if h == hour => fixed,
+            _ => {
+                let offset = |us: i64| -> Option<i64> {
+                    let t = chrono::DateTime::from_timestamp_micros(us)?;
+                    Some(
+                        tz.offset_from_utc_datetime(&t.naive_utc())
+                            .fix()
+                            .local_minus_utc() as i64,
+                    )
+                };
+                let fixed = *self.offsets.entry(hour).or_insert_with(|| {
+                    let first = offset(hour * HOUR_US)?;
+                    (offset(hour * HOUR_US + HOUR_US - 1)? == first).then_some(first)
+                });
+                self.last = Some((hour, fixed));
+                fixed
+            }
+        };
         match fixed {
             Some(secs) => {
-                let days = (us.div_euclid(1_000_000) + secs).div_euclid(86_400);
-                NaiveDate::from_num_days_from_ce_opt(days as i32 + UNIX_EPOCH_DAYS_FROM_CE)
-                    .expect("a day of a valid timestamp")
+                (us.div_euclid(1_000_000) + secs).div_euclid(86_400) as i32
+                    + UNIX_EPOCH_DAYS_FROM_CE
             }
-            None => crate::satisfaction::local_day(us, tz),
+            None => crate::satisfaction::local_day(us, tz).num_days_from_ce(),
         }
     }
 }
@@ -182,6 +200,7 @@ mod tests {
                             .with_timezone(&tz)
                             .date_naive();
                         assert_eq!(days.day(us), expected, "{tz} at {us}");
+                        assert_eq!(days.day_number(us), expected.num_days_from_ce());
                     }
                 }
             }

@@ -39,18 +39,23 @@ pub(crate) fn micros_in_place<'a>(df: &'a DataFrame, name: &str) -> Result<&'a I
 
 /// Microseconds since the epoch (UTC) of a datetime column.
 pub fn micros(df: &DataFrame, name: &str) -> Result<Vec<Option<i64>>> {
-    let c = column(df, name)?;
-    let ca = c.datetime()?;
-    let factor = match ca.time_unit() {
-        TimeUnit::Nanoseconds => -1000,
-        TimeUnit::Microseconds => 1,
-        TimeUnit::Milliseconds => 1000,
-    };
-    Ok(ca
-        .physical()
-        .iter()
-        .map(|v| v.map(|v| if factor < 0 { v / 1000 } else { v * factor }))
-        .collect())
+    Ok(micros_iter(df, name)?.collect())
+}
+
+/// Microseconds since the epoch (UTC) of a datetime column, read in place.
+pub fn micros_iter<'a>(
+    df: &'a DataFrame,
+    name: &str,
+) -> Result<impl Iterator<Item = Option<i64>> + 'a> {
+    let ca = column(df, name)?.datetime()?;
+    let unit = ca.time_unit();
+    Ok(ca.physical().iter().map(move |v| {
+        v.map(|v| match unit {
+            TimeUnit::Nanoseconds => v / 1000,
+            TimeUnit::Microseconds => v,
+            TimeUnit::Milliseconds => v * 1000,
+        })
+    }))
 }
 
 pub fn f64s(df: &DataFrame, name: &str) -> Result<Vec<Option<f64>>> {

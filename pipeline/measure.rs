@@ -18,9 +18,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use chrono_tz::Tz;
-use polars::prelude::{DataFrame, DataType, LazyFrame, PlHashMap};
+use polars::prelude::{DataFrame, DataType, Float64Chunked, LazyFrame, PlHashMap};
 use polars::sql::SQLContext;
 
 use crate::calendar::LocalDays;
@@ -385,12 +385,12 @@ pub fn compute(catalog: &[Indicator], views: &[(&str, LazyFrame)], tz: Tz) -> Re
 }
 
 fn aggregate(ind: &Indicator, df: &DataFrame, tz: Tz) -> Result<Vec<Value>> {
-    let depts = frame::str_refs(df, "dept_id")?;
     let num_col = |name: &str| -> Result<Vec<Option<f64>>> {
         let c = df.column(name)?.cast(&DataType::Float64)?;
         Ok(c.f64()?.iter().collect())
     };
     if ind.aggregate == Aggregate::PerPeriod {
+        let depts = frame::str_refs(df, "dept_id")?;
         let grains = frame::strs(df, "grain")?;
         let starts = frame::dates(df, "period_start")?;
         let values = num_col("value")?;
@@ -416,40 +416,54 @@ fn aggregate(ind: &Indicator, df: &DataFrame, tz: Tz) -> Result<Vec<Value>> {
         }
         return Ok(out);
     }
-    let (nums, dens, vals) = match ind.aggregate {
-        Aggregate::Ratio => (num_col("numerator")?, num_col("denominator")?, vec![]),
-        _ => (vec![], vec![], num_col("value")?),
+    let num_iter = |name: &str| -> Result<Float64Chunked> {
+        Ok(df.column(name)?.cast(&DataType::Float64)?.f64()?.clone())
     };
-    // Where each row falls: an instant, or a covered date range.
-    let mut days = LocalDays::new(tz);
-    let places: Vec<Option<(NaiveDate, NaiveDate)>> = if df.column("at").is_ok() {
-        frame::micros(df, "at")?
-            .into_iter()
-            .map(|v| {
-                v.map(|us| {
-                    let d = days.day(us);
-                    (d, d)
-                })
+    let (nums, dens, vals) = match ind.aggregate {
+        Aggregate::Ratio => (
+            Some(num_iter("numerator")?),
+            Some(num_iter("denominator")?),
+            None,
+        ),
+        _ => (None, None, Some(num_iter("value")?)),
+    };
+    // Where each row falls: an instant's local day, or a covered date
+    // range; as day numbers, made into dates once per place.
+    let places: Box<dyn Iterator<Item = Option<(i32, i32)>> + '_> = if df.column("at").is_ok() {
+        let mut days = LocalDays::new(tz);
+        Box::new(frame::micros_iter(df, "at")?.map(move |v| {
+            v.map(|us| {
+                let d = days.day_number(us);
+                (d, d)
             })
-            .collect()
+        }))
     } else {
         let s = frame::dates(df, "period_start")?;
         let e = frame::dates(df, "period_end")?;
-        s.into_iter().zip(e).map(|(s, e)| Some((s?, e?))).collect()
+        Box::new(
+            s.into_iter()
+                .zip(e)
+                .map(|(s, e)| Some((s?.num_days_from_ce(), e?.num_days_from_ce()))),
+        )
     };
     // Each row's department and place, numbered as met; the periods that
     // cover a place are worked out once per place.
     let mut dept_no: PlHashMap<&str, u32> = PlHashMap::default();
     let mut period_no: PlHashMap<Period, u32> = PlHashMap::default();
-    let mut place_no: PlHashMap<(NaiveDate, NaiveDate), u32> = PlHashMap::default();
+    let mut place_no: PlHashMap<(i32, i32), u32> = PlHashMap::default();
     let mut covers: Vec<Vec<u32>> = Vec::new();
-    let rows: Vec<Option<(u32, u32)>> = (0..df.height())
-        .map(|i| {
-            let (dept, place) = (depts[i]?, places[i]?);
+    let rows: Vec<Option<(u32, u32)>> = df
+        .column("dept_id")?
+        .str()?
+        .iter()
+        .zip(places)
+        .map(|(dept, place)| {
+            let (dept, place) = (dept?, place?);
             let next = dept_no.len() as u32;
             let d = *dept_no.entry(dept).or_insert(next);
             let c = *place_no.entry(place).or_insert_with(|| {
-                let (start, end) = place;
+                let day = |n: i32| NaiveDate::from_num_days_from_ce_opt(n).expect("a valid day");
+                let (start, end) = (day(place.0), day(place.1));
                 covers.push(
                     Grain::ALL
                         .iter()
@@ -471,26 +485,34 @@ fn aggregate(ind: &Indicator, df: &DataFrame, tz: Tz) -> Result<Vec<Value>> {
     // department has rows in every period.
     let width = period_no.len();
     let mut cells: Vec<Option<Acc>> = (0..dept_no.len() * width).map(|_| None).collect();
-    for (i, row) in rows.iter().enumerate() {
-        let Some((d, c)) = *row else {
-            continue;
-        };
-        for &p in &covers[c as usize] {
-            let acc = cells[d as usize * width + p as usize].get_or_insert_with(Acc::default);
-            match ind.aggregate {
-                Aggregate::Ratio => {
-                    acc.num += nums[i].unwrap_or(0.0);
-                    acc.den += dens[i].unwrap_or(0.0);
-                }
-                _ => {
-                    if let Some(v) = vals[i] {
-                        acc.num += v;
-                        acc.count += 1.0;
-                        acc.values.push(v);
-                    }
+    fn cell(cells: &mut [Option<Acc>], width: usize, d: u32, p: u32) -> &mut Acc {
+        cells[d as usize * width + p as usize].get_or_insert_with(Acc::default)
+    }
+    match (&nums, &dens, &vals) {
+        (Some(nums), Some(dens), _) => {
+            for ((row, num), den) in rows.iter().zip(nums.iter()).zip(dens.iter()) {
+                let Some((d, c)) = *row else { continue };
+                for &p in &covers[c as usize] {
+                    let acc = cell(&mut cells, width, d, p);
+                    acc.num += num.unwrap_or(0.0);
+                    acc.den += den.unwrap_or(0.0);
                 }
             }
         }
+        (_, _, Some(vals)) => {
+            for (row, v) in rows.iter().zip(vals.iter()) {
+                let (Some((d, c)), Some(v)) = (*row, v) else {
+                    continue;
+                };
+                for &p in &covers[c as usize] {
+                    let acc = cell(&mut cells, width, d, p);
+                    acc.num += v;
+                    acc.count += 1.0;
+                    acc.values.push(v);
+                }
+            }
+        }
+        _ => unreachable!("a ratio has both columns, other aggregates a value"),
     }
     let mut names = vec![""; dept_no.len()];
     for (name, d) in dept_no {
@@ -542,11 +564,17 @@ pub fn quantile(values: &mut [f64], q: f64) -> Option<f64> {
     if values.is_empty() {
         return None;
     }
-    values.sort_by(|a, b| a.total_cmp(b));
     let h = (values.len() - 1) as f64 * q;
     let lo = h.floor() as usize;
-    let hi = (lo + 1).min(values.len() - 1);
-    Some(values[lo] + (h - lo as f64) * (values[hi] - values[lo]))
+    // The lo-th smallest value, and the next one up: the smallest of the
+    // values after it (selection, not a full sort).
+    let (_, &mut at_lo, above) = values.select_nth_unstable_by(lo, f64::total_cmp);
+    let at_hi = above
+        .iter()
+        .copied()
+        .min_by(f64::total_cmp)
+        .unwrap_or(at_lo);
+    Some(at_lo + (h - lo as f64) * (at_hi - at_lo))
 }
 
 /// `indicator_values` as a frame.
@@ -622,6 +650,12 @@ mod tests {
         assert!((quantile(&mut v, 0.9).unwrap() - 7.6).abs() < 1e-12);
         assert_eq!(quantile(&mut [5.0], 0.9), Some(5.0));
         assert_eq!(quantile(&mut [], 0.9), None);
+        // Ties, unsorted: numpy.quantile([1, 2, 2, 3], q) for q = 0, 0.5,
+        // 0.9 and 1 is 1, 2, 2 + 0.7 * (3 - 2) = 2.7, and 3.
+        for (q, expected) in [(0.0, 1.0), (0.5, 2.0), (0.9, 2.7), (1.0, 3.0)] {
+            let got = quantile(&mut [3.0, 2.0, 1.0, 2.0], q).unwrap();
+            assert!((got - expected).abs() < 1e-12, "q = {q}: {got}");
+        }
     }
 
     #[test]
