@@ -5,8 +5,6 @@
 //! re-exported record, a changed policy) is listed in the `restatements`
 //! mart instead of silently rewriting what was paid.
 
-use std::collections::{HashMap, HashSet};
-
 use anyhow::Result;
 use chrono::{Duration, NaiveDate};
 use polars::prelude::*;
@@ -14,6 +12,7 @@ use polars::prelude::*;
 use crate::frame::{self, Builder};
 
 type Key = (String, String, String);
+type KeyRef<'a> = (&'a str, &'a str, &'a str);
 
 /// Adds `closed`: the period ended at least `days` days before `as_of`.
 pub fn add_closed(df: &mut DataFrame, as_of: NaiveDate, days: u32) -> Result<()> {
@@ -26,25 +25,38 @@ pub fn add_closed(df: &mut DataFrame, as_of: NaiveDate, days: u32) -> Result<()>
     Ok(())
 }
 
-fn keys(df: &DataFrame) -> Result<Vec<Key>> {
-    let d = frame::strs(df, "dept_id")?;
-    let g = frame::strs(df, "grain")?;
-    let p = frame::strs(df, "period")?;
-    Ok((0..df.height())
-        .map(|i| {
-            (
-                d[i].clone().unwrap_or_default(),
-                g[i].clone().unwrap_or_default(),
-                p[i].clone().unwrap_or_default(),
-            )
-        })
+/// Each row's (department, grain, period), borrowed from the frame.
+fn keys(df: &DataFrame) -> Result<Vec<KeyRef<'_>>> {
+    let (d, g, p) = (
+        text_or_empty(df, "dept_id")?,
+        text_or_empty(df, "grain")?,
+        text_or_empty(df, "period")?,
+    );
+    Ok((0..df.height()).map(|i| (d[i], g[i], p[i])).collect())
+}
+
+/// A text column's values, with "" for a missing one.
+fn text_or_empty<'a>(df: &'a DataFrame, name: &str) -> Result<Vec<&'a str>> {
+    Ok(frame::str_refs(df, name)?
+        .into_iter()
+        .map(Option::unwrap_or_default)
         .collect())
 }
 
-/// Values of a column as text for comparison (`None` for null).
-fn texts(df: &DataFrame, col: &str) -> Result<Vec<Option<String>>> {
-    let c = df.column(col)?.cast(&DataType::String)?;
-    Ok(c.str()?.iter().map(|v| v.map(String::from)).collect())
+/// Values of a column as text for comparison (`None` for null), borrowed
+/// from `cast`, which is given the column cast to text to hold.
+fn texts<'a>(
+    cast: &'a mut Option<Column>,
+    df: &DataFrame,
+    col: &str,
+) -> Result<Vec<Option<&'a str>>> {
+    let c = cast.insert(df.column(col)?.cast(&DataType::String)?);
+    Ok(c.str()?.iter().collect())
+}
+
+/// A key as owned text, for a restatement.
+fn owned(k: &KeyRef) -> Key {
+    (k.0.to_string(), k.1.to_string(), k.2.to_string())
 }
 
 /// A difference between a published closed figure and its recomputation.
@@ -80,11 +92,11 @@ pub fn keep_closed(
 
     let prev_keys = keys(&prev_dept)?;
     let prev_closed = frame::bools(&prev_dept, "closed")?;
-    let closed: HashSet<Key> = prev_keys
+    let closed: PlHashSet<KeyRef> = prev_keys
         .iter()
         .zip(&prev_closed)
         .filter(|(_, c)| **c == Some(true))
-        .map(|(k, _)| k.clone())
+        .map(|(k, _)| *k)
         .collect();
     if closed.is_empty() {
         return Ok((sort_dept(new_dept)?, sort_ind(new_ind)?, frame_of(&[])?));
@@ -93,7 +105,8 @@ pub fn keep_closed(
     let mut restated = Vec::new();
     // Department-level figures.
     let new_keys = keys(&new_dept)?;
-    let new_at: HashMap<&Key, usize> = new_keys.iter().enumerate().map(|(i, k)| (k, i)).collect();
+    let new_at: PlHashMap<KeyRef, usize> =
+        new_keys.iter().enumerate().map(|(i, k)| (*k, i)).collect();
     let starts = frame::dates(&prev_dept, "period_start")?;
     let ends = frame::dates(&prev_dept, "period_end")?;
     for col in [
@@ -103,65 +116,64 @@ pub fn keep_closed(
         "bonus_coefficient",
         "veto",
     ] {
-        let old = texts(&prev_dept, col)?;
-        let new = texts(&new_dept, col)?;
+        let (mut old_cast, mut new_cast) = (None, None);
+        let old = texts(&mut old_cast, &prev_dept, col)?;
+        let new = texts(&mut new_cast, &new_dept, col)?;
         for (i, k) in prev_keys.iter().enumerate() {
             if !closed.contains(k) {
                 continue;
             }
-            let recomputed = new_at.get(k).and_then(|&j| new[j].clone());
+            let recomputed = new_at.get(k).and_then(|&j| new[j]);
             if old[i] != recomputed {
                 restated.push(Restatement {
-                    key: k.clone(),
+                    key: owned(k),
                     start: starts[i],
                     end: ends[i],
                     item: col.to_string(),
-                    published: old[i].clone(),
-                    recomputed,
+                    published: old[i].map(String::from),
+                    recomputed: recomputed.map(String::from),
                 });
             }
         }
     }
     // Indicator values and points.
-    let ind_id = |df: &DataFrame| frame::strs(df, "indicator_id");
-    let (pk, pid) = (keys(&prev_ind)?, ind_id(&prev_ind)?);
-    let (nk, nid) = (keys(&new_ind)?, ind_id(&new_ind)?);
-    let new_ind_at: HashMap<(&Key, &Option<String>), usize> = nk
+    let (pk, pid) = (keys(&prev_ind)?, text_or_empty(&prev_ind, "indicator_id")?);
+    let (nk, nid) = (keys(&new_ind)?, text_or_empty(&new_ind, "indicator_id")?);
+    let new_ind_at: PlHashMap<(KeyRef, &str), usize> = nk
         .iter()
         .zip(&nid)
         .enumerate()
-        .map(|(i, (k, id))| ((k, id), i))
+        .map(|(i, (k, id))| ((*k, *id), i))
         .collect();
     let istarts = frame::dates(&prev_ind, "period_start")?;
     let iends = frame::dates(&prev_ind, "period_end")?;
     for col in ["value", "points"] {
-        let old = texts(&prev_ind, col)?;
-        let new = texts(&new_ind, col)?;
+        let (mut old_cast, mut new_cast) = (None, None);
+        let old = texts(&mut old_cast, &prev_ind, col)?;
+        let new = texts(&mut new_cast, &new_ind, col)?;
         for i in 0..prev_ind.height() {
             if !closed.contains(&pk[i]) {
                 continue;
             }
-            let recomputed = new_ind_at
-                .get(&(&pk[i], &pid[i]))
-                .and_then(|&j| new[j].clone());
+            let recomputed = new_ind_at.get(&(pk[i], pid[i])).and_then(|&j| new[j]);
             if old[i] != recomputed {
                 restated.push(Restatement {
-                    key: pk[i].clone(),
+                    key: owned(&pk[i]),
                     start: istarts[i],
                     end: iends[i],
-                    item: format!("{}.{col}", pid[i].clone().unwrap_or_default()),
-                    published: old[i].clone(),
-                    recomputed,
+                    item: format!("{}.{col}", pid[i]),
+                    published: old[i].map(String::from),
+                    recomputed: recomputed.map(String::from),
                 });
             }
         }
     }
 
-    let keep_prev = |df: &DataFrame, keys: &[Key]| -> Result<DataFrame> {
+    let keep_prev = |df: &DataFrame, keys: &[KeyRef]| -> Result<DataFrame> {
         let mask: BooleanChunked = keys.iter().map(|k| Some(closed.contains(k))).collect();
         Ok(df.filter(&mask)?)
     };
-    let drop_new = |df: &DataFrame, keys: &[Key]| -> Result<DataFrame> {
+    let drop_new = |df: &DataFrame, keys: &[KeyRef]| -> Result<DataFrame> {
         let mask: BooleanChunked = keys.iter().map(|k| Some(!closed.contains(k))).collect();
         Ok(df.filter(&mask)?)
     };
