@@ -45,7 +45,7 @@ use crate::satisfaction::local_day;
 
 /// Changes whenever what the cases folder holds, or how cases are derived,
 /// changes in a way the program version would not show.
-const CASES_FORMAT: &str = "cases/1";
+const CASES_FORMAT: &str = "cases/2";
 
 /// Derived cases kept for the next run in `OUT/cache/cases/`, so that it
 /// derives again only the cases whose events may have changed:
@@ -98,7 +98,7 @@ impl CaseStore {
         let folder = CacheFolder::stage(out.cases_cache(), staging, CASES_FORMAT, policy)?;
         let mut months = BTreeMap::new();
         for (month, path) in lake::partition_files(out, "process_events")? {
-            let digest = hex(&lake::file_digest(&path)?);
+            let digest = lake::file_checksum(&path)?;
             months.insert(month, (path, digest));
         }
         Ok(CaseStore {
@@ -125,8 +125,8 @@ impl CaseStore {
         // The marts are links to files users can reach: used only if they
         // are still the bytes kept.
         for name in ["cases", "case_time"] {
-            let digest = lake::file_digest(&self.old.join(format!("{name}.parquet"))).ok()?;
-            if state[name].as_str()? != hex(&digest) {
+            let digest = lake::file_checksum(&self.old.join(format!("{name}.parquet"))).ok()?;
+            if state[name].as_str()? != digest {
                 return None;
             }
         }
@@ -175,7 +175,7 @@ impl CaseStore {
                     format!("cannot copy {} to {}", src.display(), dst.display())
                 })?;
             }
-            state.insert(name.into(), hex(&lake::file_digest(&dst)?).into());
+            state.insert(name.into(), lake::file_checksum(&dst)?.into());
         }
         fs::write(
             self.new.join("state.json"),

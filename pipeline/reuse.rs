@@ -50,7 +50,7 @@ use crate::satisfaction;
 
 /// Changes whenever what an entry holds, or how it is computed, changes in
 /// a way the program version would not show.
-const FORMAT: &str = "raters/1";
+const FORMAT: &str = "raters/2";
 
 /// The ratings removed on appeal that the entries were computed with.
 const REMOVED: &str = "removed.parquet";
@@ -101,7 +101,7 @@ pub struct RaterStore {
     base: Sha256,
     /// Ratings month files as this run sees them, and their digests.
     months: BTreeMap<String, PathBuf>,
-    digests: HashMap<String, Vec<u8>>,
+    digests: HashMap<String, String>,
     /// Removals the old entries were computed with, against this run's:
     /// the ids whose removal changed (`None`: unknown, reuse nothing).
     changed_removals: Option<PlHashSet<String>>,
@@ -186,10 +186,10 @@ impl RaterStore {
                 continue;
             }
             if !self.digests.contains_key(&month) {
-                let digest = lake::file_digest(&path)?;
+                let digest = lake::file_checksum(&path)?;
                 self.digests.insert(month.clone(), digest);
             }
-            feed(&mut h, &self.digests[&month]);
+            feed(&mut h, self.digests[&month].as_bytes());
         }
         let (items, excluded) = carry;
         feed(&mut h, &(items.len() as u64).to_le_bytes());
