@@ -385,16 +385,15 @@ pub fn compute(catalog: &[Indicator], views: &[(&str, LazyFrame)], tz: Tz) -> Re
 }
 
 fn aggregate(ind: &Indicator, df: &DataFrame, tz: Tz) -> Result<Vec<Value>> {
-    let num_col = |name: &str| -> Result<Vec<Option<f64>>> {
-        let c = df.column(name)?.cast(&DataType::Float64)?;
-        Ok(c.f64()?.iter().collect())
+    let num_column = |name: &str| -> Result<Float64Chunked> {
+        Ok(df.column(name)?.cast(&DataType::Float64)?.f64()?.clone())
     };
     if ind.aggregate == Aggregate::PerPeriod {
         let depts = frame::str_refs(df, "dept_id")?;
         let grains = frame::strs(df, "grain")?;
         let starts = frame::dates(df, "period_start")?;
-        let values = num_col("value")?;
-        let ns = num_col("n")?;
+        let values: Vec<Option<f64>> = num_column("value")?.iter().collect();
+        let ns: Vec<Option<f64>> = num_column("n")?.iter().collect();
         let mut out = Vec::new();
         for i in 0..df.height() {
             let (Some(d), Some(g), Some(s)) = (
@@ -416,17 +415,6 @@ fn aggregate(ind: &Indicator, df: &DataFrame, tz: Tz) -> Result<Vec<Value>> {
         }
         return Ok(out);
     }
-    let num_iter = |name: &str| -> Result<Float64Chunked> {
-        Ok(df.column(name)?.cast(&DataType::Float64)?.f64()?.clone())
-    };
-    let (nums, dens, vals) = match ind.aggregate {
-        Aggregate::Ratio => (
-            Some(num_iter("numerator")?),
-            Some(num_iter("denominator")?),
-            None,
-        ),
-        _ => (None, None, Some(num_iter("value")?)),
-    };
     // Where each row falls: an instant's local day, or a covered date
     // range; as day numbers, made into dates once per place.
     let places: Box<dyn Iterator<Item = Option<(i32, i32)>> + '_> = if df.column("at").is_ok() {
@@ -488,31 +476,28 @@ fn aggregate(ind: &Indicator, df: &DataFrame, tz: Tz) -> Result<Vec<Value>> {
     fn cell(cells: &mut [Option<Acc>], width: usize, d: u32, p: u32) -> &mut Acc {
         cells[d as usize * width + p as usize].get_or_insert_with(Acc::default)
     }
-    match (&nums, &dens, &vals) {
-        (Some(nums), Some(dens), _) => {
-            for ((row, num), den) in rows.iter().zip(nums.iter()).zip(dens.iter()) {
-                let Some((d, c)) = *row else { continue };
-                for &p in &covers[c as usize] {
-                    let acc = cell(&mut cells, width, d, p);
-                    acc.num += num.unwrap_or(0.0);
-                    acc.den += den.unwrap_or(0.0);
-                }
+    if ind.aggregate == Aggregate::Ratio {
+        let (nums, dens) = (num_column("numerator")?, num_column("denominator")?);
+        for ((row, num), den) in rows.iter().zip(nums.iter()).zip(dens.iter()) {
+            let Some((d, c)) = *row else { continue };
+            for &p in &covers[c as usize] {
+                let acc = cell(&mut cells, width, d, p);
+                acc.num += num.unwrap_or(0.0);
+                acc.den += den.unwrap_or(0.0);
             }
         }
-        (_, _, Some(vals)) => {
-            for (row, v) in rows.iter().zip(vals.iter()) {
-                let (Some((d, c)), Some(v)) = (*row, v) else {
-                    continue;
-                };
-                for &p in &covers[c as usize] {
-                    let acc = cell(&mut cells, width, d, p);
-                    acc.num += v;
-                    acc.count += 1.0;
-                    acc.values.push(v);
-                }
+    } else {
+        for (row, v) in rows.iter().zip(num_column("value")?.iter()) {
+            let (Some((d, c)), Some(v)) = (*row, v) else {
+                continue;
+            };
+            for &p in &covers[c as usize] {
+                let acc = cell(&mut cells, width, d, p);
+                acc.num += v;
+                acc.count += 1.0;
+                acc.values.push(v);
             }
         }
-        _ => unreachable!("a ratio has both columns, other aggregates a value"),
     }
     let mut names = vec![""; dept_no.len()];
     for (name, d) in dept_no {
