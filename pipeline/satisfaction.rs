@@ -46,7 +46,7 @@ pub fn responses(items: &[ItemRating], outcome: &raters::Outcome) -> Vec<Respons
     // Per response, in order of first appearance: its first item, the sum
     // of its scores and of its adjusted scores, and its number of items.
     let mut acc: Vec<(usize, f64, Option<f64>, usize)> = Vec::new();
-    let mut ids = raters::Ids::default();
+    let mut ids = raters::Ids::unshared();
     for (i, r) in items.iter().enumerate() {
         let n = ids.id(&r.rating_id);
         if n == acc.len() {
@@ -165,9 +165,9 @@ pub fn compute(
     // (department, period) while adding up (every response meets four
     // grains), sorted by department name and period after.
     let (mut depts, mut groups, mut raters) = (
-        raters::Ids::default(),
-        raters::Ids::default(),
-        raters::Ids::default(),
+        raters::Ids::shared(),
+        raters::Ids::shared(),
+        raters::Ids::shared(),
     );
     // ((department, period), [(group, sums)]), by number.
     type Cell = ((usize, Period), Vec<(usize, Acc)>);
