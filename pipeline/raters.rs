@@ -414,7 +414,6 @@ pub struct Outcome {
 /// Interns strings to dense indices. Item ratings share each distinct
 /// text (see [`items_from_frame`]), so a text is looked up by its address
 /// first and hashed only the first time that address is seen.
-#[derive(Default)]
 pub(crate) struct Ids<'a> {
     /// The last text looked up, by address, and its id.
     last: Option<((usize, usize), usize)>,
@@ -432,17 +431,20 @@ impl<'a> Ids<'a> {
     /// are not kept (a year's million of them took 0.2 GiB at the nightly
     /// run's peak); a text at a new address is looked up by its content.
     pub(crate) fn unshared() -> Ids<'a> {
-        Ids {
-            by_address: None,
-            ..Default::default()
-        }
+        Ids::keeping(None)
     }
 
     /// Ids of shared texts, whose addresses are kept.
     pub(crate) fn shared() -> Ids<'a> {
+        Ids::keeping(Some(PlHashMap::default()))
+    }
+
+    fn keeping(by_address: Option<PlHashMap<(usize, usize), usize>>) -> Ids<'a> {
         Ids {
-            by_address: Some(PlHashMap::default()),
-            ..Default::default()
+            last: None,
+            by_address,
+            index: PlHashMap::default(),
+            names: Vec::new(),
         }
     }
 

@@ -43,15 +43,9 @@ fn text_or_empty<'a>(df: &'a DataFrame, name: &str) -> Result<Vec<&'a str>> {
         .collect())
 }
 
-/// Values of a column as text for comparison (`None` for null), borrowed
-/// from `cast`, which is given the column cast to text to hold.
-fn texts<'a>(
-    cast: &'a mut Option<Column>,
-    df: &DataFrame,
-    col: &str,
-) -> Result<Vec<Option<&'a str>>> {
-    let c = cast.insert(df.column(col)?.cast(&DataType::String)?);
-    Ok(c.str()?.iter().collect())
+/// A column as text, for comparison (numbers as polars prints them).
+fn as_text(df: &DataFrame, col: &str) -> Result<StringChunked> {
+    Ok(df.column(col)?.cast(&DataType::String)?.str()?.clone())
 }
 
 /// A key as owned text, for a restatement.
@@ -116,9 +110,9 @@ pub fn keep_closed(
         "bonus_coefficient",
         "veto",
     ] {
-        let (mut old_cast, mut new_cast) = (None, None);
-        let old = texts(&mut old_cast, &prev_dept, col)?;
-        let new = texts(&mut new_cast, &new_dept, col)?;
+        let (old_text, new_text) = (as_text(&prev_dept, col)?, as_text(&new_dept, col)?);
+        let old: Vec<Option<&str>> = old_text.iter().collect();
+        let new: Vec<Option<&str>> = new_text.iter().collect();
         for (i, k) in prev_keys.iter().enumerate() {
             if !closed.contains(k) {
                 continue;
@@ -148,9 +142,9 @@ pub fn keep_closed(
     let istarts = frame::dates(&prev_ind, "period_start")?;
     let iends = frame::dates(&prev_ind, "period_end")?;
     for col in ["value", "points"] {
-        let (mut old_cast, mut new_cast) = (None, None);
-        let old = texts(&mut old_cast, &prev_ind, col)?;
-        let new = texts(&mut new_cast, &new_ind, col)?;
+        let (old_text, new_text) = (as_text(&prev_ind, col)?, as_text(&new_ind, col)?);
+        let old: Vec<Option<&str>> = old_text.iter().collect();
+        let new: Vec<Option<&str>> = new_text.iter().collect();
         for i in 0..prev_ind.height() {
             if !closed.contains(&pk[i]) {
                 continue;
