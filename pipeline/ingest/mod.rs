@@ -5,7 +5,10 @@
 //! unpartitioned), `rejects/rejects.parquet` and the ingest log
 //! `lake/_ingest_log.parquet`. Files already ingested with the same content
 //! (SHA-256) are skipped, so re-running adds nothing; a changed file is read
-//! again and its records replace earlier versions with the same key.
+//! again and its records replace earlier versions with the same key. A file
+//! with the size and modification time logged for its path is known without
+//! being read, if that time was at least two seconds before the logging
+//! ingest began (the log's own modification time says when that was).
 //!
 //! Nothing is published until every file has been read and checked: a file
 //! missing a required column, undecodable, or over the reject limit fails the
@@ -142,6 +145,10 @@ pub struct FileReport {
     pub file: String,
     pub sha256: String,
     pub bytes: u64,
+    /// The file's modification time (microseconds since the epoch) when its
+    /// content was last read or hashed.
+    #[serde(skip)]
+    pub modified: Option<i64>,
     pub format: String,
     pub encoding: String,
     /// `new`, `changed` or `unchanged` (skipped: same content as before).
@@ -219,6 +226,7 @@ fn ingest_in_batches(
     progress: &Progress,
     batch_bytes: u64,
 ) -> Result<IngestReport> {
+    let started = std::time::SystemTime::now();
     let (out, mut staging) = match target {
         Some((o, s)) => (Some(o), Some(s)),
         None => (None, None),
@@ -247,12 +255,12 @@ fn ingest_in_batches(
         ));
     }
 
-    // What was ingested before: (table, file) -> sha256.
-    let log = match out {
-        Some(out) => read_log(out)?,
-        None => Vec::new(),
+    // What was ingested before, and when.
+    let (log, logged_at) = match out {
+        Some(out) => (read_log(out)?, log_time(out)),
+        None => (Vec::new(), None),
     };
-    let known = Known::new(&log);
+    let known = Known::new(&log, logged_at);
 
     // Departments first: the other tables are checked against them.
     let mut lake_depts = match out {
@@ -448,9 +456,24 @@ fn ingest_in_batches(
         lake::write_parquet(&mut rejects, &staging.stage(&out.rejects()))?;
         // The log goes last: if a run dies before it is published, the next
         // run reads the files again and deduplication makes that harmless.
+        // Files found unchanged keep their rows, with the modification time
+        // they were found with.
+        let found: HashMap<(&str, &str), Option<i64>> = report
+            .files
+            .iter()
+            .filter(|f| f.status == "unchanged")
+            .map(|f| ((f.table.as_str(), f.file.as_str()), f.modified))
+            .collect();
         let mut log_rows: Vec<FileReport> = log
-            .into_iter()
+            .iter()
             .filter(|r| !reread.contains(&(r.table.clone(), r.file.clone())))
+            .map(|r| {
+                let mut r = r.clone();
+                if let Some(&m) = found.get(&(r.table.as_str(), r.file.as_str())) {
+                    r.modified = m;
+                }
+                r
+            })
             .collect();
         log_rows.extend(
             report
@@ -460,7 +483,15 @@ fn ingest_in_batches(
                 .cloned(),
         );
         let mut log_df = log_frame(&log_rows)?;
-        lake::write_parquet(&mut log_df, &staging.stage(&out.ingest_log()))?;
+        let staged = staging.stage(&out.ingest_log());
+        lake::write_parquet(&mut log_df, &staged)?;
+        // The log's modification time says when this ingest began: what the
+        // files' logged times are measured against (`Known::same_stat`).
+        std::fs::File::options()
+            .write(true)
+            .open(&staged)
+            .and_then(|f| f.set_modified(started))
+            .with_context(|| format!("cannot set the time of {}", staged.display()))?;
         crate::failpoint("ingest");
     }
     report.latest_event = latest.map(|us| {
@@ -485,11 +516,16 @@ struct Known<'a> {
     log: &'a [FileReport],
     /// (table, sha256) -> index in `log`.
     hashes: HashMap<(&'a str, &'a str), usize>,
-    paths: HashSet<(&'a str, &'a str)>,
+    /// (table, file) -> index in `log`.
+    paths: HashMap<(&'a str, &'a str), usize>,
+    /// When the ingest that wrote the log began (the log's modification
+    /// time): a logged modification time at least [`SETTLED`] older than
+    /// that vouches for the content logged with it.
+    logged_at: Option<std::time::SystemTime>,
 }
 
 impl<'a> Known<'a> {
-    fn new(log: &'a [FileReport]) -> Known<'a> {
+    fn new(log: &'a [FileReport], logged_at: Option<std::time::SystemTime>) -> Known<'a> {
         Known {
             log,
             hashes: log
@@ -499,10 +535,36 @@ impl<'a> Known<'a> {
                 .collect(),
             paths: log
                 .iter()
-                .map(|r| (r.table.as_str(), r.file.as_str()))
+                .enumerate()
+                .map(|(i, r)| ((r.table.as_str(), r.file.as_str()), i))
                 .collect(),
+            logged_at,
         }
     }
+
+    /// The log row of a file whose size and modification time are those
+    /// logged, if that time was settled when the logging ingest began: the
+    /// content has not changed since it was read (as git's index and rsync
+    /// reason). A file written moments before an ingest is hashed again.
+    fn same_stat(&self, table: &str, rel: &str, meta: &std::fs::Metadata) -> Option<usize> {
+        let &i = self.paths.get(&(table, rel))?;
+        let r = &self.log[i];
+        let modified = meta.modified().ok()?;
+        let vouched = r.bytes == meta.len()
+            && r.modified.is_some()
+            && r.modified == micros_since_epoch(modified)
+            && self.logged_at? >= modified + SETTLED;
+        vouched.then_some(i)
+    }
+}
+
+/// How much older than an ingest a file's modification time must be to
+/// vouch for the content read: more than any file system's timestamp step.
+const SETTLED: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn micros_since_epoch(t: std::time::SystemTime) -> Option<i64> {
+    let us = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_micros();
+    i64::try_from(us).ok()
 }
 
 /// Input bytes read per batch: enough to keep every core busy, small
@@ -564,37 +626,39 @@ fn read_files(
                 message: format!("cannot read {}: {e}", file.path.display()),
             };
             let table = file.table.name;
-            let unchanged = |sha: &str| {
-                known.hashes.get(&(table, sha)).map(|&i| {
-                    let mut r = known.log[i].clone();
-                    r.status = "unchanged".into();
-                    r.file = file.rel.clone();
-                    r
-                })
+            let meta = std::fs::metadata(&file.path).map_err(cannot_read)?;
+            let modified = meta.modified().ok().and_then(micros_since_epoch);
+            let unchanged = |i: usize| {
+                let mut r = known.log[i].clone();
+                r.status = "unchanged".into();
+                r.file = file.rel.clone();
+                r.modified = modified;
+                r
             };
+            if let Some(i) = known.same_stat(table, &file.rel, &meta) {
+                return Ok(Err(unchanged(i)));
+            }
+            let same_content = |sha: &str| known.hashes.get(&(table, sha)).map(|&i| unchanged(i));
+            let logged = known.paths.contains_key(&(table, file.rel.as_str()));
             // A file at a path ingested before is most likely unchanged (most
             // files of a nightly run are): it is hashed through a small
             // buffer first, and read whole only if its content is new.
-            if known.paths.contains(&(table, file.rel.as_str())) {
+            if logged {
                 let sha = lake::file_digest(&file.path).map_err(|e| FileError {
                     file: file.rel.clone(),
                     message: format!("{e:#}"),
                 })?;
                 let sha = hex(&sha);
-                if let Some(r) = unchanged(&sha) {
+                if let Some(r) = same_content(&sha) {
                     return Ok(Err(r));
                 }
             }
             let bytes = std::fs::read(&file.path).map_err(cannot_read)?;
             let sha = hex(&Sha256::digest(&bytes));
-            if let Some(r) = unchanged(&sha) {
+            if let Some(r) = same_content(&sha) {
                 return Ok(Err(r));
             }
-            let status = if known.paths.contains(&(table, file.rel.as_str())) {
-                "changed"
-            } else {
-                "new"
-            };
+            let status = if logged { "changed" } else { "new" };
             let read = source::read(&file, &bytes, encoding)?;
             let mut rejects: Vec<Reject> = read
                 .rejects
@@ -665,6 +729,9 @@ fn read_files(
                 file: file.rel.clone(),
                 sha256: sha,
                 bytes: bytes.len() as u64,
+                // Vouches for the content only if it is the size the
+                // modification time came with.
+                modified: modified.filter(|_| meta.len() == bytes.len() as u64),
                 format: file.format.as_str().into(),
                 encoding: read.encoding.into(),
                 status: status.into(),
@@ -1400,6 +1467,9 @@ fn log_frame(rows: &[FileReport]) -> Result<DataFrame> {
             s("file", &|r| &r.file),
             s("sha256", &|r| &r.sha256),
             u("bytes", &|r| r.bytes),
+            Int64Chunked::from_iter_options("modified".into(), rows.iter().map(|r| r.modified))
+                .into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+                .into_column(),
             s("format", &|r| &r.format),
             s("encoding", &|r| &r.encoding),
             u("records", &|r| r.records),
@@ -1407,6 +1477,13 @@ fn log_frame(rows: &[FileReport]) -> Result<DataFrame> {
             u("rejected", &|r| r.rejected),
         ],
     )?)
+}
+
+/// When the ingest that wrote the log began (see `Known::same_stat`).
+fn log_time(out: &OutDir) -> Option<std::time::SystemTime> {
+    std::fs::metadata(out.read(&out.ingest_log()))
+        .and_then(|m| m.modified())
+        .ok()
 }
 
 /// The ingest log: one row per file ingested, with its hash.
@@ -1441,12 +1518,22 @@ pub fn read_log(out: &OutDir) -> Result<Vec<FileReport>> {
     );
     let (bytes, records, valid, rejected) =
         (u("bytes")?, u("records")?, u("valid")?, u("rejected")?);
+    // Logs written before the column existed vouch for no modification
+    // time: their files are hashed once more.
+    let modified: Vec<Option<i64>> = if df.column("modified").is_ok() {
+        crate::frame::micros_in_place(&df, "modified")?
+            .iter()
+            .collect()
+    } else {
+        vec![None; df.height()]
+    };
     Ok((0..df.height())
         .map(|i| FileReport {
             table: table[i].clone(),
             file: file[i].clone(),
             sha256: sha[i].clone(),
             bytes: bytes[i],
+            modified: modified[i],
             format: format[i].clone(),
             encoding: enc[i].clone(),
             status: "ingested".into(),

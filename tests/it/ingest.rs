@@ -1,5 +1,7 @@
 //! Ingest: formats, encodings, months, rejects, duplicates, re-ingest.
 
+use std::time::{Duration, SystemTime};
+
 use polars::prelude::*;
 use scorecard::ingest::Reason;
 
@@ -468,6 +470,146 @@ fn duplicates_across_files_keep_the_later_files_version() {
     assert_eq!(
         ws.rows("SELECT event FROM process_events ORDER BY at"),
         vec![strs(&["received"]), strs(&["resolved"])]
+    );
+}
+
+/// Sets the modification time of an input file, as an export copied with
+/// its time kept would have.
+fn set_modified(ws: &Workspace, rel: &str, t: SystemTime) {
+    std::fs::File::options()
+        .write(true)
+        .open(ws.input.join(rel))
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+}
+
+/// The ratings file's status in the last ingest, and the scores in the lake.
+fn ratings_status(m: &scorecard::run::Manifest, ws: &Workspace) -> (String, Vec<Vec<String>>) {
+    let f = m
+        .ingest
+        .files
+        .iter()
+        .find(|f| f.table == "ratings")
+        .unwrap();
+    (
+        f.status.clone(),
+        ws.rows("SELECT rating_id, score FROM ratings"),
+    )
+}
+
+fn micros(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64
+}
+
+#[test]
+fn a_file_with_the_logged_size_and_an_older_time_is_not_read_again() {
+    let ws = Workspace::new();
+    ws.put_departments();
+    let file = "ratings/2026-03-01.csv";
+    let version =
+        |score: u8| format!("{RATINGS_HEADER}r1,2026-03-01 10:00:00,hr,E1,peer,overall,{score}\n");
+    // An export written an hour before the ingest.
+    let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    ws.put(file, version(3));
+    set_modified(&ws, file, hour_ago);
+    let first = ws.ingest().unwrap();
+    assert_eq!(
+        ratings_status(&first, &ws),
+        ("new".into(), vec![strs(&["r1", "3.0"])])
+    );
+    let log = |ws: &Workspace| {
+        scorecard::lake::read_parquet(&ws.out.join("lake/_ingest_log.parquet")).unwrap()
+    };
+    let logged_time = |ws: &Workspace| -> Option<i64> {
+        let log = log(ws);
+        let files = log.column("file").unwrap().str().unwrap().clone();
+        let at = files.iter().position(|f| f == Some(file)).unwrap();
+        log.column("modified")
+            .unwrap()
+            .datetime()
+            .unwrap()
+            .physical()
+            .get(at)
+    };
+    assert_eq!(logged_time(&ws), Some(micros(hour_ago)));
+
+    // Same size, same time: the file is known without being read, so
+    // content changed behind a kept time goes unseen (as with git or rsync).
+    ws.put(file, version(4));
+    set_modified(&ws, file, hour_ago);
+    let second = ws.ingest().unwrap();
+    assert_eq!(
+        ratings_status(&second, &ws),
+        ("unchanged".into(), vec![strs(&["r1", "3.0"])])
+    );
+
+    // A new time: read again.
+    let later = hour_ago + Duration::from_secs(1);
+    set_modified(&ws, file, later);
+    let third = ws.ingest().unwrap();
+    assert_eq!(
+        ratings_status(&third, &ws),
+        ("changed".into(), vec![strs(&["r1", "4.0"])])
+    );
+    assert_eq!(logged_time(&ws), Some(micros(later)));
+
+    // Touched without a change: hashed, found unchanged, and logged with
+    // its new time.
+    let touched = later + Duration::from_secs(1);
+    set_modified(&ws, file, touched);
+    let touch = ws.ingest().unwrap();
+    assert_eq!(
+        ratings_status(&touch, &ws),
+        ("unchanged".into(), vec![strs(&["r1", "4.0"])])
+    );
+    assert_eq!(logged_time(&ws), Some(micros(touched)));
+    let later = touched;
+
+    // A log written before it held modification times vouches for nothing:
+    // the file is hashed, and found changed.
+    let mut old_log = log(&ws).drop("modified").unwrap();
+    ParquetWriter::new(std::fs::File::create(ws.out.join("lake/_ingest_log.parquet")).unwrap())
+        .finish(&mut old_log)
+        .unwrap();
+    ws.put(file, version(5));
+    set_modified(&ws, file, later);
+    let fourth = ws.ingest().unwrap();
+    assert_eq!(
+        ratings_status(&fourth, &ws),
+        ("changed".into(), vec![strs(&["r1", "5.0"])])
+    );
+    assert_eq!(logged_time(&ws), Some(micros(later)));
+}
+
+#[test]
+fn a_file_written_just_before_an_ingest_is_hashed_again() {
+    let ws = Workspace::new();
+    ws.put_departments();
+    let file = "ratings/2026-03-01.csv";
+    let version =
+        |score: u8| format!("{RATINGS_HEADER}r1,2026-03-01 10:00:00,hr,E1,peer,overall,{score}\n");
+    // Written moments before the ingest began: the time does not vouch for
+    // what was read, as the file may be written again within the same
+    // timestamp step.
+    ws.put(file, version(3));
+    let written = std::fs::metadata(ws.input.join(file))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let first = ws.ingest().unwrap();
+    assert_eq!(
+        ratings_status(&first, &ws),
+        ("new".into(), vec![strs(&["r1", "3.0"])])
+    );
+    ws.put(file, version(4));
+    set_modified(&ws, file, written);
+    let second = ws.ingest().unwrap();
+    assert_eq!(
+        ratings_status(&second, &ws),
+        ("changed".into(), vec![strs(&["r1", "4.0"])])
     );
 }
 
