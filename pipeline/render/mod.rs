@@ -21,7 +21,7 @@ mod data;
 pub mod dictionary;
 pub mod svg;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, Result};
 use chrono::{Datelike, NaiveDate};
@@ -154,25 +154,25 @@ pub fn render(
     }
     pages.push(site.data_quality_page(out)?);
 
-    let rendered: Vec<(String, String)> = pages
-        .par_iter()
-        .map(|page| {
-            let html = env
-                .get_template(page.template)
-                .and_then(|tpl| tpl.render(&page.ctx))
-                .with_context(|| format!("cannot render {} from {}", page.path, page.template))?;
-            Ok((page.path.clone(), html))
-        })
-        .collect::<Result<_>>()?;
-
+    // Each page is written as soon as it is rendered, on every core: most
+    // of the time a page takes is the file system making its file.
     let dir = staging.stage(&out.site());
-    for (path, html) in &rendered {
-        let file = dir.join(path);
-        if let Some(parent) = file.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::write(&file, html).with_context(|| format!("cannot write {}", file.display()))?;
+    let folders: BTreeSet<std::path::PathBuf> = pages
+        .iter()
+        .filter_map(|page| dir.join(&page.path).parent().map(|p| p.to_path_buf()))
+        .collect();
+    for folder in &folders {
+        std::fs::create_dir_all(folder)
+            .with_context(|| format!("cannot create {}", folder.display()))?;
     }
+    pages.par_iter().try_for_each(|page| -> Result<()> {
+        let html = env
+            .get_template(page.template)
+            .and_then(|tpl| tpl.render(&page.ctx))
+            .with_context(|| format!("cannot render {} from {}", page.path, page.template))?;
+        let file = dir.join(&page.path);
+        std::fs::write(&file, html).with_context(|| format!("cannot write {}", file.display()))
+    })?;
     for (name, csv) in site.downloads(out)? {
         let file = dir.join("downloads").join(name);
         std::fs::create_dir_all(file.parent().expect("has a parent"))?;
@@ -181,7 +181,7 @@ pub fn render(
     crate::failpoint("render");
     progress.step(&format!(
         "render: {} pages in {}",
-        rendered.len(),
+        pages.len(),
         out.site().display()
     ));
     Ok(())
