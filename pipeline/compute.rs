@@ -963,6 +963,62 @@ pub fn compute(
         .retain(|(name, _)| !matches!(*name, "rating_appeals" | "complaints" | "measurements"));
     progress.step(&format!("measure: {} indicator values", values.len()));
 
+    // The marts that scores do not change are written on a thread of their
+    // own while scores, closed periods and trends are worked out (much of
+    // that on one core).
+    let early: Vec<(&str, DataFrame)> = vec![
+        ("satisfaction", views.get("satisfaction").clone()),
+        (
+            "rater_effects",
+            published_raters(views.get("rater_effects"), rater_key.as_deref())?,
+        ),
+        (
+            "rating_flags",
+            published_raters(views.get("rating_flags"), rater_key.as_deref())?,
+        ),
+        ("reliability", views.get("reliability").clone()),
+        ("indicator_values", measure::values_frame(&values, as_of)?),
+        ("indicator_catalog", measure::catalog_frame(catalog)?),
+    ];
+    for (name, df) in &early {
+        report.marts.insert(name.to_string(), df.height());
+    }
+    // Written on every core, a mart per core at a time.
+    let write_all = |marts: &[(&str, DataFrame)]| -> Result<()> {
+        crate::on_every_core(marts.len(), |i| {
+            let (name, df) = &marts[i];
+            write_mart(name, &mut df.clone())
+        })?;
+        Ok(())
+    };
+    let late = std::thread::scope(|s| -> Result<Vec<(&str, DataFrame)>> {
+        let writer = s.spawn(|| write_all(&early));
+        let late = scores_and_trends(&views, &values, catalog, policy, as_of, out, progress);
+        writer
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e))?;
+        late
+    })?;
+    drop(early);
+    for (name, df) in &late {
+        report.marts.insert(name.to_string(), df.height());
+    }
+    write_all(&late)?;
+    crate::failpoint("compute");
+    Ok(report)
+}
+
+/// Scores, closed periods kept as published, trends and cross-checks: the
+/// marts that depend on the scores.
+fn scores_and_trends(
+    views: &Views,
+    values: &[measure::Value],
+    catalog: &[Indicator],
+    policy: &LoadedPolicy,
+    as_of: NaiveDate,
+    out: &OutDir,
+    progress: &Progress,
+) -> Result<Vec<(&'static str, DataFrame)>> {
     let departments: Vec<(String, String)> = {
         let d = views.get("departments");
         let mut v: Vec<(String, String)> = frame::strs(d, "dept_id")?
@@ -973,11 +1029,11 @@ pub fn compute(
         v.sort();
         v
     };
-    let vetoes = veto_incidents(views.get("incidents"), policy, tz)?;
+    let vetoes = veto_incidents(views.get("incidents"), policy, policy.tz)?;
     let (ind_scores, dept_scores) = match views.first_day {
         Some(first) => score::score(
             &departments,
-            &values,
+            values,
             catalog,
             &policy.policy,
             &vetoes,
@@ -1033,36 +1089,14 @@ pub fn compute(
         findings.len()
     ));
 
-    let marts: Vec<(&str, DataFrame)> = vec![
-        ("satisfaction", views.get("satisfaction").clone()),
-        (
-            "rater_effects",
-            published_raters(views.get("rater_effects"), rater_key.as_deref())?,
-        ),
-        (
-            "rating_flags",
-            published_raters(views.get("rating_flags"), rater_key.as_deref())?,
-        ),
-        ("reliability", views.get("reliability").clone()),
-        ("indicator_values", measure::values_frame(&values, as_of)?),
+    Ok(vec![
         ("indicator_scores", ind_df),
         ("department_scores", dept_df),
         ("restatements", restatements),
         ("trends", trends::trends_frame(&trend_rows)?),
         ("trend_series", trends::series_frame(&series_rows)?),
         ("cross_checks", trends::findings_frame(&findings)?),
-        ("indicator_catalog", measure::catalog_frame(catalog)?),
-    ];
-    // Written on every core, a mart per core at a time.
-    for (name, df) in &marts {
-        report.marts.insert(name.to_string(), df.height());
-    }
-    crate::on_every_core(marts.len(), |i| {
-        let (name, df) = &marts[i];
-        write_mart(name, &mut df.clone())
-    })?;
-    crate::failpoint("compute");
-    Ok(report)
+    ])
 }
 
 /// A rater mart as published: rater ids replaced by pseudonyms when the
