@@ -255,9 +255,13 @@ fn ingest_in_batches(
         ));
     }
 
-    // What was ingested before, and when.
+    // What was ingested before, and when (which vouches for nothing unless
+    // the policy trusts file times).
     let (log, logged_at) = match out {
-        Some(out) => (read_log(out)?, log_time(out)),
+        Some(out) => (
+            read_log(out)?,
+            log_time(out).filter(|_| policy.policy.ingest.trust_file_times),
+        ),
         None => (Vec::new(), None),
     };
     let known = Known::new(&log, logged_at);

@@ -105,6 +105,10 @@ pub struct IngestPolicy {
     /// Files with fewer records are exempt from the share limit.
     #[serde(default = "default_min_records_for_limit")]
     pub min_records_for_limit: u64,
+    /// A file with the size and settled modification time logged for its
+    /// path is taken as unchanged without being read.
+    #[serde(default = "default_trust_file_times")]
+    pub trust_file_times: bool,
 }
 
 impl Default for IngestPolicy {
@@ -113,6 +117,7 @@ impl Default for IngestPolicy {
             encoding: default_encoding(),
             max_reject_share: default_max_reject_share(),
             min_records_for_limit: default_min_records_for_limit(),
+            trust_file_times: default_trust_file_times(),
         }
     }
 }
@@ -372,6 +377,9 @@ fn default_max_reject_share() -> f64 {
 }
 fn default_min_records_for_limit() -> u64 {
     50
+}
+fn default_trust_file_times() -> bool {
+    true
 }
 fn default_min_coverage() -> f64 {
     0.5

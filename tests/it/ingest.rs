@@ -585,6 +585,36 @@ fn a_file_with_the_logged_size_and_an_older_time_is_not_read_again() {
 }
 
 #[test]
+fn a_policy_that_does_not_trust_file_times_has_every_file_hashed() {
+    let ws = Workspace::new();
+    ws.put_departments();
+    ws.put(
+        "policy.toml",
+        scorecard::policy::DEFAULT_POLICY
+            .replace("trust_file_times = true", "trust_file_times = false"),
+    );
+    let file = "ratings/2026-03-01.csv";
+    let version =
+        |score: u8| format!("{RATINGS_HEADER}r1,2026-03-01 10:00:00,hr,E1,peer,overall,{score}\n");
+    let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    ws.put(file, version(3));
+    set_modified(&ws, file, hour_ago);
+    let first = ws.ingest().unwrap();
+    assert_eq!(
+        ratings_status(&first, &ws),
+        ("new".into(), vec![strs(&["r1", "3.0"])])
+    );
+    // Rewritten in place with its size and time kept: seen all the same.
+    ws.put(file, version(4));
+    set_modified(&ws, file, hour_ago);
+    let second = ws.ingest().unwrap();
+    assert_eq!(
+        ratings_status(&second, &ws),
+        ("changed".into(), vec![strs(&["r1", "4.0"])])
+    );
+}
+
+#[test]
 fn a_file_written_just_before_an_ingest_is_hashed_again() {
     let ws = Workspace::new();
     ws.put_departments();
