@@ -473,19 +473,39 @@ fn duplicates_across_files_keep_the_later_files_version() {
     );
 }
 
-/// Sets the modification time of an input file, as an export copied with
-/// its time kept would have.
-fn set_modified(ws: &Workspace, rel: &str, t: SystemTime) {
+/// The one ratings file of the file-time tests.
+const FILE: &str = "ratings/2026-03-01.csv";
+
+/// Sets the modification time of the ratings file, as an export copied
+/// with its time kept would have.
+fn set_modified(ws: &Workspace, t: SystemTime) {
     std::fs::File::options()
         .write(true)
-        .open(ws.input.join(rel))
+        .open(ws.input.join(FILE))
         .unwrap()
         .set_modified(t)
         .unwrap();
 }
 
-/// The ratings file's status in the last ingest, and the scores in the lake.
-fn ratings_status(m: &scorecard::run::Manifest, ws: &Workspace) -> (String, Vec<Vec<String>>) {
+/// Writes the ratings file with rating r1 scored `score` (every score gives
+/// the same size) unless `score` is `None`, sets its modification time to
+/// `at` unless that is `None`, and ingests: the file's status and the
+/// lake's scores.
+fn ingest_version(
+    ws: &Workspace,
+    score: Option<u8>,
+    at: Option<SystemTime>,
+) -> (String, Vec<Vec<String>>) {
+    if let Some(score) = score {
+        ws.put(
+            FILE,
+            format!("{RATINGS_HEADER}r1,2026-03-01 10:00:00,hr,E1,peer,overall,{score}\n"),
+        );
+    }
+    if let Some(at) = at {
+        set_modified(ws, at);
+    }
+    let m = ws.ingest().unwrap();
     let f = m
         .ingest
         .files
@@ -498,6 +518,29 @@ fn ratings_status(m: &scorecard::run::Manifest, ws: &Workspace) -> (String, Vec<
     )
 }
 
+/// A status and rating r1's score in the lake, as `ingest_version` gives.
+fn r1(status: &str, score: &str) -> (String, Vec<Vec<String>>) {
+    (status.to_string(), vec![strs(&["r1", score])])
+}
+
+fn ingest_log(ws: &Workspace) -> DataFrame {
+    scorecard::lake::read_parquet(&ws.out.join("lake/_ingest_log.parquet")).unwrap()
+}
+
+/// The modification time the ingest log holds for the ratings file, in
+/// microseconds since the epoch.
+fn logged_time(ws: &Workspace) -> Option<i64> {
+    let log = ingest_log(ws);
+    let files = log.column("file").unwrap().str().unwrap().clone();
+    let at = files.iter().position(|f| f == Some(FILE)).unwrap();
+    log.column("modified")
+        .unwrap()
+        .datetime()
+        .unwrap()
+        .physical()
+        .get(at)
+}
+
 fn micros(t: SystemTime) -> i64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
@@ -508,80 +551,46 @@ fn micros(t: SystemTime) -> i64 {
 fn a_file_with_the_logged_size_and_an_older_time_is_not_read_again() {
     let ws = Workspace::new();
     ws.put_departments();
-    let file = "ratings/2026-03-01.csv";
-    let version =
-        |score: u8| format!("{RATINGS_HEADER}r1,2026-03-01 10:00:00,hr,E1,peer,overall,{score}\n");
     // An export written an hour before the ingest.
     let hour_ago = SystemTime::now() - Duration::from_secs(3600);
-    ws.put(file, version(3));
-    set_modified(&ws, file, hour_ago);
-    let first = ws.ingest().unwrap();
     assert_eq!(
-        ratings_status(&first, &ws),
-        ("new".into(), vec![strs(&["r1", "3.0"])])
+        ingest_version(&ws, Some(3), Some(hour_ago)),
+        r1("new", "3.0")
     );
-    let log = |ws: &Workspace| {
-        scorecard::lake::read_parquet(&ws.out.join("lake/_ingest_log.parquet")).unwrap()
-    };
-    let logged_time = |ws: &Workspace| -> Option<i64> {
-        let log = log(ws);
-        let files = log.column("file").unwrap().str().unwrap().clone();
-        let at = files.iter().position(|f| f == Some(file)).unwrap();
-        log.column("modified")
-            .unwrap()
-            .datetime()
-            .unwrap()
-            .physical()
-            .get(at)
-    };
     assert_eq!(logged_time(&ws), Some(micros(hour_ago)));
 
     // Same size, same time: the file is known without being read, so
     // content changed behind a kept time goes unseen (as with git or rsync).
-    ws.put(file, version(4));
-    set_modified(&ws, file, hour_ago);
-    let second = ws.ingest().unwrap();
     assert_eq!(
-        ratings_status(&second, &ws),
-        ("unchanged".into(), vec![strs(&["r1", "3.0"])])
+        ingest_version(&ws, Some(4), Some(hour_ago)),
+        r1("unchanged", "3.0")
     );
 
     // A new time: read again.
     let later = hour_ago + Duration::from_secs(1);
-    set_modified(&ws, file, later);
-    let third = ws.ingest().unwrap();
-    assert_eq!(
-        ratings_status(&third, &ws),
-        ("changed".into(), vec![strs(&["r1", "4.0"])])
-    );
+    assert_eq!(ingest_version(&ws, None, Some(later)), r1("changed", "4.0"));
     assert_eq!(logged_time(&ws), Some(micros(later)));
 
     // Touched without a change: hashed, found unchanged, and logged with
     // its new time.
     let touched = later + Duration::from_secs(1);
-    set_modified(&ws, file, touched);
-    let touch = ws.ingest().unwrap();
     assert_eq!(
-        ratings_status(&touch, &ws),
-        ("unchanged".into(), vec![strs(&["r1", "4.0"])])
+        ingest_version(&ws, None, Some(touched)),
+        r1("unchanged", "4.0")
     );
     assert_eq!(logged_time(&ws), Some(micros(touched)));
-    let later = touched;
 
     // A log written before it held modification times vouches for nothing:
     // the file is hashed, and found changed.
-    let mut old_log = log(&ws).drop("modified").unwrap();
+    let mut old_log = ingest_log(&ws).drop("modified").unwrap();
     ParquetWriter::new(std::fs::File::create(ws.out.join("lake/_ingest_log.parquet")).unwrap())
         .finish(&mut old_log)
         .unwrap();
-    ws.put(file, version(5));
-    set_modified(&ws, file, later);
-    let fourth = ws.ingest().unwrap();
     assert_eq!(
-        ratings_status(&fourth, &ws),
-        ("changed".into(), vec![strs(&["r1", "5.0"])])
+        ingest_version(&ws, Some(5), Some(touched)),
+        r1("changed", "5.0")
     );
-    assert_eq!(logged_time(&ws), Some(micros(later)));
+    assert_eq!(logged_time(&ws), Some(micros(touched)));
 }
 
 #[test]
@@ -593,24 +602,15 @@ fn a_policy_that_does_not_trust_file_times_has_every_file_hashed() {
         scorecard::policy::DEFAULT_POLICY
             .replace("trust_file_times = true", "trust_file_times = false"),
     );
-    let file = "ratings/2026-03-01.csv";
-    let version =
-        |score: u8| format!("{RATINGS_HEADER}r1,2026-03-01 10:00:00,hr,E1,peer,overall,{score}\n");
     let hour_ago = SystemTime::now() - Duration::from_secs(3600);
-    ws.put(file, version(3));
-    set_modified(&ws, file, hour_ago);
-    let first = ws.ingest().unwrap();
     assert_eq!(
-        ratings_status(&first, &ws),
-        ("new".into(), vec![strs(&["r1", "3.0"])])
+        ingest_version(&ws, Some(3), Some(hour_ago)),
+        r1("new", "3.0")
     );
     // Rewritten in place with its size and time kept: seen all the same.
-    ws.put(file, version(4));
-    set_modified(&ws, file, hour_ago);
-    let second = ws.ingest().unwrap();
     assert_eq!(
-        ratings_status(&second, &ws),
-        ("changed".into(), vec![strs(&["r1", "4.0"])])
+        ingest_version(&ws, Some(4), Some(hour_ago)),
+        r1("changed", "4.0")
     );
 }
 
@@ -618,28 +618,17 @@ fn a_policy_that_does_not_trust_file_times_has_every_file_hashed() {
 fn a_file_written_just_before_an_ingest_is_hashed_again() {
     let ws = Workspace::new();
     ws.put_departments();
-    let file = "ratings/2026-03-01.csv";
-    let version =
-        |score: u8| format!("{RATINGS_HEADER}r1,2026-03-01 10:00:00,hr,E1,peer,overall,{score}\n");
     // Written moments before the ingest began: the time does not vouch for
     // what was read, as the file may be written again within the same
     // timestamp step.
-    ws.put(file, version(3));
-    let written = std::fs::metadata(ws.input.join(file))
+    assert_eq!(ingest_version(&ws, Some(3), None), r1("new", "3.0"));
+    let written = std::fs::metadata(ws.input.join(FILE))
         .unwrap()
         .modified()
         .unwrap();
-    let first = ws.ingest().unwrap();
     assert_eq!(
-        ratings_status(&first, &ws),
-        ("new".into(), vec![strs(&["r1", "3.0"])])
-    );
-    ws.put(file, version(4));
-    set_modified(&ws, file, written);
-    let second = ws.ingest().unwrap();
-    assert_eq!(
-        ratings_status(&second, &ws),
-        ("changed".into(), vec![strs(&["r1", "4.0"])])
+        ingest_version(&ws, Some(4), Some(written)),
+        r1("changed", "4.0")
     );
 }
 
