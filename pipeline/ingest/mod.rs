@@ -524,7 +524,10 @@ struct Known<'a> {
     paths: HashMap<(&'a str, &'a str), usize>,
     /// When the ingest that wrote the log began (the log's modification
     /// time): a logged modification time at least [`SETTLED`] older than
-    /// that vouches for the content logged with it.
+    /// that vouches for the content logged with it. An output folder copied
+    /// without its times (not `cp -a`, `rsync -a`) makes the log look newer
+    /// than it is, and a file written within two seconds of the old ingest
+    /// could then be trusted.
     logged_at: Option<std::time::SystemTime>,
 }
 
