@@ -128,14 +128,10 @@ fn run_on_the_samples_writes_every_output_and_is_idempotent() {
 fn exit_status_is_2_for_a_bad_policy_and_every_problem_is_listed() {
     let ws = Workspace::new();
     ws.put_departments();
-    let policy = ws.input.join("policy.toml");
-    std::fs::write(
-        &policy,
-        scorecard::policy::DEFAULT_POLICY
-            .replace("locale = \"zh-CN\"", "locale = \"de\"")
-            .replace("max_reject_share = 0.05", "max_reject_share = 5"),
-    )
-    .unwrap();
+    ws.put_policy(&[
+        ("locale = \"zh-CN\"", "locale = \"de\""),
+        ("max_reject_share = 0.05", "max_reject_share = 5"),
+    ]);
     let o = scorecard(&[
         "run",
         "--input",
@@ -421,9 +417,7 @@ fn every_department_has_a_score_for_every_month_quarter_and_year_of_the_samples(
 
 /// Writes an indicator folder next to a policy that points at it.
 fn policy_with_indicators(ws: &Workspace, files: &[(&str, &str)]) {
-    let policy = scorecard::policy::DEFAULT_POLICY
-        .replace("indicators = \"\"", "indicators = \"my-indicators\"");
-    ws.put("policy.toml", policy);
+    ws.put_policy(&[("indicators = \"\"", "indicators = \"my-indicators\"")]);
     for (name, text) in files {
         ws.put(&format!("my-indicators/{name}"), *text);
     }
@@ -474,14 +468,10 @@ fn bad_indicator_definitions_fail_before_any_data_is_read() {
 fn unknown_indicator_id_in_the_policy_fails_naming_the_key() {
     let ws = Workspace::new();
     ws.put_departments();
-    ws.put(
-        "policy.toml",
-        scorecard::policy::DEFAULT_POLICY.replacen(
-            "[versions.indicators.internal_service]\n",
-            "[versions.indicators.internal_service]\nhappiness_index = { target = 1, weight = 1, rule = \"ratio\" }\n",
-            1,
-        ),
-    );
+    ws.put_policy(&[(
+        "[versions.indicators.internal_service]\n",
+        "[versions.indicators.internal_service]\nhappiness_index = { target = 1, weight = 1, rule = \"ratio\" }\n",
+    )]);
     let o = scorecard(&["check", "--input", ws.input.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     let err = text(&o.stderr);

@@ -422,10 +422,7 @@ fn review_rates_and_measurement_indicators_worked_by_hand() {
 fn trimming_the_highest_and_lowest_response_and_the_anonymity_minimum_per_group() {
     let ws = Workspace::new();
     ws.put_departments();
-    ws.put(
-        "policy.toml",
-        scorecard::policy::DEFAULT_POLICY.replace("trim_extremes = false", "trim_extremes = true"),
-    );
+    ws.put_policy(&[("trim_extremes = false", "trim_extremes = true")]);
     // hr, March 2026, overall item on 1-5: client_internal r1 5 (100),
     // r2 5 (100), r3 4 (75), r4 3 (50), r5 1 (0); one superior a1 5 (100).
     ws.put(
@@ -490,12 +487,10 @@ fn flagged_ratings_are_excluded_or_scored_on_the_fair_mean_as_the_policy_says() 
     // r2 = (75 + 50) / 2 = 62.5 and r3 = (50 + 25) / 2 = 37.5 -> 50.
     let ws = Workspace::new();
     ws.put_departments();
-    ws.put(
-        "policy.toml",
-        scorecard::policy::DEFAULT_POLICY
-            .replace("handling = \"keep\"", "handling = \"exclude\"")
-            .replace("straight_line_min_items = 5", "straight_line_min_items = 2"),
-    );
+    ws.put_policy(&[
+        ("handling = \"keep\"", "handling = \"exclude\""),
+        ("straight_line_min_items = 5", "straight_line_min_items = 2"),
+    ]);
     ws.put("ratings.csv", ratings);
     run_as_of(&ws, "2026-03-31");
     let row = &ws.rows(sat)[0];
@@ -509,11 +504,7 @@ fn flagged_ratings_are_excluded_or_scored_on_the_fair_mean_as_the_policy_says() 
     // Scored on the fair mean: value is the fair mean, not the observed one.
     let ws = Workspace::new();
     ws.put_departments();
-    ws.put(
-        "policy.toml",
-        scorecard::policy::DEFAULT_POLICY
-            .replace("handling = \"keep\"", "handling = \"fair_mean\""),
-    );
+    ws.put_policy(&[("handling = \"keep\"", "handling = \"fair_mean\"")]);
     ws.put("ratings.csv", ratings);
     run_as_of(&ws, "2026-03-31");
     let row = &ws.rows(sat)[0];

@@ -10,10 +10,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use polars::prelude::*;
 use scorecard::ingest;
-use scorecard::policy::{load_text, PolicySource, DEFAULT_POLICY};
+use scorecard::policy::{load_text, PolicySource};
 use scorecard::progress::Progress;
 
-use crate::{Rng, Workspace};
+use crate::{policy_with, Rng, Workspace};
 
 const COLUMNS: [&str; 7] = [
     "rating_id",
@@ -202,12 +202,13 @@ fn make_case(rng: &mut Rng) -> Case {
 fn policy() -> scorecard::policy::LoadedPolicy {
     // New York: local times in the spring-forward gap must be rejected.
     load_text(
-        DEFAULT_POLICY
-            .replace(
+        policy_with(&[
+            (
                 "timezone = \"Asia/Shanghai\"",
                 "timezone = \"America/New_York\"",
-            )
-            .replace("max_reject_share = 0.05", "max_reject_share = 1.0"),
+            ),
+            ("max_reject_share = 0.05", "max_reject_share = 1.0"),
+        ]),
         PolicySource::Embedded,
     )
     .unwrap()

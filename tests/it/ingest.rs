@@ -214,13 +214,10 @@ fn damaged_utf8_fails_naming_the_line_instead_of_garbling() {
 fn every_reject_reason_is_recorded_with_file_line_and_column() {
     let ws = Workspace::new();
     // New York, for a local time inside the spring-forward gap.
-    ws.put(
-        "policy.toml",
-        scorecard::policy::DEFAULT_POLICY.replace(
-            "timezone = \"Asia/Shanghai\"",
-            "timezone = \"America/New_York\"",
-        ),
-    );
+    ws.put_policy(&[(
+        "timezone = \"Asia/Shanghai\"",
+        "timezone = \"America/New_York\"",
+    )]);
     ws.put(
         "departments.csv",
         "dept_id,name,dept_type,name_en,parent_id\n\
@@ -597,11 +594,7 @@ fn a_file_with_the_logged_size_and_an_older_time_is_not_read_again() {
 fn a_policy_that_does_not_trust_file_times_has_every_file_hashed() {
     let ws = Workspace::new();
     ws.put_departments();
-    ws.put(
-        "policy.toml",
-        scorecard::policy::DEFAULT_POLICY
-            .replace("trust_file_times = true", "trust_file_times = false"),
-    );
+    ws.put_policy(&[("trust_file_times = true", "trust_file_times = false")]);
     let hour_ago = SystemTime::now() - Duration::from_secs(3600);
     assert_eq!(
         ingest_version(&ws, Some(3), Some(hour_ago)),

@@ -19,6 +19,18 @@ use scorecard::run::{self, Manifest, RunOptions};
 /// The header of a ratings CSV with the required columns.
 pub const RATINGS_HEADER: &str = "rating_id,rated_at,dept_id,rater_id,rater_group,item,score\n";
 
+/// The default policy with each `from` text replaced by its `to`. Every
+/// `from` must be in it: a setting renamed in the policy fails here instead
+/// of leaving a test on the default without a word.
+pub fn policy_with(changes: &[(&str, &str)]) -> String {
+    let mut policy = scorecard::policy::DEFAULT_POLICY.to_string();
+    for (from, to) in changes {
+        assert!(policy.contains(from), "the default policy has no `{from}`");
+        policy = policy.replace(from, to);
+    }
+    policy
+}
+
 /// Every file under `dir` (recursively), sorted; empty if `dir` is absent.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -93,6 +105,12 @@ impl Workspace {
         let p = self.input.join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, bytes).unwrap();
+    }
+
+    /// Writes the default policy, changed as [`policy_with`] says, as the
+    /// input folder's `policy.toml`.
+    pub fn put_policy(&self, changes: &[(&str, &str)]) {
+        self.put("policy.toml", policy_with(changes));
     }
 
     /// The three departments most tests use.

@@ -228,12 +228,7 @@ fn hostile_department_names_and_ids_stay_text_and_inside_the_output_folder() {
 fn rater_ids_are_pseudonymised_with_a_key_that_is_never_written() {
     let ws = Workspace::new();
     samples_into(&ws);
-    std::fs::write(
-        ws.input.join("policy.toml"),
-        scorecard::policy::DEFAULT_POLICY
-            .replace("pseudonymize_raters = false", "pseudonymize_raters = true"),
-    )
-    .unwrap();
+    ws.put_policy(&[("pseudonymize_raters = false", "pseudonymize_raters = true")]);
     // Without the key the run refuses before writing anything.
     let o = bin()
         .args(run_args(&ws.input, &ws.out))
