@@ -740,7 +740,16 @@ fn rate_year(
     let fit_from = reused
         .last()
         .map_or(start, |(q, _)| q.end + Duration::days(1));
-    let mut outcome = raters::check_from(&items, &p.raters, fit_from);
+    // Responses are numbered on a second core while the rater model is
+    // fitted (mostly on one).
+    let (mut outcome, numbers) = std::thread::scope(|s| {
+        let numbers = s.spawn(|| raters::ResponseNumbers::of(&items));
+        let outcome = raters::check_from(&items, &p.raters, fit_from);
+        let numbers = numbers
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        (outcome, numbers)
+    });
     let rows_in = |q: &Period| -> Vec<usize> {
         (0..items.len())
             .filter(|&i| q.start <= items[i].day && items[i].day <= q.end)
@@ -801,8 +810,8 @@ fn rate_year(
     // Reliability and satisfaction read the same ratings and outcome: one
     // on each of two threads.
     let (reliability, satisfaction, first_day) = std::thread::scope(|s| {
-        let reliability = s.spawn(|| raters::reliability(&items, &counted, keep));
-        let responses = satisfaction::responses(&items, &outcome);
+        let reliability = s.spawn(|| raters::reliability(&items, &counted, &numbers, keep));
+        let responses = satisfaction::responses(&items, &numbers, &outcome);
         let first_day = responses.iter().map(|r| r.day).min();
         let satisfaction = satisfaction::compute(&responses, dept_types, p, keep);
         drop(responses);
@@ -811,6 +820,7 @@ fn rate_year(
             .unwrap_or_else(|e| std::panic::resume_unwind(e));
         (reliability, satisfaction, first_day)
     });
+    drop(numbers);
     // What the next year's first week needs of this year's last days.
     let (mut carry_items, mut carry_excluded) = (Vec::new(), Vec::new());
     if end < NaiveDate::MAX {
@@ -1244,8 +1254,9 @@ mod tests {
             .iter()
             .map(|r| !outcome.excluded.contains_key(&*r.rating_id))
             .collect();
-        let reliability = raters::reliability(&items, &counted, |_| true);
-        let responses = satisfaction::responses(&items, &outcome);
+        let numbers = raters::ResponseNumbers::of(&items);
+        let reliability = raters::reliability(&items, &counted, &numbers, |_| true);
+        let responses = satisfaction::responses(&items, &numbers, &outcome);
         let satisfaction = satisfaction::compute(&responses, &dept_types, p, |_| true);
 
         // The same a year at a time, the months read as `rate` asks.

@@ -491,6 +491,61 @@ impl<'a> Ids<'a> {
     }
 }
 
+/// Every item rating's response (`rating_id`), numbered once for the
+/// passes that add up by response: reliability in id order, satisfaction
+/// in order of first appearance.
+pub struct ResponseNumbers {
+    /// Per item rating, its response's number by first appearance.
+    pub of_item: Vec<u32>,
+    /// Per response (by first appearance), its rank in id order.
+    pub rank: Vec<u32>,
+}
+
+impl ResponseNumbers {
+    /// Numbers by sorting, not hashing: a response's items come together,
+    /// so the runs of rows with one id are few (about a quarter of the
+    /// rows), and sorting them by id gives the id order, which is wanted
+    /// anyway; a response found in two runs is one id. Hashing a year's
+    /// million ids took longer than the sort.
+    pub fn of(ratings: &[ItemRating]) -> ResponseNumbers {
+        // (id, first row) of each run, in row order.
+        let mut runs: Vec<(&str, u32)> = Vec::new();
+        for (i, r) in ratings.iter().enumerate() {
+            if runs.last().is_none_or(|(id, _)| *id != &*r.rating_id) {
+                runs.push((&r.rating_id, i as u32));
+            }
+        }
+        // Runs in id order (of one id, the first first): each id's rank,
+        // and the row it first appears on.
+        let mut by_id: Vec<u32> = (0..runs.len() as u32).collect();
+        by_id.sort_unstable_by(|&a, &b| runs[a as usize].cmp(&runs[b as usize]));
+        let mut rank_of_run = vec![0u32; runs.len()];
+        let mut first_row: Vec<u32> = Vec::new();
+        for (k, &run) in by_id.iter().enumerate() {
+            let (id, row) = runs[run as usize];
+            if k == 0 || runs[by_id[k - 1] as usize].0 != id {
+                first_row.push(row);
+            }
+            rank_of_run[run as usize] = first_row.len() as u32 - 1;
+        }
+        drop(by_id);
+        // Numbers by first appearance: ranks ordered by their first row.
+        let mut rank: Vec<u32> = (0..first_row.len() as u32).collect();
+        rank.sort_unstable_by_key(|&d| first_row[d as usize]);
+        let mut number_of_rank = vec![0u32; rank.len()];
+        for (n, &d) in rank.iter().enumerate() {
+            number_of_rank[d as usize] = n as u32;
+        }
+        let mut of_item = Vec::with_capacity(ratings.len());
+        for (k, &(_, from)) in runs.iter().enumerate() {
+            let to = runs.get(k + 1).map_or(ratings.len(), |r| r.1 as usize);
+            let n = number_of_rank[rank_of_run[k] as usize];
+            of_item.extend(std::iter::repeat_n(n, to - from as usize));
+        }
+        ResponseNumbers { of_item, rank }
+    }
+}
+
 /// Numbers the responses (`rating_id`) of `rows` in id order: the number
 /// of each row's response, and the ids by number.
 fn number_responses<'a>(ratings: &'a [ItemRating], rows: &[usize]) -> (Vec<u32>, Vec<&'a str>) {
@@ -967,6 +1022,7 @@ pub struct Reliability {
 pub fn reliability(
     ratings: &[ItemRating],
     counted: &[bool],
+    responses: &ResponseNumbers,
     keep: impl Fn(Period) -> bool,
 ) -> Vec<Reliability> {
     /// One department's ratings in one period: per item (by number) its
@@ -978,9 +1034,10 @@ pub fn reliability(
         raters: Vec<u32>,
         responses: Vec<(u32, f64, usize)>,
     }
-    let all: Vec<usize> = (0..ratings.len()).collect();
-    let (response_of, _) = number_responses(ratings, &all);
-    drop(all);
+    let response_of = responses
+        .of_item
+        .iter()
+        .map(|&n| responses.rank[n as usize]);
     let (mut depts, mut items, mut raters) = (Ids::shared(), Ids::shared(), Ids::shared());
     // Weeks and months from the ratings; quarters and years from the
     // months (each rating lies in one month; ratings come in time order, so
@@ -991,7 +1048,7 @@ pub fn reliability(
     // come together.
     type Seen = ((NaiveDate, usize), [Option<usize>; 2]);
     let mut last: Option<Seen> = None;
-    for ((r, &ok), &response) in ratings.iter().zip(counted).zip(&response_of) {
+    for ((r, &ok), response) in ratings.iter().zip(counted).zip(response_of) {
         if !ok {
             continue;
         }
@@ -1404,6 +1461,22 @@ mod tests {
     }
 
     #[test]
+    fn responses_are_numbered_by_first_appearance_and_ranked_by_id() {
+        // Rows' ids b b a c c b a: b's items come in two runs, and so do
+        // a's. By first appearance b = 0, a = 1, c = 2; in id order a, b, c,
+        // so the ranks by number are b 1, a 0, c 2.
+        let rows: Vec<ItemRating> = ["b", "b", "a", "c", "c", "b", "a"]
+            .iter()
+            .map(|id| rated(id, "r1", "x", "2026-01-07", "q1", 4.0))
+            .collect();
+        let numbers = ResponseNumbers::of(&rows);
+        assert_eq!(numbers.of_item, [0, 0, 1, 2, 2, 0, 1]);
+        assert_eq!(numbers.rank, [1, 0, 2]);
+        let none = ResponseNumbers::of(&[]);
+        assert!(none.of_item.is_empty() && none.rank.is_empty());
+    }
+
+    #[test]
     fn reliability_worked_by_hand() {
         let ratings = vec![
             rated("R1", "r1", "a", "2026-01-07", "q1", 4.0),
@@ -1422,7 +1495,8 @@ mod tests {
             rated("R7", "r5", "b", "2026-02-10", "q1", 1.0),
             rated("R7", "r5", "b", "2026-02-10", "q2", 2.0),
         ];
-        let rows = reliability(&ratings, &vec![true; ratings.len()], |_| true);
+        let responses = ResponseNumbers::of(&ratings);
+        let rows = reliability(&ratings, &vec![true; ratings.len()], &responses, |_| true);
         let row = |dept: &str, grain: Grain, day: &str| {
             let p = Period::containing(grain, day.parse().unwrap());
             rows.iter()

@@ -42,13 +42,16 @@ pub struct Response {
 
 /// Groups item ratings into responses, with the rater checks' adjusted
 /// scores and exclusions.
-pub fn responses(items: &[ItemRating], outcome: &raters::Outcome) -> Vec<Response> {
+pub fn responses(
+    items: &[ItemRating],
+    numbers: &raters::ResponseNumbers,
+    outcome: &raters::Outcome,
+) -> Vec<Response> {
     // Per response, in order of first appearance: its first item, the sum
     // of its scores and of its adjusted scores, and its number of items.
-    let mut acc: Vec<(usize, f64, Option<f64>, usize)> = Vec::new();
-    let mut ids = raters::Ids::unshared();
-    for (i, r) in items.iter().enumerate() {
-        let n = ids.id(&r.rating_id);
+    let mut acc: Vec<(usize, f64, Option<f64>, usize)> = Vec::with_capacity(numbers.rank.len());
+    for ((i, r), &n) in items.iter().enumerate().zip(&numbers.of_item) {
+        let n = n as usize;
         if n == acc.len() {
             acc.push((i, 0.0, Some(0.0), 0));
         }
