@@ -25,6 +25,7 @@
 //! summed over the period's ratings, so every grain adds up the same rows.
 //! Exclusions are decided once per response at the estimation grain too.
 
+use rayon::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -579,12 +580,34 @@ pub fn check_from(ratings: &[ItemRating], policy: &RaterPolicy, from: NaiveDate)
             .or_default()
             .push(i);
     }
+    // Periods are independent (a response lies in one period: its items
+    // share a day), so they are checked on every core, each into an outcome
+    // of its own rows, and put together in period order.
+    let periods: Vec<(Period, Vec<usize>)> = by_period.into_iter().collect();
+    let parts: Vec<Outcome> = periods
+        .par_iter()
+        .map(|(period, rows)| {
+            let mut part = Outcome {
+                adjusted: vec![None; rows.len()],
+                ..Default::default()
+            };
+            check_period(ratings, rows, *period, policy, &mut part);
+            part
+        })
+        .collect();
     let mut out = Outcome {
         adjusted: vec![None; ratings.len()],
         ..Default::default()
     };
-    for (period, rows) in by_period {
-        check_period(ratings, &rows, period, policy, &mut out);
+    for ((_, rows), part) in periods.iter().zip(parts) {
+        for (&i, a) in rows.iter().zip(part.adjusted) {
+            out.adjusted[i] = a;
+        }
+        for (id, why) in part.excluded {
+            out.excluded.entry(id).or_insert(why);
+        }
+        out.effects.extend(part.effects);
+        out.flags.extend(part.flags);
     }
     out.flags.sort_by(|a, b| {
         (a.period, &a.rating_id, &a.item, &a.flag).cmp(&(b.period, &b.rating_id, &b.item, &b.flag))
@@ -594,6 +617,9 @@ pub fn check_from(ratings: &[ItemRating], policy: &RaterPolicy, from: NaiveDate)
     out
 }
 
+/// The rater model, flags and exclusions of one estimation period, whose
+/// item ratings are `rows`, into `out`, whose `adjusted` is by position in
+/// `rows`.
 fn check_period(
     ratings: &[ItemRating],
     rows: &[usize],
@@ -645,7 +671,7 @@ fn check_period(
             let se = f.sigma / (f.rater_n[k] as f64 + policy.shrinkage).sqrt();
             stats[k] = Some((f.rater[k], se, f.rater_n[k], g > 0));
             if g == 0 {
-                out.adjusted[rows[i]] = Some(obs[i].y - f.rater[k]);
+                out.adjusted[i] = Some(obs[i].y - f.rater[k]);
             }
         }
     }

@@ -55,7 +55,7 @@ pub const DICTIONARY: &[(&str, &str, &str)] = &[
     ("rater_effects", "n_ratings", "Item ratings in the estimation period."),
     ("rater_effects", "severity", "Rater effect in points (0-100 scale); positive is lenient."),
     ("rater_effects", "se", "Standard error of the severity."),
-    ("rater_effects", "excluded", "Some of the rater's responses were left out."),
+    ("rater_effects", "excluded", "Some of the rater's responses in the period were left out."),
     ("rater_effects", "separate_group", "The rater's departments are not linked to the rest: not on the common scale."),
     ("rating_flags", "item", "Questionnaire item."),
     ("rating_flags", "flag", "lenient, severe, favouritism, hostility, straight_line, outlier or self_inflation."),
