@@ -51,6 +51,31 @@ pub struct ItemRating {
     /// Score on its own scale, and the number of levels of that scale.
     pub raw: f64,
     pub levels: f64,
+    /// The texts' numbers (see [`Keys`]).
+    pub keys: Keys,
+}
+
+/// Numbers standing for an item rating's department, rater, item and
+/// rater group: one number per distinct text across the item ratings of a
+/// read ([`items_from_frame`]), so the steps that number these texts for
+/// themselves ([`Ids::id_by`]) look a number up in a list instead of
+/// hashing the text. Item ratings made otherwise carry [`Keys::NONE`] and
+/// are looked up by their texts, with the same result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keys {
+    pub dept: u32,
+    pub rater: u32,
+    pub item: u32,
+    pub group: u32,
+}
+
+impl Keys {
+    pub const NONE: Keys = Keys {
+        dept: u32::MAX,
+        rater: u32::MAX,
+        item: u32::MAX,
+        group: u32::MAX,
+    };
 }
 
 /// The columns of `ratings` that [`items_from_frame`] reads.
@@ -90,7 +115,7 @@ fn items_in_parts(
     let part = n.div_ceil(parts.max(1)).max(1);
     let mut slots: Vec<Option<ItemRating>> = Vec::with_capacity(n);
     slots.resize_with(n, || None);
-    std::thread::scope(|s| {
+    let names: Vec<[Vec<Arc<str>>; 4]> = std::thread::scope(|s| {
         let readers: Vec<_> = slots
             .chunks_mut(part)
             .enumerate()
@@ -101,8 +126,33 @@ fn items_in_parts(
             .collect();
         readers
             .into_iter()
-            .try_for_each(|r| r.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .map(|r| r.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect::<Result<Vec<_>>>()
     })?;
+    // Each part numbered its texts in the order it met them; one number per
+    // text across the parts, in the order of the parts.
+    let mut numbers: [PlHashMap<Arc<str>, u32>; 4] = Default::default();
+    for (slots, names) in slots.chunks_mut(part).zip(names) {
+        let to_global: Vec<Vec<u32>> = numbers
+            .iter_mut()
+            .zip(names)
+            .map(|(numbers, names)| {
+                names
+                    .into_iter()
+                    .map(|name| {
+                        let next = numbers.len() as u32;
+                        *numbers.entry(name).or_insert(next)
+                    })
+                    .collect()
+            })
+            .collect();
+        for k in slots.iter_mut().flatten().map(|r| &mut r.keys) {
+            k.dept = to_global[0][k.dept as usize];
+            k.rater = to_global[1][k.rater as usize];
+            k.item = to_global[2][k.item as usize];
+            k.group = to_global[3][k.group as usize];
+        }
+    }
     // Rows left out leave empty slots; the rest keep their order. Collected
     // in place (`flatten` would copy them into a new allocation: a second
     // copy of a year's item ratings at the peak).
@@ -112,13 +162,14 @@ fn items_in_parts(
 }
 
 /// Reads `df`'s rows into `slots` (as many), leaving a slot empty for a
-/// row left out.
+/// row left out. Their keys are numbered in the order met; returns the
+/// texts by number: departments, raters, items and groups.
 fn read_items(
     df: &DataFrame,
     removed: &PlHashSet<String>,
     tz: chrono_tz::Tz,
     slots: &mut [Option<ItemRating>],
-) -> Result<()> {
+) -> Result<[Vec<Arc<str>>; 4]> {
     use crate::frame::float_column;
     // Read in place, row after row: only the item ratings themselves are
     // held.
@@ -137,38 +188,41 @@ fn read_items(
         float_column(df, "scale_max")?,
     );
     let mut numbers = [raw.f64()?.iter(), lo.f64()?.iter(), hi.f64()?.iter()];
-    // Each distinct text is stored once per column (and part) and shared (a
-    // rater's id by all their ratings): copies are reference counts. A column's rows
-    // often repeat the row before (a response's items share its id, rater,
-    // group and department), which needs no lookup. Response ids are only
-    // shared with the row before: a response's items come together, and
-    // keeping every id seen would cost more than it saves.
-    let mut pools: [Option<PlHashSet<Arc<str>>>; 5] = [
-        None,
-        Some(Default::default()),
-        Some(Default::default()),
-        Some(Default::default()),
-        Some(Default::default()),
-    ];
-    let mut before: [Option<Arc<str>>; 5] = Default::default();
-    let mut intern = |column: usize, s: &str| -> Arc<str> {
-        if let Some(a) = before[column].as_ref().filter(|a| ***a == *s) {
-            return a.clone();
-        }
-        let a = match &mut pools[column] {
-            Some(pool) => match pool.get(s) {
-                Some(a) => a.clone(),
+    // Each distinct text is stored once per column (and part), numbered,
+    // and shared (a rater's id by all their ratings): copies are reference
+    // counts. A column's rows often repeat the row before (a response's
+    // items share its id, rater, group and department), which needs no
+    // lookup. Response ids are only shared with the row before: a
+    // response's items come together, and keeping every id seen would cost
+    // more than it saves.
+    /// A column's texts, each stored once and numbered in the order met.
+    #[derive(Default)]
+    struct Pool {
+        before: Option<(Arc<str>, u32)>,
+        index: PlHashMap<Arc<str>, u32>,
+        names: Vec<Arc<str>>,
+    }
+    impl Pool {
+        fn get(&mut self, s: &str) -> (Arc<str>, u32) {
+            if let Some((a, n)) = self.before.as_ref().filter(|(a, _)| **a == *s) {
+                return (a.clone(), *n);
+            }
+            let (a, n) = match self.index.get_key_value(s) {
+                Some((a, &n)) => (a.clone(), n),
                 None => {
-                    let a: Arc<str> = Arc::from(s);
-                    pool.insert(a.clone());
-                    a
+                    let (a, n): (Arc<str>, u32) = (Arc::from(s), self.names.len() as u32);
+                    self.index.insert(a.clone(), n);
+                    self.names.push(a.clone());
+                    (a, n)
                 }
-            },
-            None => Arc::from(s),
-        };
-        before[column] = Some(a.clone());
-        a
-    };
+            };
+            self.before = Some((a.clone(), n));
+            (a, n)
+        }
+    }
+    let (mut depts, mut raters, mut items, mut groups): (Pool, Pool, Pool, Pool) =
+        Default::default();
+    let mut id_before: Option<Arc<str>> = None;
     let mut days = crate::calendar::LocalDays::new(tz);
     for slot in slots.iter_mut() {
         let t = texts.each_mut().map(|c| c.next().flatten());
@@ -187,19 +241,33 @@ fn read_items(
         if removed.contains(id) {
             continue;
         }
+        let rating_id = match id_before.take().filter(|a| **a == *id) {
+            Some(a) => a,
+            None => Arc::from(id),
+        };
+        id_before = Some(rating_id.clone());
+        let ((dept_id, dept), (rater_id, rater)) = (depts.get(dept), raters.get(rater));
+        let ((item, item_n), (group, group_n)) = (items.get(item), groups.get(group));
         *slot = Some(ItemRating {
-            rating_id: intern(0, id),
-            item: intern(1, item),
-            rater_id: intern(2, rater),
-            group: intern(3, group),
-            dept_id: intern(4, dept),
+            rating_id,
+            item,
+            rater_id,
+            group,
+            dept_id,
             day: days.day(at),
             y: (raw - lo) / (hi - lo) * 100.0,
             raw,
             levels: hi - lo + 1.0,
+            keys: Keys {
+                dept,
+                rater,
+                item: item_n,
+                group: group_n,
+            },
         });
     }
-    Ok(())
+    let names = |p: Pool| p.names;
+    Ok([names(depts), names(raters), names(items), names(groups)])
 }
 
 /// An observation with dense indices, for [`fit`].
@@ -421,6 +489,8 @@ pub(crate) struct Ids<'a> {
     /// Addresses seen, and their ids; `None` for texts that are not shared
     /// (see [`Ids::unshared`]).
     by_address: Option<PlHashMap<(usize, usize), usize>>,
+    /// Per number (see [`Ids::id_by`]), its id + 1; 0 for not met.
+    by_number: Vec<u32>,
     index: PlHashMap<&'a str, usize>,
     pub(crate) names: Vec<&'a str>,
 }
@@ -444,8 +514,39 @@ impl<'a> Ids<'a> {
         Ids {
             last: None,
             by_address,
+            by_number: Vec::new(),
             index: PlHashMap::default(),
             names: Vec::new(),
+        }
+    }
+
+    /// The id of `s`, for which `number` stands (a number of [`Keys`]):
+    /// looked up in a list; by the text for [`Keys::NONE`]'s numbers and
+    /// the first time a number is met, so numbered and unnumbered texts
+    /// share ids.
+    pub(crate) fn id_by(&mut self, number: u32, s: &'a str) -> usize {
+        if number == u32::MAX {
+            return self.id(s);
+        }
+        let n = number as usize;
+        match self.by_number.get(n) {
+            Some(&i) if i != 0 => return i as usize - 1,
+            Some(_) => {}
+            None => self.by_number.resize(n + 1, 0),
+        }
+        let i = self.by_text(s);
+        self.by_number[n] = i as u32 + 1;
+        i
+    }
+
+    fn by_text(&mut self, s: &'a str) -> usize {
+        match self.index.get(s) {
+            Some(&i) => i,
+            None => {
+                self.names.push(s);
+                self.index.insert(s, self.names.len() - 1);
+                self.names.len() - 1
+            }
         }
     }
 
@@ -460,14 +561,7 @@ impl<'a> Ids<'a> {
             self.last = Some((address, i));
             return i;
         }
-        let i = match self.index.get(s) {
-            Some(&i) => i,
-            None => {
-                self.names.push(s);
-                self.index.insert(s, self.names.len() - 1);
-                self.names.len() - 1
-            }
-        };
+        let i = self.by_text(s);
         if let Some(m) = &mut self.by_address {
             m.insert(address, i);
         }
@@ -634,9 +728,9 @@ fn check_period(
         .map(|&i| {
             let r = &ratings[i];
             Obs {
-                dept: depts.id(&r.dept_id),
-                rater: raters.id(&r.rater_id),
-                item: items.id(&r.item),
+                dept: depts.id_by(r.keys.dept, &r.dept_id),
+                rater: raters.id_by(r.keys.rater, &r.rater_id),
+                item: items.id_by(r.keys.item, &r.item),
                 y: r.y,
             }
         })
@@ -1078,7 +1172,7 @@ pub fn reliability(
         if !ok {
             continue;
         }
-        let dept = depts.id(&r.dept_id);
+        let dept = depts.id_by(r.keys.dept, &r.dept_id);
         let at = match last {
             Some((seen, at)) if seen == (r.day, dept) => at,
             _ => {
@@ -1096,7 +1190,10 @@ pub fn reliability(
                 at
             }
         };
-        let (item, rater) = (items.id(&r.item), raters.id(&r.rater_id) as u32);
+        let (item, rater) = (
+            items.id_by(r.keys.item, &r.item),
+            raters.id_by(r.keys.rater, &r.rater_id) as u32,
+        );
         for c in at.into_iter().flatten() {
             let c = &mut cells[c].1;
             match c.items.iter_mut().find(|x| x.0 == item) {
@@ -1334,6 +1431,24 @@ mod tests {
                 .collect();
             assert_eq!(got, expected, "in {parts} parts");
             assert!(items.iter().all(|r| &*r.group == "staff"));
+            // Numbered by first appearance over all parts (the rows left
+            // out number nothing): departments hr 0, it 1; raters u1 0,
+            // u4 1; items a 0, b 1, c 2; the one group 0.
+            let keys: Vec<(u32, u32, u32, u32)> = items
+                .iter()
+                .map(|r| (r.keys.dept, r.keys.rater, r.keys.item, r.keys.group))
+                .collect();
+            assert_eq!(
+                keys,
+                [
+                    (0, 0, 0, 0),
+                    (0, 0, 1, 0),
+                    (1, 1, 0, 0),
+                    (1, 1, 1, 0),
+                    (1, 1, 2, 0)
+                ],
+                "in {parts} parts"
+            );
         }
         // No rows at all.
         let none = items_in_parts(&df.slice(0, 0), &removed, chrono_tz::Asia::Shanghai, 2);
@@ -1468,6 +1583,106 @@ mod tests {
             assert_eq!(ids.id(&a), 0);
             assert_eq!(ids.ranks(), vec![0, 1]);
         }
+        // By number, by text, or both: one id per text.
+        let mut ids = Ids::shared();
+        assert_eq!(ids.id_by(u32::MAX, &a), 0);
+        assert_eq!(ids.id_by(7, &b), 0);
+        assert_eq!(ids.id_by(2, &longer), 1);
+        assert_eq!(ids.id_by(7, &a), 0);
+        assert_eq!(ids.id(&longer), 1);
+        assert_eq!(ids.id_by(u32::MAX, &longer), 1);
+        assert_eq!(ids.names, ["dept-a", "dept-ab"]);
+    }
+
+    #[test]
+    fn numbered_and_unnumbered_item_ratings_give_the_same_checks() {
+        // Two quarters of 6 raters x 3 departments x 2 items, rater r0
+        // lenient and r5 rating d2 low: item ratings read from a frame (in
+        // three parts) carry numbers, the same without them are looked up
+        // by text.
+        let mut cols: [Vec<String>; 5] = Default::default();
+        let (mut at, mut score) = (Vec::new(), Vec::new());
+        let jan_1 = 1_767_225_600_000_000_i64; // 2026-01-01 00:00 UTC
+        let day = 86_400_000_000_i64;
+        let mut n = 0;
+        for d in [3_i64, 100] {
+            for rater in 0..6 {
+                // Each rater meets the departments in another order, so
+                // each part of the read numbers them differently.
+                for dept in (0..3).map(|k| (k + rater) % 3) {
+                    for rep in 0..3 {
+                        n += 1;
+                        // Raters r4 and r5 (first in the second part)
+                        // answer q2 first and are of the second group.
+                        let late = rater >= 4;
+                        let order = if late { ["q2", "q1"] } else { ["q1", "q2"] };
+                        for item in order {
+                            cols[0].push(format!("R{n}"));
+                            cols[1].push(item.into());
+                            cols[2].push(format!("r{rater}"));
+                            cols[3].push(if late { "client_external" } else { "staff" }.into());
+                            cols[4].push(format!("d{dept}"));
+                            at.push(jan_1 + (d + rep) * day);
+                            let base = 2.0 + ((rater + dept + rep as usize) % 3) as f64;
+                            // q2 is the harder question.
+                            let hard = if item == "q2" { 1.0 } else { 0.0 };
+                            score.push(match (rater, dept) {
+                                (0, _) => 5.0,
+                                (5, 2) => 1.0,
+                                _ => base - hard,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        let df = Builder::new()
+            .str("rating_id", cols[0].iter().map(|s| Some(s.as_str())))
+            .str("item", cols[1].iter().map(|s| Some(s.as_str())))
+            .str("rater_id", cols[2].iter().map(|s| Some(s.as_str())))
+            .str("rater_group", cols[3].iter().map(|s| Some(s.as_str())))
+            .str("dept_id", cols[4].iter().map(|s| Some(s.as_str())))
+            .ts("rated_at", at.iter().map(|&t| Some(t)))
+            .f64("score", score.iter().map(|&x| Some(x)))
+            .f64("scale_min", score.iter().map(|_| Some(1.0)))
+            .f64("scale_max", score.iter().map(|_| Some(5.0)))
+            .build()
+            .unwrap();
+        let tz = chrono_tz::Asia::Shanghai;
+        let numbered = items_in_parts(&df, &PlHashSet::default(), tz, 3).unwrap();
+        assert!(numbered.iter().all(|r| r.keys != Keys::NONE));
+        let plain: Vec<ItemRating> = numbered
+            .iter()
+            .map(|r| ItemRating {
+                keys: Keys::NONE,
+                ..r.clone()
+            })
+            .collect();
+        let policy = crate::policy::load_text(
+            crate::policy::DEFAULT_POLICY.to_string(),
+            crate::policy::PolicySource::Embedded,
+        )
+        .unwrap()
+        .policy;
+        let runs: Vec<String> = [&numbered, &plain]
+            .map(|items| {
+                let out = check(items, &policy.raters);
+                let counted: Vec<bool> = items
+                    .iter()
+                    .map(|r| !out.excluded.contains_key(&*r.rating_id))
+                    .collect();
+                let numbers = ResponseNumbers::of(items);
+                let rel = reliability(items, &counted, &numbers, |_| true);
+                let responses = crate::satisfaction::responses(items, &numbers, &out);
+                let sat =
+                    crate::satisfaction::compute(&responses, &Default::default(), &policy, |_| {
+                        true
+                    });
+                format!("{out:?}\n{rel:?}\n{sat:?}")
+            })
+            .into();
+        assert!(runs[0].contains("r0") && runs[0].contains("rwg"));
+        assert_eq!(runs[0], runs[1]);
     }
 
     /// An item rating on a 1-5 scale, its texts stored apart from any other
@@ -1483,6 +1698,7 @@ mod tests {
             y: (raw - 1.0) / 4.0 * 100.0,
             raw,
             levels: 5.0,
+            keys: Keys::NONE,
         }
     }
 

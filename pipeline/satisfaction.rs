@@ -38,6 +38,8 @@ pub struct Response {
     pub adjusted: Option<f64>,
     /// Left out by the rater checks.
     pub excluded: bool,
+    /// Its item ratings' department, rater and group numbers.
+    pub keys: raters::Keys,
 }
 
 /// Groups item ratings into responses, with the rater checks' adjusted
@@ -74,6 +76,7 @@ pub fn responses(
                 score: sum / n as f64,
                 adjusted: adj.map(|a| a / n as f64),
                 excluded: outcome.excluded.contains_key(&*r.rating_id),
+                keys: r.keys,
             }
         })
         .collect()
@@ -179,7 +182,7 @@ pub fn compute(
     // Per department, the cells of the last day it was rated on.
     let mut last: Vec<Option<(NaiveDate, [Option<usize>; 4])>> = Vec::new();
     for r in responses {
-        let dept = depts.id(&r.dept_id);
+        let dept = depts.id_by(r.keys.dept, &r.dept_id);
         if dept == last.len() {
             last.push(None);
         }
@@ -200,7 +203,10 @@ pub fn compute(
                 at
             }
         };
-        let (group, rater) = (groups.id(&r.group), raters.id(&r.rater_id) as u32);
+        let (group, rater) = (
+            groups.id_by(r.keys.group, &r.group),
+            raters.id_by(r.keys.rater, &r.rater_id) as u32,
+        );
         for c in at.into_iter().flatten() {
             let accs = &mut cells[c].1;
             let i = match accs.iter().position(|a| a.0 == group) {

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
 use scorecard::policy::{load_text, PolicySource, DEFAULT_POLICY};
-use scorecard::raters::{self, ItemRating};
+use scorecard::raters::{self, ItemRating, Keys};
 
 use crate::Rng;
 
@@ -53,6 +53,7 @@ fn synthetic(seed: u64) -> Synthetic {
                     y,
                     raw: y,
                     levels: 101.0,
+                    keys: Keys::NONE,
                 });
             }
         };
@@ -178,6 +179,7 @@ fn a_department_whose_raters_rate_nothing_else_is_flagged_not_placed() {
             y: 90.0,
             raw: 90.0,
             levels: 101.0,
+            keys: Keys::NONE,
         });
     }
     let out = raters::check(&data, &policy.raters);
