@@ -1154,6 +1154,11 @@ pub fn reliability(
         raters: Vec<u32>,
         responses: Vec<(u32, f64, usize)>,
     }
+    assert_eq!(
+        responses.of_item.len(),
+        ratings.len(),
+        "numbers of other items"
+    );
     let response_of = responses
         .of_item
         .iter()

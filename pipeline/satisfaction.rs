@@ -51,6 +51,7 @@ pub fn responses(
 ) -> Vec<Response> {
     // Per response, in order of first appearance: its first item, the sum
     // of its scores and of its adjusted scores, and its number of items.
+    assert_eq!(numbers.of_item.len(), items.len(), "numbers of other items");
     let mut acc: Vec<(usize, f64, Option<f64>, usize)> = Vec::with_capacity(numbers.rank.len());
     for ((i, r), &n) in items.iter().enumerate().zip(&numbers.of_item) {
         let n = n as usize;
