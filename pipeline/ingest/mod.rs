@@ -1142,6 +1142,10 @@ struct Spill {
     /// month column): a 128-bit hash of the key -> (month, read order) of
     /// its latest version. Later files win, as in [`merge`].
     latest: Option<PlHashMap<u128, (u32, i64)>>,
+    /// The smallest and largest first key column among the keys in
+    /// `latest`: an older version of one of them has its first column, so
+    /// a partition with no value in this range holds none.
+    key_range: Option<(String, String)>,
     months: Vec<String>,
     month_index: HashMap<String, u32>,
     days: LocalDays,
@@ -1161,6 +1165,7 @@ impl Spill {
         Spill {
             spec,
             latest: (movable && dir.is_some()).then(PlHashMap::default),
+            key_range: None,
             dir,
             chunks: BTreeMap::new(),
             months: Vec::new(),
@@ -1235,9 +1240,16 @@ impl Spill {
         let months = self.month_ids(&df, month_col)?;
         if let Some(latest) = &mut self.latest {
             let hashes = key_hashes(&df, self.spec)?;
-            for (i, h) in hashes.into_iter().enumerate() {
-                if let Some(h) = h {
+            let firsts = df.column(key_columns(self.spec)[0])?.str()?;
+            for ((i, h), key) in hashes.into_iter().enumerate().zip(firsts.iter()) {
+                if let (Some(h), Some(key)) = (h, key) {
                     latest.insert(h, (months[i], first + i as i64));
+                    self.key_range = Some(match self.key_range.take() {
+                        None => (key.to_string(), key.to_string()),
+                        Some((lo, hi)) if key < lo.as_str() => (key.to_string(), hi),
+                        Some((lo, hi)) if key > hi.as_str() => (lo, key.to_string()),
+                        Some(range) => range,
+                    });
                 }
             }
         }
@@ -1319,6 +1331,22 @@ impl Spill {
                 .collect();
             let moved = crate::on_every_core(others.len(), |i| {
                 let (month, path) = others[i];
+                // Read alone first, the first key column tells whether the
+                // partition can hold a version of a new key (with ids that
+                // grow over time, as most systems give them, no older
+                // month can): a fraction of reading and hashing every key.
+                if let Some((lo, hi)) = &self.key_range {
+                    let firsts = lake::read_parquet_columns(path, &key_cols[..1])?;
+                    let in_range = firsts
+                        .column(key_cols[0])?
+                        .str()?
+                        .iter()
+                        .flatten()
+                        .any(|k| lo.as_str() <= k && k <= hi.as_str());
+                    if !in_range {
+                        return Ok(false);
+                    }
+                }
                 let keys = lake::read_parquet_columns(path, &key_cols)?;
                 Ok(key_hashes(&keys, spec)?
                     .into_iter()
