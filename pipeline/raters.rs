@@ -480,15 +480,9 @@ pub struct Outcome {
     pub flags: Vec<RatingFlag>,
 }
 
-/// Interns strings to dense indices. Item ratings share each distinct
-/// text (see [`items_from_frame`]), so a text is looked up by its address
-/// first and hashed only the first time that address is seen.
+/// Numbers texts densely, in the order met: by their number of [`Keys`]
+/// where they have one (an index into a list), else by the text.
 pub(crate) struct Ids<'a> {
-    /// The last text looked up, by address, and its id.
-    last: Option<((usize, usize), usize)>,
-    /// Addresses seen, and their ids; `None` for texts that are not shared
-    /// (see [`Ids::unshared`]).
-    by_address: Option<PlHashMap<(usize, usize), usize>>,
     /// Per number (see [`Ids::id_by`]), its id + 1; 0 for not met.
     by_number: Vec<u32>,
     index: PlHashMap<&'a str, usize>,
@@ -496,24 +490,8 @@ pub(crate) struct Ids<'a> {
 }
 
 impl<'a> Ids<'a> {
-    /// Ids of texts shared only by consecutive rows, such as response ids
-    /// (a response's items come together, sharing one copy of its id): an
-    /// address is not met again once its run of rows is over, so addresses
-    /// are not kept (a year's million of them took 0.2 GiB at the nightly
-    /// run's peak); a text at a new address is looked up by its content.
-    pub(crate) fn unshared() -> Ids<'a> {
-        Ids::keeping(None)
-    }
-
-    /// Ids of shared texts, whose addresses are kept.
-    pub(crate) fn shared() -> Ids<'a> {
-        Ids::keeping(Some(PlHashMap::default()))
-    }
-
-    fn keeping(by_address: Option<PlHashMap<(usize, usize), usize>>) -> Ids<'a> {
+    pub(crate) fn new() -> Ids<'a> {
         Ids {
-            last: None,
-            by_address,
             by_number: Vec::new(),
             index: PlHashMap::default(),
             names: Vec::new(),
@@ -534,12 +512,13 @@ impl<'a> Ids<'a> {
             Some(_) => {}
             None => self.by_number.resize(n + 1, 0),
         }
-        let i = self.by_text(s);
+        let i = self.id(s);
         self.by_number[n] = i as u32 + 1;
         i
     }
 
-    fn by_text(&mut self, s: &'a str) -> usize {
+    /// The id of `s`, by the text.
+    pub(crate) fn id(&mut self, s: &'a str) -> usize {
         match self.index.get(s) {
             Some(&i) => i,
             None => {
@@ -548,25 +527,6 @@ impl<'a> Ids<'a> {
                 self.names.len() - 1
             }
         }
-    }
-
-    pub(crate) fn id(&mut self, s: &'a str) -> usize {
-        // Same address and length: the same text.
-        let address = (s.as_ptr() as usize, s.len());
-        match self.last {
-            Some((seen, i)) if seen == address => return i,
-            _ => {}
-        }
-        if let Some(&i) = self.by_address.as_ref().and_then(|m| m.get(&address)) {
-            self.last = Some((address, i));
-            return i;
-        }
-        let i = self.by_text(s);
-        if let Some(m) = &mut self.by_address {
-            m.insert(address, i);
-        }
-        self.last = Some((address, i));
-        i
     }
 
     /// Each id's rank when the texts are sorted.
@@ -597,60 +557,63 @@ pub struct ResponseNumbers {
 }
 
 impl ResponseNumbers {
-    /// Numbers by sorting, not hashing: a response's items come together,
-    /// so the runs of rows with one id are few (about a quarter of the
-    /// rows), and sorting them by id gives the id order, which is wanted
-    /// anyway; a response found in two runs is one id. Hashing a year's
-    /// million ids took longer than the sort.
     pub fn of(ratings: &[ItemRating]) -> ResponseNumbers {
-        // (id, first row) of each run, in row order.
-        let mut runs: Vec<(&str, u32)> = Vec::new();
-        for (i, r) in ratings.iter().enumerate() {
-            if runs.last().is_none_or(|(id, _)| *id != &*r.rating_id) {
-                runs.push((&r.rating_id, i as u32));
-            }
-        }
-        // Runs in id order (of one id, the first first): each id's rank,
-        // and the row it first appears on.
-        let mut by_id: Vec<u32> = (0..runs.len() as u32).collect();
-        by_id.sort_unstable_by(|&a, &b| runs[a as usize].cmp(&runs[b as usize]));
-        let mut rank_of_run = vec![0u32; runs.len()];
-        let mut first_row: Vec<u32> = Vec::new();
-        for (k, &run) in by_id.iter().enumerate() {
-            let (id, row) = runs[run as usize];
-            if k == 0 || runs[by_id[k - 1] as usize].0 != id {
-                first_row.push(row);
-            }
-            rank_of_run[run as usize] = first_row.len() as u32 - 1;
-        }
-        drop(by_id);
-        // Numbers by first appearance: ranks ordered by their first row.
-        let mut rank: Vec<u32> = (0..first_row.len() as u32).collect();
-        rank.sort_unstable_by_key(|&d| first_row[d as usize]);
-        let mut number_of_rank = vec![0u32; rank.len()];
-        for (n, &d) in rank.iter().enumerate() {
-            number_of_rank[d as usize] = n as u32;
-        }
-        let mut of_item = Vec::with_capacity(ratings.len());
-        for (k, &(_, from)) in runs.iter().enumerate() {
-            let to = runs.get(k + 1).map_or(ratings.len(), |r| r.1 as usize);
-            let n = number_of_rank[rank_of_run[k] as usize];
-            of_item.extend(std::iter::repeat_n(n, to - from as usize));
-        }
-        ResponseNumbers { of_item, rank }
+        number_by_id(ratings.len(), |k| &ratings[k].rating_id).0
     }
 }
 
 /// Numbers the responses (`rating_id`) of `rows` in id order: the number
 /// of each row's response, and the ids by number.
 fn number_responses<'a>(ratings: &'a [ItemRating], rows: &[usize]) -> (Vec<u32>, Vec<&'a str>) {
-    let mut ids = Ids::unshared();
-    let first: Vec<usize> = rows
-        .iter()
-        .map(|&row| ids.id(&ratings[row].rating_id))
-        .collect();
-    let (rank, by_number) = ids.sorted();
-    (first.iter().map(|&n| rank[n] as u32).collect(), by_number)
+    let (numbers, by_rank) = number_by_id(rows.len(), |k| &ratings[rows[k]].rating_id);
+    let ranks = numbers.of_item.iter().map(|&n| numbers.rank[n as usize]);
+    (ranks.collect(), by_rank)
+}
+
+/// Numbers the ids of `n` rows (`id(k)` for row `k`), and lists them in id
+/// order. By sorting, not hashing: a response's items come together, so
+/// the runs of rows with one id are few (about a quarter of the rows), and
+/// sorting them by id gives the id order, which is wanted anyway; an id
+/// found in two runs is one id. Hashing a year's million ids took longer
+/// than the sort.
+fn number_by_id<'a>(n: usize, id: impl Fn(usize) -> &'a str) -> (ResponseNumbers, Vec<&'a str>) {
+    // (id, first row) of each run, in row order.
+    let mut runs: Vec<(&str, u32)> = Vec::new();
+    for k in 0..n {
+        let s = id(k);
+        if runs.last().is_none_or(|(last, _)| *last != s) {
+            runs.push((s, k as u32));
+        }
+    }
+    // Runs in id order (of one id, the first first): each id's rank, the
+    // row it first appears on, and the ids by rank.
+    let mut by_id: Vec<u32> = (0..runs.len() as u32).collect();
+    by_id.sort_unstable_by(|&a, &b| runs[a as usize].cmp(&runs[b as usize]));
+    let mut rank_of_run = vec![0u32; runs.len()];
+    let (mut first_row, mut by_rank): (Vec<u32>, Vec<&str>) = (Vec::new(), Vec::new());
+    for &run in &by_id {
+        let (s, row) = runs[run as usize];
+        if by_rank.last() != Some(&s) {
+            first_row.push(row);
+            by_rank.push(s);
+        }
+        rank_of_run[run as usize] = first_row.len() as u32 - 1;
+    }
+    drop(by_id);
+    // Numbers by first appearance: ranks ordered by their first row.
+    let mut rank: Vec<u32> = (0..first_row.len() as u32).collect();
+    rank.sort_unstable_by_key(|&d| first_row[d as usize]);
+    let mut number_of_rank = vec![0u32; rank.len()];
+    for (number, &d) in rank.iter().enumerate() {
+        number_of_rank[d as usize] = number as u32;
+    }
+    let mut of_item = Vec::with_capacity(n);
+    for (k, &(_, from)) in runs.iter().enumerate() {
+        let to = runs.get(k + 1).map_or(n, |r| r.1 as usize);
+        let number = number_of_rank[rank_of_run[k] as usize];
+        of_item.extend(std::iter::repeat_n(number, to - from as usize));
+    }
+    (ResponseNumbers { of_item, rank }, by_rank)
 }
 
 /// The policy's estimation grain (a quarter unless it names another).
@@ -722,7 +685,7 @@ fn check_period(
     out: &mut Outcome,
 ) {
     let th = &policy.flags;
-    let (mut depts, mut raters, mut items) = (Ids::shared(), Ids::shared(), Ids::shared());
+    let (mut depts, mut raters, mut items) = (Ids::new(), Ids::new(), Ids::new());
     let obs: Vec<Obs> = rows
         .iter()
         .map(|&i| {
@@ -1163,7 +1126,7 @@ pub fn reliability(
         .of_item
         .iter()
         .map(|&n| responses.rank[n as usize]);
-    let (mut depts, mut items, mut raters) = (Ids::shared(), Ids::shared(), Ids::shared());
+    let (mut depts, mut items, mut raters) = (Ids::new(), Ids::new(), Ids::new());
     // Weeks and months from the ratings; quarters and years from the
     // months (each rating lies in one month; ratings come in time order, so
     // every list keeps the order it would have had).
@@ -1578,18 +1541,17 @@ mod tests {
     fn ids_are_the_same_for_the_same_text_wherever_it_is_stored() {
         let (a, b) = (String::from("dept-a"), String::from("dept-a"));
         let longer = String::from("dept-ab");
-        for mut ids in [Ids::shared(), Ids::unshared()] {
-            assert_eq!(ids.id(&a), 0);
-            // The same text at another address; a shorter text at the same
-            // address as a longer one.
-            assert_eq!(ids.id(&b), 0);
-            assert_eq!(ids.id(&longer), 1);
-            assert_eq!(ids.id(&longer[..6]), 0);
-            assert_eq!(ids.id(&a), 0);
-            assert_eq!(ids.ranks(), vec![0, 1]);
-        }
+        let mut ids = Ids::new();
+        assert_eq!(ids.id(&a), 0);
+        // The same text at another address; a shorter text at the same
+        // address as a longer one.
+        assert_eq!(ids.id(&b), 0);
+        assert_eq!(ids.id(&longer), 1);
+        assert_eq!(ids.id(&longer[..6]), 0);
+        assert_eq!(ids.id(&a), 0);
+        assert_eq!(ids.ranks(), vec![0, 1]);
         // By number, by text, or both: one id per text.
-        let mut ids = Ids::shared();
+        let mut ids = Ids::new();
         assert_eq!(ids.id_by(u32::MAX, &a), 0);
         assert_eq!(ids.id_by(7, &b), 0);
         assert_eq!(ids.id_by(2, &longer), 1);
@@ -1719,6 +1681,18 @@ mod tests {
         let numbers = ResponseNumbers::of(&rows);
         assert_eq!(numbers.of_item, [0, 0, 1, 2, 2, 0, 1]);
         assert_eq!(numbers.rank, [1, 0, 2]);
+        // A period's rows, numbered in id order, with the ids by number.
+        let all: Vec<usize> = (0..rows.len()).collect();
+        let (of_row, ids) = number_responses(&rows, &all);
+        assert_eq!(
+            (of_row, ids),
+            (vec![1, 1, 0, 2, 2, 1, 0], vec!["a", "b", "c"])
+        );
+        // Rows 6, 3 and 5 hold a, c and b.
+        let (of_row, ids) = number_responses(&rows, &[6, 3, 5]);
+        assert_eq!((of_row, ids), (vec![0, 2, 1], vec!["a", "b", "c"]));
+        let (of_row, ids) = number_responses(&rows, &[5, 0]);
+        assert_eq!((of_row, ids), (vec![0, 0], vec!["b"]));
         let none = ResponseNumbers::of(&[]);
         assert!(none.of_item.is_empty() && none.rank.is_empty());
     }

@@ -171,11 +171,8 @@ pub fn compute(
     // Departments, rater groups and raters numbered; cells found by
     // (department, period) while adding up (every response meets four
     // grains), sorted by department name and period after.
-    let (mut depts, mut groups, mut raters) = (
-        raters::Ids::shared(),
-        raters::Ids::shared(),
-        raters::Ids::shared(),
-    );
+    let (mut depts, mut groups, mut raters) =
+        (raters::Ids::new(), raters::Ids::new(), raters::Ids::new());
     // ((department, period), [(group, sums)]), by number.
     type Cell = ((usize, Period), Vec<(usize, Acc)>);
     let mut cells: Vec<Cell> = Vec::new();
