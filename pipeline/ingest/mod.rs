@@ -1240,17 +1240,20 @@ impl Spill {
         let months = self.month_ids(&df, month_col)?;
         if let Some(latest) = &mut self.latest {
             let hashes = key_hashes(&df, self.spec)?;
-            let firsts = df.column(key_columns(self.spec)[0])?.str()?;
-            for ((i, h), key) in hashes.into_iter().enumerate().zip(firsts.iter()) {
-                if let (Some(h), Some(key)) = (h, key) {
+            for (i, h) in hashes.into_iter().enumerate() {
+                if let Some(h) = h {
                     latest.insert(h, (months[i], first + i as i64));
-                    self.key_range = Some(match self.key_range.take() {
-                        None => (key.to_string(), key.to_string()),
-                        Some((lo, hi)) if key < lo.as_str() => (key.to_string(), hi),
-                        Some((lo, hi)) if key > hi.as_str() => (lo, key.to_string()),
-                        Some(range) => range,
-                    });
                 }
+            }
+            // Over every first key column, complete keys or not: a range
+            // wider than needed only reads more.
+            let firsts = df.column(key_columns(self.spec)[0])?.str()?;
+            let (lo, hi) = (firsts.iter().flatten().min(), firsts.iter().flatten().max());
+            if let (Some(lo), Some(hi)) = (lo, hi) {
+                self.key_range = Some(match self.key_range.take() {
+                    None => (lo.to_string(), hi.to_string()),
+                    Some((a, b)) => (a.min(lo.to_string()), b.max(hi.to_string())),
+                });
             }
         }
         df.with_column(
@@ -1335,9 +1338,9 @@ impl Spill {
                 // partition can hold a version of a new key (with ids that
                 // grow over time, as most systems give them, no older
                 // month can): a fraction of reading and hashing every key.
+                let mut keys = lake::read_parquet_columns(path, &key_cols[..1])?;
                 if let Some((lo, hi)) = &self.key_range {
-                    let firsts = lake::read_parquet_columns(path, &key_cols[..1])?;
-                    let in_range = firsts
+                    let in_range = keys
                         .column(key_cols[0])?
                         .str()?
                         .iter()
@@ -1347,7 +1350,11 @@ impl Spill {
                         return Ok(false);
                     }
                 }
-                let keys = lake::read_parquet_columns(path, &key_cols)?;
+                // The other key columns, beside the first already read.
+                if key_cols.len() > 1 {
+                    let rest = lake::read_parquet_columns(path, &key_cols[1..])?;
+                    keys.hstack_mut(rest.columns())?;
+                }
                 Ok(key_hashes(&keys, spec)?
                     .into_iter()
                     .any(|h| self.superseded(h, month, None)))
