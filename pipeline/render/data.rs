@@ -110,6 +110,9 @@ pub struct RaterEffect {
 
 type Key = (String, Grain, Period);
 
+/// Cases and hours by intake department and month, then by holder.
+pub type CaseTime = HashMap<(String, Period), BTreeMap<String, (usize, f64)>>;
+
 /// Everything the pages show.
 #[derive(Debug, Default)]
 pub struct SiteData {
@@ -133,7 +136,7 @@ pub struct SiteData {
     pub severities: Vec<f64>,
     pub flag_counts: BTreeMap<String, usize>,
     /// (intake dept, month) -> holding dept -> (cases, hours), transferred cases only.
-    pub case_time: HashMap<(String, Period), BTreeMap<String, (usize, f64)>>,
+    pub case_time: CaseTime,
     /// (dept, month) -> root cause -> valid complaints.
     pub root_causes: HashMap<(String, Period), BTreeMap<String, usize>>,
     /// (table, latest event day) for the event tables.
@@ -167,7 +170,21 @@ fn period_of(grain: &Option<String>, start: Option<chrono::NaiveDate>) -> Option
     Some(Period::containing(Grain::parse(grain.as_deref()?)?, start?))
 }
 
+/// Reads everything the pages show: the case marts (the largest two) on a
+/// thread of their own while the other marts are read.
 pub fn load(out: &OutDir, english: bool, tz: chrono_tz::Tz) -> Result<SiteData> {
+    std::thread::scope(|s| {
+        let case_time = s.spawn(|| transferred_case_time(out, tz));
+        let mut d = load_others(out, english, tz)?;
+        d.case_time = case_time
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e))?;
+        Ok(d)
+    })
+}
+
+/// Everything but the case time.
+fn load_others(out: &OutDir, english: bool, tz: chrono_tz::Tz) -> Result<SiteData> {
     let day = |us: i64| crate::satisfaction::local_day(us, tz);
     let mut d = SiteData::default();
     if let Some(df) = lake::read_table(out, "departments", false)? {
@@ -524,52 +541,6 @@ pub fn load(out: &OutDir, english: bool, tz: chrono_tz::Tz) -> Result<SiteData> 
             .map(|(f, n)| (f.to_string(), n))
             .collect();
     }
-    if let (Some(cases), Some(ct)) = (
-        mart_columns(
-            out,
-            "cases",
-            &["case_id", "dept_id", "received_at", "transfer_count"],
-        )?,
-        mart_columns(out, "case_time", &["case_id", "dept_id", "hours"])?,
-    ) {
-        let (id, dept, recv, transfers) = (
-            At::strs(&cases, "case_id")?,
-            At::strs(&cases, "dept_id")?,
-            At::micros(&cases, "received_at")?,
-            frame::i64s(&cases, "transfer_count")?,
-        );
-        // Transferred cases: intake department and time, borrowed from the
-        // frame.
-        let mut intake: HashMap<&str, (&str, i64)> = HashMap::new();
-        for (i, moved) in transfers.iter().enumerate() {
-            if moved.unwrap_or(0) > 0 {
-                if let (Some(c), Some(dp), Some(r)) = (id.get(i), dept.get(i), recv.get(i)) {
-                    intake.insert(c, (dp, r));
-                }
-            }
-        }
-        let (cid, holder, hours) = (
-            At::strs(&ct, "case_id")?,
-            At::strs(&ct, "dept_id")?,
-            frame::f64s(&ct, "hours")?,
-        );
-        for (i, hours) in hours.iter().enumerate() {
-            let (Some(c), Some(h)) = (cid.get(i), holder.get(i)) else {
-                continue;
-            };
-            let Some(&(dp, r)) = intake.get(c) else {
-                continue;
-            };
-            let e = d
-                .case_time
-                .entry((dp.to_string(), Period::containing(Grain::Month, day(r))))
-                .or_default()
-                .entry(h.to_string())
-                .or_default();
-            e.0 += 1;
-            e.1 += hours.unwrap_or(0.0);
-        }
-    }
     // Freshness: the latest event per table, from its latest partition only.
     for spec in crate::ingest::tables::ALL {
         let latest = if spec.name == "measurements" {
@@ -612,4 +583,57 @@ pub fn load(out: &OutDir, english: bool, tz: chrono_tz::Tz) -> Result<SiteData> 
         }
     }
     Ok(d)
+}
+
+/// The time each department held the transferred cases another department
+/// received, by intake department and the month received.
+fn transferred_case_time(out: &OutDir, tz: chrono_tz::Tz) -> Result<CaseTime> {
+    let day = |us: i64| crate::satisfaction::local_day(us, tz);
+    let mut case_time = CaseTime::new();
+    if let (Some(cases), Some(ct)) = (
+        mart_columns(
+            out,
+            "cases",
+            &["case_id", "dept_id", "received_at", "transfer_count"],
+        )?,
+        mart_columns(out, "case_time", &["case_id", "dept_id", "hours"])?,
+    ) {
+        let (id, dept, recv, transfers) = (
+            At::strs(&cases, "case_id")?,
+            At::strs(&cases, "dept_id")?,
+            At::micros(&cases, "received_at")?,
+            frame::i64s(&cases, "transfer_count")?,
+        );
+        // Transferred cases: intake department and time, borrowed from the
+        // frame.
+        let mut intake: HashMap<&str, (&str, i64)> = HashMap::new();
+        for (i, moved) in transfers.iter().enumerate() {
+            if moved.unwrap_or(0) > 0 {
+                if let (Some(c), Some(dp), Some(r)) = (id.get(i), dept.get(i), recv.get(i)) {
+                    intake.insert(c, (dp, r));
+                }
+            }
+        }
+        let (cid, holder, hours) = (
+            At::strs(&ct, "case_id")?,
+            At::strs(&ct, "dept_id")?,
+            frame::f64s(&ct, "hours")?,
+        );
+        for (i, hours) in hours.iter().enumerate() {
+            let (Some(c), Some(h)) = (cid.get(i), holder.get(i)) else {
+                continue;
+            };
+            let Some(&(dp, r)) = intake.get(c) else {
+                continue;
+            };
+            let e = case_time
+                .entry((dp.to_string(), Period::containing(Grain::Month, day(r))))
+                .or_default()
+                .entry(h.to_string())
+                .or_default();
+            e.0 += 1;
+            e.1 += hours.unwrap_or(0.0);
+        }
+    }
+    Ok(case_time)
 }

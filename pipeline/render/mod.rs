@@ -143,6 +143,11 @@ pub fn render(
         p,
         english,
         t: &t,
+        shared: Shared {
+            labels: Value::from_serialize(&t),
+            css: Value::from(CSS),
+            script: Value::from(SCRIPT),
+        },
         as_of,
     };
 
@@ -193,16 +198,26 @@ struct Site<'a> {
     p: &'a Policy,
     english: bool,
     t: &'a BTreeMap<String, String>,
+    shared: Shared,
     as_of: Option<NaiveDate>,
+}
+
+/// The parts of every page's context that are the same on every page, made
+/// into template values once (a value is shared, not copied, by each page
+/// that holds it).
+struct Shared {
+    labels: Value,
+    css: Value,
+    script: Value,
 }
 
 impl Site<'_> {
     /// Context shared by every page; `root` leads back to the site's top.
     fn base(&self, root: &str, title: String) -> Value {
         context! {
-            t => self.t,
-            css => CSS,
-            script => SCRIPT,
+            t => self.shared.labels,
+            css => self.shared.css,
+            script => self.shared.script,
             root => root,
             title => title,
             as_of => self.as_of.map(|d| d.to_string()),

@@ -120,6 +120,17 @@ fn case_statuses_reopening_transfers_and_deadlines() {
         ws.rows("SELECT dept_id, hours FROM case_time WHERE case_id = 'c3'"),
         vec![strs(&["gsc", "4.0"]), strs(&["legal", "22.0"])]
     );
+    // The intake department's page for March lists the same: c3 is the only
+    // transferred case, so one case per holder (in holder id order, with
+    // the default locale's names).
+    let page = std::fs::read_to_string(ws.out.join("site/departments/gsc/2026-03.html")).unwrap();
+    assert!(
+        page.contains(
+            "<tbody><tr><td>政务服务中心</td><td class=\"num\">1</td><td class=\"num\">4.0</td></tr>\
+             <tr><td>法务部</td><td class=\"num\">1</td><td class=\"num\">22.0</td></tr></tbody>"
+        ),
+        "{page}"
+    );
 }
 
 #[test]
