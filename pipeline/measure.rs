@@ -351,6 +351,7 @@ struct Acc {
     num: f64,
     den: f64,
     count: f64,
+    /// Every value, for a quantile only.
     values: Vec<f64>,
 }
 
@@ -487,6 +488,9 @@ fn aggregate(ind: &Indicator, df: &DataFrame, tz: Tz) -> Result<Vec<Value>> {
             }
         }
     } else {
+        // Only a quantile needs the values themselves; a mean needs their
+        // sum and count.
+        let keep_values = matches!(ind.aggregate, Aggregate::Quantile(_));
         for (row, v) in rows.iter().zip(num_column("value")?.iter()) {
             let (Some((d, c)), Some(v)) = (*row, v) else {
                 continue;
@@ -495,7 +499,9 @@ fn aggregate(ind: &Indicator, df: &DataFrame, tz: Tz) -> Result<Vec<Value>> {
                 let acc = cell(&mut cells, width, d, p);
                 acc.num += v;
                 acc.count += 1.0;
-                acc.values.push(v);
+                if keep_values {
+                    acc.values.push(v);
+                }
             }
         }
     }
