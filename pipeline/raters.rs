@@ -558,62 +558,88 @@ pub struct ResponseNumbers {
 
 impl ResponseNumbers {
     pub fn of(ratings: &[ItemRating]) -> ResponseNumbers {
-        number_by_id(ratings.len(), |k| &ratings[k].rating_id).0
+        let ids = IdRuns::of(ratings.len(), |k| &ratings[k].rating_id);
+        // Numbers by first appearance: ranks ordered by their first row.
+        let mut rank: Vec<u32> = (0..ids.first_row.len() as u32).collect();
+        rank.sort_unstable_by_key(|&d| ids.first_row[d as usize]);
+        let mut number_of_rank = vec![0u32; rank.len()];
+        for (number, &d) in rank.iter().enumerate() {
+            number_of_rank[d as usize] = number as u32;
+        }
+        let of_item = ids.per_row(|r| number_of_rank[r as usize]);
+        ResponseNumbers { of_item, rank }
     }
 }
 
 /// Numbers the responses (`rating_id`) of `rows` in id order: the number
 /// of each row's response, and the ids by number.
 fn number_responses<'a>(ratings: &'a [ItemRating], rows: &[usize]) -> (Vec<u32>, Vec<&'a str>) {
-    let (numbers, by_rank) = number_by_id(rows.len(), |k| &ratings[rows[k]].rating_id);
-    let ranks = numbers.of_item.iter().map(|&n| numbers.rank[n as usize]);
-    (ranks.collect(), by_rank)
+    let ids = IdRuns::of(rows.len(), |k| &ratings[rows[k]].rating_id);
+    (ids.per_row(|r| r), ids.by_rank)
 }
 
-/// Numbers the ids of `n` rows (`id(k)` for row `k`), and lists them in id
-/// order. By sorting, not hashing: a response's items come together, so
-/// the runs of rows with one id are few (about a quarter of the rows), and
-/// sorting them by id gives the id order, which is wanted anyway; an id
-/// found in two runs is one id. Hashing a year's million ids took longer
-/// than the sort.
-fn number_by_id<'a>(n: usize, id: impl Fn(usize) -> &'a str) -> (ResponseNumbers, Vec<&'a str>) {
-    // (id, first row) of each run, in row order.
-    let mut runs: Vec<(&str, u32)> = Vec::new();
-    for k in 0..n {
-        let s = id(k);
-        if runs.last().is_none_or(|(last, _)| *last != s) {
-            runs.push((s, k as u32));
+/// The ids of `n` rows ranked in id order. By sorting, not hashing: a
+/// response's items come together, so the runs of rows with one id are few
+/// (about a quarter of the rows), and sorting them by id gives the id
+/// order, which is wanted anyway; an id found in two runs is one id.
+/// Hashing a year's million ids took longer than the sort.
+struct IdRuns<'a> {
+    /// Rows in runs of one id: each run's first row, in row order.
+    starts: Vec<u32>,
+    /// Each run's id's rank in id order.
+    rank_of_run: Vec<u32>,
+    /// Per rank, the first row with that id.
+    first_row: Vec<u32>,
+    /// The ids by rank.
+    by_rank: Vec<&'a str>,
+    n: usize,
+}
+
+impl<'a> IdRuns<'a> {
+    /// The ids of rows `0..n`, `id(k)` for row `k`.
+    fn of(n: usize, id: impl Fn(usize) -> &'a str) -> IdRuns<'a> {
+        // (id, first row) of each run, in row order.
+        let mut runs: Vec<(&str, u32)> = Vec::new();
+        for k in 0..n {
+            let s = id(k);
+            if runs.last().is_none_or(|(last, _)| *last != s) {
+                runs.push((s, k as u32));
+            }
+        }
+        // Runs in id order (of one id, the first first).
+        let mut by_id: Vec<u32> = (0..runs.len() as u32).collect();
+        by_id.sort_unstable_by(|&a, &b| runs[a as usize].cmp(&runs[b as usize]));
+        let mut rank_of_run = vec![0u32; runs.len()];
+        let (mut first_row, mut by_rank): (Vec<u32>, Vec<&str>) = (Vec::new(), Vec::new());
+        for &run in &by_id {
+            let (s, row) = runs[run as usize];
+            if by_rank.last() != Some(&s) {
+                first_row.push(row);
+                by_rank.push(s);
+            }
+            rank_of_run[run as usize] = first_row.len() as u32 - 1;
+        }
+        IdRuns {
+            starts: runs.into_iter().map(|(_, row)| row).collect(),
+            rank_of_run,
+            first_row,
+            by_rank,
+            n,
         }
     }
-    // Runs in id order (of one id, the first first): each id's rank, the
-    // row it first appears on, and the ids by rank.
-    let mut by_id: Vec<u32> = (0..runs.len() as u32).collect();
-    by_id.sort_unstable_by(|&a, &b| runs[a as usize].cmp(&runs[b as usize]));
-    let mut rank_of_run = vec![0u32; runs.len()];
-    let (mut first_row, mut by_rank): (Vec<u32>, Vec<&str>) = (Vec::new(), Vec::new());
-    for &run in &by_id {
-        let (s, row) = runs[run as usize];
-        if by_rank.last() != Some(&s) {
-            first_row.push(row);
-            by_rank.push(s);
+
+    /// Per row, `number(rank)` of its id.
+    fn per_row(&self, number: impl Fn(u32) -> u32) -> Vec<u32> {
+        let mut out = Vec::with_capacity(self.n);
+        for (k, &from) in self.starts.iter().enumerate() {
+            let to = self.starts.get(k + 1).map_or(self.n, |&r| r as usize);
+            out.extend(std::iter::repeat_n(
+                number(self.rank_of_run[k]),
+                to - from as usize,
+            ));
         }
-        rank_of_run[run as usize] = first_row.len() as u32 - 1;
+        out
     }
-    drop(by_id);
-    // Numbers by first appearance: ranks ordered by their first row.
-    let mut rank: Vec<u32> = (0..first_row.len() as u32).collect();
-    rank.sort_unstable_by_key(|&d| first_row[d as usize]);
-    let mut number_of_rank = vec![0u32; rank.len()];
-    for (number, &d) in rank.iter().enumerate() {
-        number_of_rank[d as usize] = number as u32;
-    }
-    let mut of_item = Vec::with_capacity(n);
-    for (k, &(_, from)) in runs.iter().enumerate() {
-        let to = runs.get(k + 1).map_or(n, |r| r.1 as usize);
-        let number = number_of_rank[rank_of_run[k] as usize];
-        of_item.extend(std::iter::repeat_n(number, to - from as usize));
-    }
-    (ResponseNumbers { of_item, rank }, by_rank)
 }
 
 /// The policy's estimation grain (a quarter unless it names another).
