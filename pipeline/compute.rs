@@ -33,6 +33,7 @@ use crate::measure::{self, Indicator};
 use crate::periods::{Grain, Period};
 use crate::policy::LoadedPolicy;
 use crate::progress::Progress;
+use crate::raters::Window;
 use crate::reuse::{CarriedItem, PeriodResults, RaterStore, YearResults};
 use crate::satisfaction::{self, local_day};
 use crate::{cases, raters, restate, score, trends};
@@ -543,9 +544,22 @@ fn rate(
                         raters::estimation_grain(&p.raters),
                         local_day(first, tz)..=as_of,
                         by_months,
+                        &carry,
                         tz,
                     )?,
                     _ => (Vec::new(), Vec::new()),
+                };
+                // After kept periods, the pass reads only the days after
+                // them (and those the first week reaches back to).
+                let scan = match reused.last() {
+                    Some((q, _)) => Pass::days(
+                        (q.end + Duration::days(1), end),
+                        WEEK_REACH,
+                        tz,
+                        ratings_end,
+                    )
+                    .scan(by_months)?,
+                    None => Some(scan.clone()),
                 };
                 let keep_periods: Vec<Period> = to_keep.iter().map(|(q, _)| *q).collect();
                 let kept_from_last_run = match reused.as_slice() {
@@ -561,7 +575,7 @@ fn rate(
                     ),
                 };
                 let (r, pieces) = rate_year(
-                    &scan,
+                    scan.as_ref(),
                     (start, end),
                     &carry,
                     reused,
@@ -638,15 +652,20 @@ struct Pass {
 
 impl Pass {
     fn over(period: Period, reach: i64, tz: Tz, end: i64) -> Pass {
+        Pass::days((period.start, period.end), reach, tz, end)
+    }
+
+    /// A pass over the days `first..=last`.
+    fn days((first, last): (NaiveDate, NaiveDate), reach: i64, tz: Tz, end: i64) -> Pass {
         let month = |d: NaiveDate| d.format("%Y-%m").to_string();
         Pass {
             months: (
-                month(period.start - Duration::days(1)),
-                month(period.end + Duration::days(1)),
+                month(first - Duration::days(1)),
+                month(last + Duration::days(1)),
             ),
             range: (
-                end_of_day(period.start - Duration::days(reach + 1), tz),
-                end_of_day(period.end, tz).min(end),
+                end_of_day(first - Duration::days(reach + 1), tz),
+                end_of_day(last, tz).min(end),
             ),
         }
     }
@@ -680,6 +699,10 @@ fn rating_ids(scan: Option<LazyFrame>) -> Result<Vec<String>> {
 /// the longest run of them from the year's start that the last run kept
 /// with the same fingerprint, and the others with their fingerprints, to
 /// be fitted and kept.
+///
+/// A period's results include its weeks, which reach back into the period
+/// before (for the year's first period, into the days `carry` hands over
+/// from the year before): its fingerprint covers those days too.
 #[allow(clippy::type_complexity)]
 fn complete_periods(
     store: &mut RaterStore,
@@ -687,6 +710,7 @@ fn complete_periods(
     grain: Grain,
     days: std::ops::RangeInclusive<NaiveDate>,
     by_months: &MonthScan,
+    carry: &Carry,
     tz: Tz,
 ) -> Result<(Vec<(Period, PeriodResults)>, Vec<(Period, String)>)> {
     let (mut reused, mut to_keep) = (Vec::new(), Vec::new());
@@ -697,12 +721,18 @@ fn complete_periods(
         .into_iter()
         .filter(|q| q.end <= *days.end() && q.end >= *days.start())
     {
-        let pass = Pass::over(q, 0, tz, i64::MAX);
+        let pass = Pass::over(q, WEEK_REACH, tz, i64::MAX);
         let months = (pass.months.0.as_str(), pass.months.1.as_str());
-        let fingerprint = store.fingerprint(q, months, pass.range, (&[], &[]))?;
+        let carried: (&[CarriedItem], &[(String, String)]) = if q.start == year.start {
+            (&carry.items, &carry.excluded)
+        } else {
+            (&[], &[])
+        };
+        let fingerprint = store.fingerprint(q, months, pass.range, carried)?;
         if to_keep.is_empty() {
+            let own = Pass::over(q, 0, tz, i64::MAX);
             if let Some(r) =
-                store.reuse_period(q, &fingerprint, || rating_ids(pass.scan(by_months)?))?
+                store.reuse_period(q, &fingerprint, || rating_ids(own.scan(by_months)?))?
             {
                 reused.push((q, r));
                 continue;
@@ -716,13 +746,17 @@ fn complete_periods(
 /// One pass of the rater model, reliability and satisfaction over `scan`:
 /// the ratings of the days `start..=end` and of the days before `start`
 /// that the first week reaches back to, which the previous pass checked
-/// and whose results it handed over in `carry`. The rater model's results
-/// for the first estimation periods of the year may come from the last
-/// run (`reused`, in order); those of the complete periods `keep` are
-/// returned apart as well, in that order, to be kept for the next run.
+/// and whose results it handed over in `carry`. The first estimation
+/// periods of the year may come from the last run (`reused`, in order):
+/// then `scan` holds only the days after them (and those the first week
+/// after them reaches back to), the rows of the periods that end in them
+/// are theirs, and the quarter and year still open after them continue
+/// from the sums they kept. The complete periods `keep` are returned apart
+/// as well, in that order, to be kept for the next run (fewer if the
+/// ratings do not come in time order across one's end).
 #[allow(clippy::too_many_arguments)]
 fn rate_year(
-    scan: &LazyFrame,
+    scan: Option<&LazyFrame>,
     (start, end): (NaiveDate, NaiveDate),
     carry: &Carry,
     reused: Vec<(Period, PeriodResults)>,
@@ -733,9 +767,12 @@ fn rate_year(
     as_of: NaiveDate,
 ) -> Result<(YearResults, Vec<PeriodResults>)> {
     let (p, tz) = (&policy.policy, policy.tz);
-    let items = {
-        let df = collect_columns(scan, &raters::RATING_COLUMNS, "ratings")?;
-        raters::items_from_frame(&df, removed, tz)?
+    let items = match scan {
+        Some(scan) => {
+            let df = collect_columns(scan, &raters::RATING_COLUMNS, "ratings")?;
+            raters::items_from_frame(&df, removed, tz)?
+        }
+        None => Vec::new(),
     };
     let fit_from = reused
         .last()
@@ -750,43 +787,84 @@ fn rate_year(
             .unwrap_or_else(|e| std::panic::resume_unwind(e));
         (outcome, numbers)
     });
-    let rows_in = |q: &Period| -> Vec<usize> {
-        (0..items.len())
-            .filter(|&i| q.start <= items[i].day && items[i].day <= q.end)
-            .collect()
-    };
     let (mut effects, mut flags) = (
         raters::effects_frame(&[], as_of)?,
         raters::flags_frame(&[], as_of)?,
     );
-    for (q, r) in reused {
-        let rows = rows_in(&q);
-        anyhow::ensure!(
-            rows.len() == r.adjusted.len(),
-            "the results kept for {} do not match its ratings: was the lake changed during the run?",
-            q.label()
-        );
-        for (i, a) in rows.into_iter().zip(r.adjusted) {
-            outcome.adjusted[i] = a;
+    // What the kept periods give: their rows, and from the last of them
+    // the quarter and year still open and its last days' adjusted scores.
+    let (mut satisfaction, mut reliability) = (Vec::new(), Vec::new());
+    let (mut first_day, mut n_items) = (None, 0);
+    let mut open = (Vec::new(), Vec::new());
+    let mut handed: Vec<CarriedItem> = carry.items.clone();
+    let n_reused = reused.len();
+    for (k, (_, r)) in reused.into_iter().enumerate() {
+        if k + 1 == n_reused {
+            open = r.open()?;
+            handed = r
+                .carry_items
+                .into_iter()
+                .map(|(id, item, adjusted)| (Arc::from(id), Arc::from(item), adjusted))
+                .collect();
         }
         outcome.excluded.extend(r.excluded);
         effects.vstack_mut_owned(r.effects)?;
         flags.vstack_mut_owned(r.flags)?;
+        satisfaction.extend(r.satisfaction);
+        reliability.extend(r.reliability);
+        first_day = first_day.into_iter().chain(r.first_day).min();
+        n_items += r.n_items;
     }
-    // The days before `start` were checked in the previous year's pass.
-    let mut carried = carry.items.iter();
-    for (i, r) in items.iter().enumerate().filter(|(_, r)| r.day < start) {
-        let (_, _, adjusted) = carried
+    // The days before `fit_from` were checked in the pass before (the
+    // previous year's, or the one that kept the last reused period).
+    let mut handed = handed.iter();
+    for (i, r) in items.iter().enumerate().filter(|(_, r)| r.day < fit_from) {
+        let (_, _, adjusted) = handed
             .next()
             .filter(|(id, item, _)| *id == r.rating_id && *item == r.item)
-            .context("the ratings read for one year differ from those read for the year before: was the lake changed during the run?")?;
+            .context("the ratings read for one period differ from those read for the period before: was the lake changed during the run?")?;
         outcome.adjusted[i] = *adjusted;
     }
-    outcome.excluded.extend(carry.excluded.iter().cloned());
-    // The complete periods fitted now, for the next run.
+    if n_reused == 0 {
+        outcome.excluded.extend(carry.excluded.iter().cloned());
+    }
+    let counted: Vec<bool> = items
+        .iter()
+        .map(|r| !outcome.excluded.contains_key(&*r.rating_id))
+        .collect();
+    let window = Window {
+        from: fit_from,
+        to: end,
+    };
+    let stops: Vec<NaiveDate> = keep.iter().map(|q| q.end).collect();
+    // Reliability and satisfaction read the same ratings and outcome: one
+    // on each of two threads.
+    let ((rel, rel_open), (sat, sat_open), responses_first_day) = std::thread::scope(|s| {
+        let reliability = s.spawn(|| {
+            raters::reliability_from(&items, &counted, &numbers, window, &open.1, &stops)
+        });
+        let responses = satisfaction::responses(&items, &numbers, &outcome);
+        let days: Vec<NaiveDate> = responses.iter().map(|r| r.day).collect();
+        let satisfaction =
+            satisfaction::compute_from(&responses, dept_types, p, window, &open.0, &stops);
+        drop(responses);
+        let reliability = reliability
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        (reliability, satisfaction, days)
+    });
+    drop(numbers);
+    // The complete periods fitted now, for the next run: up to the first
+    // whose end the ratings do not come in time order across.
     let mut pieces = Vec::new();
-    for q in keep {
-        let rows = rows_in(q);
+    for (k, q) in keep.iter().enumerate() {
+        let (Some(sat_open), rel_open) = (sat_open[k].clone(), rel_open[k].clone()) else {
+            break;
+        };
+        let ends_in_q = |period: Period| q.start <= period.end && period.end <= q.end;
+        let rows: Vec<usize> = (0..items.len())
+            .filter(|&i| q.start <= items[i].day && items[i].day <= q.end)
+            .collect();
         let mut seen: PlHashSet<&str> = PlHashSet::default();
         let excluded = rows
             .iter()
@@ -794,33 +872,41 @@ fn rate_year(
             .filter(|id| seen.insert(id))
             .filter_map(|id| Some((id.to_string(), outcome.excluded.get(id)?.clone())))
             .collect();
-        let of_q = |period: Period| period == *q;
+        let tail_from = q.end + Duration::days(1) - Duration::days(WEEK_REACH);
         pieces.push(PeriodResults {
-            effects: raters::effects_frame(&rows_of(&outcome.effects, |e| of_q(e.period)), as_of)?,
-            flags: raters::flags_frame(&rows_of(&outcome.flags, |f| of_q(f.period)), as_of)?,
-            adjusted: rows.iter().map(|&i| outcome.adjusted[i]).collect(),
+            effects: raters::effects_frame(&rows_of(&outcome.effects, |e| e.period == *q), as_of)?,
+            flags: raters::flags_frame(&rows_of(&outcome.flags, |f| f.period == *q), as_of)?,
             excluded,
+            carry_items: items
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| tail_from <= r.day && r.day <= q.end)
+                .map(|(i, r)| {
+                    (
+                        r.rating_id.to_string(),
+                        r.item.to_string(),
+                        outcome.adjusted[i],
+                    )
+                })
+                .collect(),
+            satisfaction: rows_of(&sat, |r| ends_in_q(r.period)),
+            reliability: rows_of(&rel, |r| ends_in_q(r.period)),
+            open: Some((sat_open, rel_open)),
+            first_day: first_day
+                .into_iter()
+                .chain(responses_first_day.iter().filter(|&&d| d <= q.end).copied())
+                .min(),
+            n_items: rows.len(),
+            dir: None,
         });
     }
-    let counted: Vec<bool> = items
-        .iter()
-        .map(|r| !outcome.excluded.contains_key(&*r.rating_id))
-        .collect();
-    let keep = |period: Period| period.end >= start && period.end <= end;
-    // Reliability and satisfaction read the same ratings and outcome: one
-    // on each of two threads.
-    let (reliability, satisfaction, first_day) = std::thread::scope(|s| {
-        let reliability = s.spawn(|| raters::reliability(&items, &counted, &numbers, keep));
-        let responses = satisfaction::responses(&items, &numbers, &outcome);
-        let first_day = responses.iter().map(|r| r.day).min();
-        let satisfaction = satisfaction::compute(&responses, dept_types, p, keep);
-        drop(responses);
-        let reliability = reliability
-            .join()
-            .unwrap_or_else(|e| std::panic::resume_unwind(e));
-        (reliability, satisfaction, first_day)
-    });
-    drop(numbers);
+    satisfaction.extend(sat);
+    reliability.extend(rel);
+    first_day = first_day
+        .into_iter()
+        .chain(responses_first_day.iter().min().copied())
+        .min();
+    n_items += items.iter().filter(|r| r.day >= fit_from).count();
     // What the next year's first week needs of this year's last days.
     let (mut carry_items, mut carry_excluded) = (Vec::new(), Vec::new());
     if end < NaiveDate::MAX {
@@ -846,7 +932,7 @@ fn rate_year(
         carry_items,
         carry_excluded,
         first_day,
-        n_items: items.iter().filter(|r| r.day >= start).count(),
+        n_items,
     };
     Ok((results, pieces))
 }
@@ -1255,9 +1341,9 @@ mod tests {
             .map(|r| !outcome.excluded.contains_key(&*r.rating_id))
             .collect();
         let numbers = raters::ResponseNumbers::of(&items);
-        let reliability = raters::reliability(&items, &counted, &numbers, |_| true);
+        let reliability = raters::reliability(&items, &counted, &numbers, Window::ALL);
         let responses = satisfaction::responses(&items, &numbers, &outcome);
-        let satisfaction = satisfaction::compute(&responses, &dept_types, p, |_| true);
+        let satisfaction = satisfaction::compute(&responses, &dept_types, p, Window::ALL);
 
         // The same a year at a time, the months read as `rate` asks.
         let by_months = |first: &str, last: &str| {

@@ -1017,20 +1017,65 @@ fn check_period(
     }
 }
 
+/// The spread of some values: their number, their mean, and the sum of
+/// their squared deviations from the mean. The spreads of two parts merge
+/// into the spread of the whole (Chan, Golub and LeVeque 1979), so a
+/// quarter's or a year's is built from its months' without their values.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Spread {
+    pub n: usize,
+    pub mean: f64,
+    pub m2: f64,
+}
+
+impl Spread {
+    /// In two passes: the mean, then the squared deviations from it.
+    pub fn of(xs: &[f64]) -> Spread {
+        if xs.is_empty() {
+            return Spread::default();
+        }
+        let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+        let m2 = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>();
+        Spread {
+            n: xs.len(),
+            mean,
+            m2,
+        }
+    }
+
+    /// Adds the values `other` stands for.
+    pub fn merge(&mut self, other: &Spread) {
+        if other.n == 0 {
+            return;
+        }
+        if self.n == 0 {
+            *self = *other;
+            return;
+        }
+        let (a, b) = (self.n as f64, other.n as f64);
+        let n = a + b;
+        let d = other.mean - self.mean;
+        self.mean += d * b / n;
+        self.m2 += other.m2 + d * d * a * b / n;
+        self.n += other.n;
+    }
+
+    /// The sample variance (n - 1 in the denominator).
+    fn variance(&self) -> f64 {
+        self.m2 / (self.n as f64 - 1.0)
+    }
+}
+
 /// rwg(J) of James, Demaree and Wolf (1984) against the uniform null: per
-/// item, the observed variance over the expected variance (A^2 - 1) / 12 of
-/// an A-level scale; J items combine as J(1 - r) / (J(1 - r) + r) with r
-/// the mean ratio. Set to 0 when raters disagree more than chance.
-pub fn rwg(items: &[(Vec<f64>, f64)]) -> Option<f64> {
+/// item (the spread of its scores, and its scale's number of levels A), the
+/// observed variance over the expected variance (A^2 - 1) / 12 of an
+/// A-level scale; J items combine as J(1 - r) / (J(1 - r) + r) with r the
+/// mean ratio. Set to 0 when raters disagree more than chance.
+pub fn rwg(items: &[(Spread, f64)]) -> Option<f64> {
     let ratios: Vec<f64> = items
         .iter()
-        .filter(|(xs, levels)| xs.len() >= 2 && *levels >= 2.0)
-        .map(|(xs, levels)| {
-            let n = xs.len() as f64;
-            let mean = xs.iter().sum::<f64>() / n;
-            let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
-            var / ((levels * levels - 1.0) / 12.0)
-        })
+        .filter(|(s, levels)| s.n >= 2 && *levels >= 2.0)
+        .map(|(s, levels)| s.variance() / ((levels * levels - 1.0) / 12.0))
         .collect();
     if ratios.is_empty() {
         return None;
@@ -1044,23 +1089,21 @@ pub fn rwg(items: &[(Vec<f64>, f64)]) -> Option<f64> {
 }
 
 /// ICC(1) and ICC(2) from a one-way ANOVA with groups as targets (Bliese
-/// 2000): ICC(1) = (MSB - MSW) / (MSB + (k - 1) MSW), ICC(2) = (MSB - MSW)
-/// / MSB, with k the mean group size.
-pub fn icc(groups: &[Vec<f64>]) -> Option<(f64, f64)> {
-    let groups: Vec<&Vec<f64>> = groups.iter().filter(|g| !g.is_empty()).collect();
+/// 2000), from each group's spread: ICC(1) = (MSB - MSW) / (MSB + (k - 1)
+/// MSW), ICC(2) = (MSB - MSW) / MSB, with k the mean group size.
+pub fn icc(groups: &[Spread]) -> Option<(f64, f64)> {
+    let groups: Vec<&Spread> = groups.iter().filter(|s| s.n > 0).collect();
     let g = groups.len();
-    let n: usize = groups.iter().map(|x| x.len()).sum();
+    let n: usize = groups.iter().map(|s| s.n).sum();
     if g < 2 || n <= g {
         return None;
     }
-    let grand = groups.iter().flat_map(|x| x.iter()).sum::<f64>() / n as f64;
-    let mut ssb = 0.0;
-    let mut ssw = 0.0;
-    for x in &groups {
-        let m = x.iter().sum::<f64>() / x.len() as f64;
-        ssb += x.len() as f64 * (m - grand).powi(2);
-        ssw += x.iter().map(|v| (v - m).powi(2)).sum::<f64>();
-    }
+    let grand = groups.iter().map(|s| s.mean * s.n as f64).sum::<f64>() / n as f64;
+    let ssb: f64 = groups
+        .iter()
+        .map(|s| s.n as f64 * (s.mean - grand).powi(2))
+        .sum();
+    let ssw: f64 = groups.iter().map(|s| s.m2).sum();
     let msb = ssb / (g - 1) as f64;
     let msw = ssw / (n - g) as f64;
     if msb <= 0.0 {
@@ -1121,21 +1164,107 @@ pub struct Reliability {
     pub icc2: Option<f64>,
 }
 
+/// The days a pass reports on: the periods that end in `from..=to`, each
+/// made of the ratings of its days from `from` on. The days before `from`
+/// that a pass reads count only toward the weeks that reach back into
+/// them; what came before `from` in a quarter or year still open is handed
+/// in by the pass that read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+}
+
+impl Window {
+    /// Every period of every day.
+    pub const ALL: Window = Window {
+        from: NaiveDate::MIN,
+        to: NaiveDate::MAX,
+    };
+
+    pub fn keeps(&self, p: Period) -> bool {
+        self.from <= p.end && p.end <= self.to
+    }
+
+    /// Whether a rating of `day` counts toward `p`, a period containing it.
+    pub fn counts(&self, p: Period, day: NaiveDate) -> bool {
+        self.keeps(p) && (p.grain == Grain::Week || day >= self.from)
+    }
+}
+
+/// What the reliability of a quarter or year is built from, for one
+/// department: handed from one pass to the next for the periods still
+/// open where the first stopped, and kept with a complete estimation
+/// period so that a later run need not read its ratings again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReliabilityPart {
+    pub dept_id: String,
+    pub period: Period,
+    /// Per item: the spread of its scores and its scale's number of levels.
+    pub items: Vec<(String, Spread, f64)>,
+    /// The distinct raters.
+    pub raters: Vec<String>,
+    /// The spread of the response means.
+    pub responses: Spread,
+}
+
+/// [`ReliabilityPart`] with its texts by number.
+#[derive(Debug, Default, Clone)]
+struct Part {
+    items: Vec<(usize, Spread, f64)>,
+    raters: Vec<u32>,
+    responses: Spread,
+}
+
+impl Part {
+    /// Adds a later part of the period (items by number, raters as a set).
+    fn merge(&mut self, other: &Part) {
+        for (item, s, levels) in &other.items {
+            match self.items.iter_mut().find(|x| x.0 == *item) {
+                Some(x) => x.1.merge(s),
+                None => self.items.push((*item, *s, *levels)),
+            }
+        }
+        self.raters.extend(&other.raters);
+        self.raters.sort_unstable();
+        self.raters.dedup();
+        self.responses.merge(&other.responses);
+    }
+}
+
 /// Reliability per department and period of every grain, and one row
 /// `dept_id = '*'` per period with ICC(1) and ICC(2) across departments.
 /// `counted` marks the item ratings that count (not excluded); only the
-/// periods `keep` accepts are computed. Quarters and years are built from
-/// their months, so `keep` must accept a quarter or year exactly when it
-/// accepts its months (as keeping the periods that end in one calendar
-/// year does).
+/// periods of `window` are computed.
 pub fn reliability(
     ratings: &[ItemRating],
     counted: &[bool],
     responses: &ResponseNumbers,
-    keep: impl Fn(Period) -> bool,
+    window: Window,
 ) -> Vec<Reliability> {
-    /// One department's ratings in one period: per item (by number) its
-    /// raw scores and scale levels, the raters (by number), and per
+    reliability_from(ratings, counted, responses, window, &[], &[]).0
+}
+
+/// [`reliability`], continuing the quarters and years `open` that began
+/// before the window (as a pass that ended the day before `window.from`
+/// left them), and giving for each day of `stops` (ascending, each the
+/// last day of a month) the parts of the quarters and years then open.
+///
+/// Weeks and months are computed from their ratings: per item the spread
+/// of its scores, the raters, and per response (in id order) the mean of
+/// its scores; a quarter or year merges its months' spreads in month
+/// order and counts each rater once. A response whose items fall in two
+/// months counts once in each.
+pub fn reliability_from<'a>(
+    ratings: &'a [ItemRating],
+    counted: &[bool],
+    responses: &ResponseNumbers,
+    window: Window,
+    open: &'a [ReliabilityPart],
+    stops: &[NaiveDate],
+) -> (Vec<Reliability>, Vec<Vec<ReliabilityPart>>) {
+    /// One department's ratings in one week or month: per item (by number)
+    /// its raw scores and scale levels, the raters (by number), and per
     /// response (by number, in id order) the sum and count of its scores.
     #[derive(Default)]
     struct Cell {
@@ -1153,9 +1282,24 @@ pub fn reliability(
         .iter()
         .map(|&n| responses.rank[n as usize]);
     let (mut depts, mut items, mut raters) = (Ids::new(), Ids::new(), Ids::new());
-    // Weeks and months from the ratings; quarters and years from the
-    // months (each rating lies in one month; ratings come in time order, so
-    // every list keeps the order it would have had).
+    // Quarters and years, by department number: those begun before the
+    // window first.
+    let mut coarse: BTreeMap<(Period, usize), Part> = BTreeMap::new();
+    for o in open {
+        let part = Part {
+            items: o
+                .items
+                .iter()
+                .map(|(item, s, levels)| (items.id(item), *s, *levels))
+                .collect(),
+            raters: o.raters.iter().map(|r| raters.id(r) as u32).collect(),
+            responses: o.responses,
+        };
+        coarse
+            .entry((o.period, depts.id(&o.dept_id)))
+            .or_default()
+            .merge(&part);
+    }
     let mut cells: Vec<((Period, usize), Cell)> = Vec::new();
     let mut index: PlHashMap<(Period, usize), usize> = PlHashMap::default();
     // The cells of the last day and department seen: a response's items
@@ -1173,7 +1317,7 @@ pub fn reliability(
                 let mut at = [None; 2];
                 for (slot, g) in at.iter_mut().zip([Grain::Week, Grain::Month]) {
                     let p = Period::containing(g, r.day);
-                    if keep(p) {
+                    if window.counts(p, r.day) {
                         *slot = Some(*index.entry((p, dept)).or_insert_with(|| {
                             cells.push(((p, dept), Cell::default()));
                             cells.len() - 1
@@ -1207,58 +1351,105 @@ pub fn reliability(
         }
     }
     drop(index);
-    // Items in name order, each rater once, each response once in id order
+    // Each cell's spreads: each rater once, each response once in id order
     // (a response found in two runs adds up in run order: the sort is
     // stable).
-    let item_rank = items.ranks();
-    for (_, c) in &mut cells {
-        c.items.sort_unstable_by_key(|x| item_rank[x.0]);
-        c.raters.sort_unstable();
-        c.raters.dedup();
-        c.responses.sort_by_key(|x| x.0);
-        c.responses.dedup_by(|later, kept| {
-            let same = later.0 == kept.0;
-            if same {
-                kept.1 += later.1;
-                kept.2 += later.2;
-            }
-            same
-        });
-    }
-    // Quarters and years are built from their months one cell at a time
-    // when their turn comes: only weeks and months are held.
-    let (dept_rank, by_rank) = depts.sorted();
-    let mut coarse: BTreeMap<(Period, usize), Vec<usize>> = BTreeMap::new();
-    let mut months: Vec<usize> = (0..cells.len())
-        .filter(|&c| cells[c].0 .0.grain == Grain::Month)
+    let parts: Vec<((Period, usize), Part)> = cells
+        .into_iter()
+        .map(|(key, mut c)| {
+            c.raters.sort_unstable();
+            c.raters.dedup();
+            c.responses.sort_by_key(|x| x.0);
+            c.responses.dedup_by(|later, kept| {
+                let same = later.0 == kept.0;
+                if same {
+                    kept.1 += later.1;
+                    kept.2 += later.2;
+                }
+                same
+            });
+            let means: Vec<f64> = c.responses.iter().map(|(_, s, n)| s / *n as f64).collect();
+            let part = Part {
+                items: c
+                    .items
+                    .into_iter()
+                    .map(|(item, xs, levels)| (item, Spread::of(&xs), levels))
+                    .collect(),
+                raters: c.raters,
+                responses: Spread::of(&means),
+            };
+            (key, part)
+        })
         .collect();
-    months.sort_unstable_by_key(|&c| cells[c].0 .0);
+    // Quarters and years from their months, in month order, with the
+    // parts still open at each stop.
+    let open_at = |coarse: &BTreeMap<(Period, usize), Part>, day: NaiveDate| {
+        coarse
+            .iter()
+            .filter(|((p, _), _)| p.start <= day && day < p.end)
+            .map(|(k, part)| (*k, part.clone()))
+            .collect::<Vec<_>>()
+    };
+    let mut months: Vec<usize> = (0..parts.len())
+        .filter(|&c| parts[c].0 .0.grain == Grain::Month)
+        .collect();
+    months.sort_unstable_by_key(|&c| parts[c].0 .0);
+    let mut stopped = Vec::new();
     for c in months {
-        let (month, dept) = cells[c].0;
+        let ((month, dept), part) = &parts[c];
+        while let Some(&day) = stops.get(stopped.len()).filter(|&&d| month.start > d) {
+            stopped.push(open_at(&coarse, day));
+        }
         for g in [Grain::Quarter, Grain::Year] {
             coarse
-                .entry((Period::containing(g, month.start), dept_rank[dept]))
+                .entry((Period::containing(g, month.start), *dept))
                 .or_default()
-                .push(c);
+                .merge(part);
         }
     }
-    // Cells by number, and built periods by their months, in (period,
-    // department name) order.
-    let mut keys: Vec<(Period, usize, Option<usize>)> = cells
+    while let Some(&day) = stops.get(stopped.len()) {
+        stopped.push(open_at(&coarse, day));
+    }
+
+    // Rows in (period, department name) order, so that each period's ICC
+    // adds up its departments in one order.
+    let (dept_rank, by_rank) = depts.sorted();
+    let item_rank = items.ranks();
+    let mut keys: Vec<(Period, usize, &Part)> = parts
         .iter()
-        .enumerate()
-        .map(|(c, ((p, dept), _))| (*p, dept_rank[*dept], Some(c)))
-        .chain(coarse.keys().map(|&(p, rank)| (p, rank, None)))
+        .map(|((p, dept), part)| (*p, dept_rank[*dept], part))
+        .chain(
+            coarse
+                .iter()
+                .filter(|((p, _), _)| window.keeps(*p))
+                .map(|((p, dept), part)| (*p, dept_rank[*dept], part)),
+        )
         .collect();
     keys.sort_unstable_by_key(|k| (k.0, k.1));
-
     let mut out = Vec::new();
-    // Response means of the period being walked, one list per department
-    // in department order; its ICC is taken when the period is done.
-    let mut period_groups: Vec<Vec<f64>> = Vec::new();
-    let icc_row = |period: Period, groups: &mut Vec<Vec<f64>>, out: &mut Vec<Reliability>| {
-        let (icc1, icc2) = icc(groups).map_or((None, None), |(a, b)| (Some(a), Some(b)));
-        groups.clear();
+    for period_rows in keys.chunk_by(|a, b| a.0 == b.0) {
+        let period = period_rows[0].0;
+        let mut groups = Vec::with_capacity(period_rows.len());
+        for &(_, rank, part) in period_rows {
+            // Items in name order.
+            let mut list: Vec<(usize, Spread, f64)> = part
+                .items
+                .iter()
+                .map(|(item, s, levels)| (item_rank[*item], *s, *levels))
+                .collect();
+            list.sort_unstable_by_key(|x| x.0);
+            let list: Vec<(Spread, f64)> = list.into_iter().map(|(_, s, l)| (s, l)).collect();
+            out.push(Reliability {
+                dept_id: by_rank[rank].to_string(),
+                period,
+                n_raters: part.raters.len(),
+                rwg: rwg(&list),
+                icc1: None,
+                icc2: None,
+            });
+            groups.push(part.responses);
+        }
+        let (icc1, icc2) = icc(&groups).map_or((None, None), |(a, b)| (Some(a), Some(b)));
         out.push(Reliability {
             dept_id: "*".into(),
             period,
@@ -1267,87 +1458,42 @@ pub fn reliability(
             icc1,
             icc2,
         });
-    };
-    let mut current: Option<Period> = None;
-    for (period, rank, cell) in keys {
-        if current != Some(period) {
-            if let Some(done) = current {
-                icc_row(done, &mut period_groups, &mut out);
-            }
-            current = Some(period);
-        }
-        let (list, n_raters, means) = match cell {
-            None => {
-                let mut items: Vec<(usize, Vec<f64>, f64)> = Vec::new();
-                let mut raters: Vec<u32> = Vec::new();
-                let mut responses: Vec<(u32, f64, usize)> = Vec::new();
-                for &month in &coarse[&(period, rank)] {
-                    let c = &cells[month].1;
-                    for (item, xs, levels) in &c.items {
-                        match items.iter_mut().find(|x| x.0 == *item) {
-                            Some(x) => x.1.extend(xs),
-                            None => items.push((*item, xs.clone(), *levels)),
-                        }
-                    }
-                    raters.extend(&c.raters);
-                    responses.extend(&c.responses);
-                }
-                items.sort_unstable_by_key(|x| item_rank[x.0]);
-                raters.sort_unstable();
-                raters.dedup();
-                // In id order; a response found in two months adds up in
-                // month order (the sort is stable).
-                responses.sort_by_key(|r| r.0);
-                let mut means = Vec::new();
-                for run in responses.chunk_by(|a, b| a.0 == b.0) {
-                    let (mut sum, mut n) = (0.0, 0);
-                    for &(_, s, k) in run {
-                        sum += s;
-                        n += k;
-                    }
-                    means.push(sum / n as f64);
-                }
-                let list: Vec<(Vec<f64>, f64)> =
-                    items.into_iter().map(|(_, xs, l)| (xs, l)).collect();
-                (list, raters.len(), means)
-            }
-            Some(c) => {
-                let cell = &mut cells[c].1;
-                let means = cell
-                    .responses
-                    .iter()
-                    .map(|(_, s, n)| s / *n as f64)
-                    .collect();
-                let list: Vec<(Vec<f64>, f64)> = if period.grain == Grain::Week {
-                    // Weeks come first and build nothing else.
-                    std::mem::take(&mut cell.items)
-                        .into_iter()
-                        .map(|(_, xs, l)| (xs, l))
-                        .collect()
-                } else {
-                    cell.items
-                        .iter()
-                        .map(|(_, xs, l)| (xs.clone(), *l))
-                        .collect()
-                };
-                (list, cell.raters.len(), means)
-            }
-        };
-        out.push(Reliability {
-            dept_id: by_rank[rank].to_string(),
-            period,
-            n_raters,
-            rwg: rwg(&list),
-            icc1: None,
-            icc2: None,
-        });
-        period_groups.push(means);
-    }
-    if let Some(done) = current {
-        icc_row(done, &mut period_groups, &mut out);
     }
     out.sort_by(|a, b| (&a.dept_id, a.period).cmp(&(&b.dept_id, b.period)));
-    out
+    // In text order throughout, so that what is kept does not depend on
+    // the order the texts were met in.
+    let stopped = stopped
+        .into_iter()
+        .map(|parts| {
+            let mut parts: Vec<ReliabilityPart> = parts
+                .into_iter()
+                .map(|((period, dept), part)| {
+                    let mut items: Vec<(String, Spread, f64)> = part
+                        .items
+                        .iter()
+                        .map(|(item, s, levels)| (items.names[*item].to_string(), *s, *levels))
+                        .collect();
+                    items.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                    let mut raters: Vec<String> = part
+                        .raters
+                        .iter()
+                        .map(|&r| raters.names[r as usize].to_string())
+                        .collect();
+                    raters.sort_unstable();
+                    ReliabilityPart {
+                        dept_id: depts.names[dept].to_string(),
+                        period,
+                        items,
+                        raters,
+                        responses: part.responses,
+                    }
+                })
+                .collect();
+            parts.sort_unstable_by(|a, b| (&a.dept_id, a.period).cmp(&(&b.dept_id, b.period)));
+            parts
+        })
+        .collect();
+    (out, stopped)
 }
 
 pub fn reliability_frame(rows: &[Reliability], as_of: NaiveDate) -> Result<DataFrame> {
@@ -1454,15 +1600,16 @@ mod tests {
         // Shrout & Fleiss (1979), Table 4: 6 targets rated by 4 judges.
         // One-way ANOVA: BMS = 11.24, WMS = 6.26; ICC(1,1) = 0.17 and
         // ICC(1,4) = 0.44.
-        let targets = vec![
-            vec![9.0, 2.0, 5.0, 8.0],
-            vec![6.0, 1.0, 3.0, 2.0],
-            vec![8.0, 4.0, 6.0, 8.0],
-            vec![7.0, 1.0, 2.0, 6.0],
-            vec![10.0, 5.0, 6.0, 9.0],
-            vec![6.0, 2.0, 4.0, 7.0],
+        let targets = [
+            [9.0, 2.0, 5.0, 8.0],
+            [6.0, 1.0, 3.0, 2.0],
+            [8.0, 4.0, 6.0, 8.0],
+            [7.0, 1.0, 2.0, 6.0],
+            [10.0, 5.0, 6.0, 9.0],
+            [6.0, 2.0, 4.0, 7.0],
         ];
-        let (icc1, icc2) = icc(&targets).unwrap();
+        let spreads: Vec<Spread> = targets.iter().map(|t| Spread::of(t)).collect();
+        let (icc1, icc2) = icc(&spreads).unwrap();
         assert_eq!(format!("{icc1:.2}"), "0.17");
         assert_eq!(format!("{icc2:.2}"), "0.44");
     }
@@ -1472,20 +1619,41 @@ mod tests {
         // Five raters on a 5-point item: 4, 4, 5, 3, 4. Mean 4, variance
         // (0 + 0 + 1 + 1 + 0) / 4 = 0.5; uniform null (25 - 1) / 12 = 2;
         // rwg = 1 - 0.5 / 2 = 0.75.
-        assert_eq!(rwg(&[(vec![4.0, 4.0, 5.0, 3.0, 4.0], 5.0)]), Some(0.75));
+        let of = |xs: &[f64]| Spread::of(xs);
+        assert_eq!(rwg(&[(of(&[4.0, 4.0, 5.0, 3.0, 4.0]), 5.0)]), Some(0.75));
         // Two items: the first as above (ratio 0.5 / 2 = 0.25), the second
         // 5, 3, 5, 3 with variance 4/3 (ratio 0.667).
         let two = rwg(&[
-            (vec![4.0, 4.0, 5.0, 3.0, 4.0], 5.0),
-            (vec![5.0, 3.0, 5.0, 3.0], 5.0),
+            (of(&[4.0, 4.0, 5.0, 3.0, 4.0]), 5.0),
+            (of(&[5.0, 3.0, 5.0, 3.0]), 5.0),
         ])
         .unwrap();
         // r = (0.25 + 0.6667) / 2 = 0.4583, J = 2:
         // 2 x 0.5417 / (2 x 0.5417 + 0.4583) = 1.0833 / 1.5417 = 0.7027
         assert!((two - 0.7027).abs() < 1e-3, "{two}");
         // More disagreement than chance: 0.
-        assert_eq!(rwg(&[(vec![1.0, 5.0, 1.0, 5.0], 5.0)]), Some(0.0));
-        assert_eq!(rwg(&[(vec![4.0], 5.0)]), None);
+        assert_eq!(rwg(&[(of(&[1.0, 5.0, 1.0, 5.0]), 5.0)]), Some(0.0));
+        assert_eq!(rwg(&[(of(&[4.0]), 5.0)]), None);
+    }
+
+    #[test]
+    fn spreads_of_parts_merge_into_the_spread_of_the_whole() {
+        // 1, 2, 3 (mean 2, squared deviations 1 + 0 + 1 = 2) and 4, 5 (mean
+        // 4.5, 0.25 + 0.25 = 0.5) make 1..5: mean 3, squared deviations
+        // 4 + 1 + 0 + 1 + 4 = 10 (= 2 + 0.5 + 2.5^2 x 3 x 2 / 5 = 10).
+        let (a, b) = (Spread::of(&[1.0, 2.0, 3.0]), Spread::of(&[4.0, 5.0]));
+        assert_eq!((a.n, a.mean, a.m2), (3, 2.0, 2.0));
+        assert_eq!((b.n, b.mean, b.m2), (2, 4.5, 0.5));
+        let mut whole = a;
+        whole.merge(&b);
+        assert_eq!((whole.n, whole.mean, whole.m2), (5, 3.0, 10.0));
+        // Nothing merges as nothing, either way round.
+        let mut none = Spread::default();
+        none.merge(&a);
+        assert_eq!(none, a);
+        whole.merge(&Spread::default());
+        assert_eq!(whole.n, 5);
+        assert_eq!(Spread::of(&[]), Spread::default());
     }
 
     #[test]
@@ -1665,12 +1833,14 @@ mod tests {
                     .map(|r| !out.excluded.contains_key(&*r.rating_id))
                     .collect();
                 let numbers = ResponseNumbers::of(items);
-                let rel = reliability(items, &counted, &numbers, |_| true);
+                let rel = reliability(items, &counted, &numbers, Window::ALL);
                 let responses = crate::satisfaction::responses(items, &numbers, &out);
-                let sat =
-                    crate::satisfaction::compute(&responses, &Default::default(), &policy, |_| {
-                        true
-                    });
+                let sat = crate::satisfaction::compute(
+                    &responses,
+                    &Default::default(),
+                    &policy,
+                    Window::ALL,
+                );
                 format!("{out:?}\n{rel:?}\n{sat:?}")
             })
             .into();
@@ -1724,6 +1894,78 @@ mod tests {
     }
 
     #[test]
+    fn reliability_continued_where_a_pass_stopped_is_that_of_one_pass() {
+        // Departments a and b, items q1 and q2, from 1 February to 28 May
+        // 2026: a response every three days to each, by raters r1-r5 in
+        // turn, scores 1-5 in a cycle.
+        let day = |s: &str| s.parse::<NaiveDate>().unwrap();
+        let mut ratings = Vec::new();
+        for k in 0..40i64 {
+            let on = (day("2026-02-01") + chrono::Duration::days(3 * k)).to_string();
+            for (d, dept) in ["a", "b"].into_iter().enumerate() {
+                let id = format!("{dept}{k}");
+                let rater = format!("r{}", (k as usize + d) % 5 + 1);
+                for (i, item) in ["q1", "q2"].into_iter().enumerate() {
+                    let raw = ((k as usize * (2 + d) + i) % 5 + 1) as f64;
+                    ratings.push(rated(&id, &rater, dept, &on, item, raw));
+                }
+            }
+        }
+        let counted = vec![true; ratings.len()];
+        let numbers = ResponseNumbers::of(&ratings);
+        let one = reliability(&ratings, &counted, &numbers, Window::ALL);
+        // The year counts each of the five raters once in each department.
+        let year = |rows: &[Reliability], dept: &str| {
+            rows.iter()
+                .find(|r| r.dept_id == dept && r.period.grain == Grain::Year)
+                .map(|r| r.n_raters)
+        };
+        assert_eq!((year(&one, "a"), year(&one, "b")), (Some(5), Some(5)));
+
+        // A pass over the days to the end of March, whose rows of periods
+        // ending by then are kept, then one from 26 March (the week of 30
+        // March reaches back) reporting from 1 April on.
+        let march = day("2026-03-31");
+        let part = |keep: &dyn Fn(&ItemRating) -> bool| -> Vec<ItemRating> {
+            ratings.iter().filter(|r| keep(r)).cloned().collect()
+        };
+        let first = part(&|r| r.day <= march);
+        let (rows, open) = reliability_from(
+            &first,
+            &vec![true; first.len()],
+            &ResponseNumbers::of(&first),
+            Window::ALL,
+            &[],
+            &[march],
+        );
+        let mut rows: Vec<Reliability> =
+            rows.into_iter().filter(|r| r.period.end <= march).collect();
+        // Open at the end of March: each department's year.
+        let open_periods: Vec<(&str, Grain)> = open[0]
+            .iter()
+            .map(|p| (p.dept_id.as_str(), p.period.grain))
+            .collect();
+        assert_eq!(open_periods, [("a", Grain::Year), ("b", Grain::Year)]);
+        let second = part(&|r| r.day >= day("2026-03-26"));
+        let from_april = Window {
+            from: march + chrono::Duration::days(1),
+            to: NaiveDate::MAX,
+        };
+        let (more, _) = reliability_from(
+            &second,
+            &vec![true; second.len()],
+            &ResponseNumbers::of(&second),
+            from_april,
+            &open[0],
+            &[],
+        );
+        rows.extend(more);
+        rows.sort_by(|a, b| (&a.dept_id, a.period).cmp(&(&b.dept_id, b.period)));
+        // The same rows, to the last bit.
+        assert_eq!(rows, one);
+    }
+
+    #[test]
     fn reliability_worked_by_hand() {
         let ratings = vec![
             rated("R1", "r1", "a", "2026-01-07", "q1", 4.0),
@@ -1743,7 +1985,12 @@ mod tests {
             rated("R7", "r5", "b", "2026-02-10", "q2", 2.0),
         ];
         let responses = ResponseNumbers::of(&ratings);
-        let rows = reliability(&ratings, &vec![true; ratings.len()], &responses, |_| true);
+        let rows = reliability(
+            &ratings,
+            &vec![true; ratings.len()],
+            &responses,
+            Window::ALL,
+        );
         let row = |dept: &str, grain: Grain, day: &str| {
             let p = Period::containing(grain, day.parse().unwrap());
             rows.iter()

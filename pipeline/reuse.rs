@@ -3,21 +3,31 @@
 //!
 //! * `YYYY/`: the results of the pass over each *complete* calendar year of
 //!   ratings (rater model, reliability, satisfaction);
-//! * `YYYY-Qn/` (or `YYYY-MM/` with a monthly estimation grain): the rater
-//!   model's results for each complete estimation period of the year not
-//!   yet complete. That year's pass reuses the longest run of them from the
-//!   year's start and fits only the periods after; its reliability and
-//!   satisfaction need every response of the year and are computed anew.
+//! * `YYYY-Qn/` (or `YYYY-MM/` with a monthly estimation grain): for each
+//!   complete estimation period of the year not yet complete, the rater
+//!   model's results, the reliability and satisfaction rows of the periods
+//!   that end in it (its weeks, months and quarter), the sums of the
+//!   quarter and year still open at its end (per rater group: responses,
+//!   score sums, raters; per department: the spreads of item scores and of
+//!   response means, raters), and its last days' adjusted scores. That
+//!   year's pass reuses the longest run of them from the year's start,
+//!   reads only the ratings after them (and the six days before, which the
+//!   first week after them reaches back to), and continues the open sums
+//!   from the last one's.
 //!
 //! An entry is used only when its fingerprint equals what this run would
 //! compute from. The fingerprint covers everything the pass reads: the
 //! program (its version, and the size and modification time of the
 //! executable, so that any rebuild computes everything once), the policy
-//! text (time zone included), the department types, the period's bounds,
-//! the bytes of every ratings month file the pass reads (the period's
-//! months, and a month either side only if it holds a rating in the range
-//! the pass reads), and for a year what the previous year's pass carried
-//! into it (its last days' adjusted scores and exclusions).
+//! text (time zone included), the department types, the period's bounds
+//! (for an estimation period, from the six days before it: its first week
+//! reaches back to them), the bytes of every ratings month file the pass
+//! reads (the period's months, and a month either side only if it holds a
+//! rating in the range the pass reads), and for a year, or the first
+//! estimation period of a year, what the previous year's pass carried into
+//! it (its last days' adjusted scores and exclusions). The days before an
+//! estimation period other than a year's first are the period before's,
+//! which is reused only if it is unchanged too.
 //! Ratings removed on appeal are checked apart: the folder records the
 //! removals its entries were computed with, and a period whose ratings
 //! include any rating whose removal has changed since is computed again. A
@@ -45,12 +55,12 @@ use crate::lake::{self, OutDir, Staging};
 use crate::periods::{Grain, Period};
 use crate::policy::hex;
 use crate::policy::LoadedPolicy;
-use crate::raters::Reliability;
-use crate::satisfaction;
+use crate::raters::{Reliability, ReliabilityPart, Spread};
+use crate::satisfaction::{self, OpenGroup};
 
 /// Changes whenever what an entry holds, or how it is computed, changes in
 /// a way the program version would not show.
-const FORMAT: &str = "raters/2";
+const FORMAT: &str = "raters/3";
 
 /// The ratings removed on appeal that the entries were computed with.
 const REMOVED: &str = "removed.parquet";
@@ -76,17 +86,41 @@ pub struct YearResults {
     pub n_items: usize,
 }
 
-/// The rater model's results for one complete estimation period (month or
-/// quarter) of a year not yet complete: that year's pass fits only the
-/// periods after those it reuses.
+/// The results for one complete estimation period (month or quarter) of a
+/// year not yet complete: that year's pass fits only the periods after
+/// those it reuses, and reads only their ratings.
 pub struct PeriodResults {
     pub effects: DataFrame,
     pub flags: DataFrame,
-    /// Adjusted score of each of the period's item ratings, in the order
-    /// the pass reads them.
-    pub adjusted: Vec<Option<f64>>,
     /// The period's responses the rater model excluded, and why.
     pub excluded: Vec<(String, String)>,
+    /// Item ratings of the period's last days: (rating id, item, adjusted
+    /// score), in the order the pass read them (the next period's first
+    /// week reaches back into them).
+    pub carry_items: Vec<(String, String, Option<f64>)>,
+    /// The rows of the periods that end in it (weeks, months, a quarter).
+    pub satisfaction: Vec<satisfaction::Row>,
+    pub reliability: Vec<Reliability>,
+    /// The sums of the quarter and year still open at its end; read from
+    /// `dir` when `None` (only the last period reused needs them).
+    pub open: Option<(Vec<OpenGroup>, Vec<ReliabilityPart>)>,
+    /// First local day with a scored response in the pass, up to its end.
+    pub first_day: Option<NaiveDate>,
+    /// Its item ratings (for progress lines).
+    pub n_items: usize,
+    /// The entry it was read from.
+    pub dir: Option<PathBuf>,
+}
+
+impl PeriodResults {
+    /// The sums of the quarter and year still open at the period's end.
+    pub fn open(&self) -> Result<(Vec<OpenGroup>, Vec<ReliabilityPart>)> {
+        match (&self.open, &self.dir) {
+            (Some(open), _) => Ok(open.clone()),
+            (None, Some(dir)) => read_open(dir),
+            (None, None) => Ok((Vec::new(), Vec::new())),
+        }
+    }
 }
 
 /// The kept rater results (years and estimation periods): entries of the
@@ -259,26 +293,44 @@ impl RaterStore {
         Ok(Some(results))
     }
 
-    /// Keeps the rater model's results for one complete estimation period
-    /// of a year not yet complete.
+    /// Keeps the results for one complete estimation period of a year not
+    /// yet complete.
     pub fn keep_period(
         &mut self,
         period: Period,
         fingerprint: &str,
         r: &PeriodResults,
     ) -> Result<()> {
+        let (sat_open, rel_open) = r.open()?;
+        // Rows are all of periods that end in it: complete from its end on.
+        let as_of = period.end;
         let frames = [
             ("effects", r.effects.clone()),
             ("flags", r.flags.clone()),
-            (
-                "adjusted",
-                Builder::new()
-                    .f64("adjusted", r.adjusted.iter().copied())
-                    .build()?,
-            ),
             ("excluded", excluded_frame(&r.excluded)?),
+            ("carry_items", carried_frame(&r.carry_items)?),
+            ("satisfaction", satisfaction::frame(&r.satisfaction, as_of)?),
+            (
+                "reliability",
+                crate::raters::reliability_frame(&r.reliability, as_of)?,
+            ),
+            ("open_satisfaction", open_groups_frame(&sat_open, as_of)?),
+            (
+                "open_satisfaction_raters",
+                members_frame(sat_open.iter().map(|g| &g.raters))?,
+            ),
+            ("open_reliability", open_parts_frame(&rel_open, as_of)?),
+            ("open_reliability_items", part_items_frame(&rel_open)?),
+            (
+                "open_reliability_raters",
+                members_frame(rel_open.iter().map(|p| &p.raters))?,
+            ),
         ];
-        self.write_entry(period, fingerprint, frames, None)
+        let meta = serde_json::json!({
+            "first_day": r.first_day.map(|d| d.to_string()),
+            "n_items": r.n_items,
+        });
+        self.write_entry(period, fingerprint, frames, Some(meta))
     }
 
     /// Keeps a complete year's results for the next run.
@@ -294,14 +346,7 @@ impl RaterStore {
                 "reliability",
                 crate::raters::reliability_frame(&r.reliability, as_of)?,
             ),
-            (
-                "carry_items",
-                Builder::new()
-                    .str("rating_id", r.carry_items.iter().map(|c| Some(&c.0)))
-                    .str("item", r.carry_items.iter().map(|c| Some(&c.1)))
-                    .f64("adjusted", r.carry_items.iter().map(|c| c.2))
-                    .build()?,
-            ),
+            ("carry_items", carried_frame(&r.carry_items)?),
             ("carry_excluded", excluded_frame(&r.carry_excluded)?),
         ];
         let meta = serde_json::json!({
@@ -424,28 +469,27 @@ fn link_entry(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-fn read_entry(dir: &Path) -> Result<YearResults> {
-    let read = |name: &str| lake::read_parquet(&dir.join(format!("{name}.parquet")));
+/// An entry's `entry.json`: the first day with a scored response, and the
+/// number of item ratings.
+fn read_meta(dir: &Path) -> Result<(Option<NaiveDate>, usize)> {
     let meta: serde_json::Value = serde_json::from_slice(&fs::read(dir.join("entry.json"))?)?;
     let first_day = match meta["first_day"].as_str() {
         Some(s) => Some(NaiveDate::parse_from_str(s, "%Y-%m-%d")?),
         None => None,
     };
     let n_items = meta["n_items"].as_u64().context("entry.json: n_items")? as usize;
-    let carry = read("carry_items")?;
-    let (ids, items) = (text(&carry, "rating_id")?, text(&carry, "item")?);
-    let adjusted = frame::f64s(&carry, "adjusted")?;
+    Ok((first_day, n_items))
+}
+
+fn read_entry(dir: &Path) -> Result<YearResults> {
+    let read = |name: &str| lake::read_parquet(&dir.join(format!("{name}.parquet")));
+    let (first_day, n_items) = read_meta(dir)?;
     Ok(YearResults {
         effects: read("effects")?,
         flags: read("flags")?,
         satisfaction: satisfaction_rows(&read("satisfaction")?)?,
         reliability: reliability_rows(&read("reliability")?)?,
-        carry_items: ids
-            .into_iter()
-            .zip(items)
-            .zip(adjusted)
-            .map(|((a, b), c)| (a, b, c))
-            .collect(),
+        carry_items: carried_rows(&read("carry_items")?)?,
         carry_excluded: excluded_rows(&read("carry_excluded")?)?,
         first_day,
         n_items,
@@ -454,12 +498,181 @@ fn read_entry(dir: &Path) -> Result<YearResults> {
 
 fn read_period_entry(dir: &Path) -> Result<PeriodResults> {
     let read = |name: &str| lake::read_parquet(&dir.join(format!("{name}.parquet")));
+    let (first_day, n_items) = read_meta(dir)?;
     Ok(PeriodResults {
         effects: read("effects")?,
         flags: read("flags")?,
-        adjusted: frame::f64s(&read("adjusted")?, "adjusted")?,
         excluded: excluded_rows(&read("excluded")?)?,
+        carry_items: carried_rows(&read("carry_items")?)?,
+        satisfaction: satisfaction_rows(&read("satisfaction")?)?,
+        reliability: reliability_rows(&read("reliability")?)?,
+        open: None,
+        first_day,
+        n_items,
+        dir: Some(dir.to_path_buf()),
     })
+}
+
+/// The sums of the quarter and year open at the end of a kept period.
+fn read_open(dir: &Path) -> Result<(Vec<OpenGroup>, Vec<ReliabilityPart>)> {
+    let read = |name: &str| lake::read_parquet(&dir.join(format!("{name}.parquet")));
+    let groups = read("open_satisfaction")?;
+    let mut group_raters = members(&read("open_satisfaction_raters")?, groups.height())?;
+    let (depts, names) = (text(&groups, "dept_id")?, text(&groups, "rater_group")?);
+    let (n, excluded) = (
+        frame::i64s(&groups, "n")?,
+        frame::i64s(&groups, "excluded")?,
+    );
+    let (sum, fair) = (frame::f64s(&groups, "sum")?, frame::f64s(&groups, "fair")?);
+    let sat = periods(&groups)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, period)| {
+            Ok(OpenGroup {
+                dept_id: depts[i].clone(),
+                period,
+                rater_group: names[i].clone(),
+                n: count(n[i])?,
+                sum: sum[i].context("a missing sum")?,
+                fair: fair[i],
+                excluded: count(excluded[i])?,
+                raters: std::mem::take(&mut group_raters[i]),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let parts = read("open_reliability")?;
+    let mut part_raters = members(&read("open_reliability_raters")?, parts.height())?;
+    let mut part_items: Vec<Vec<(String, Spread, f64)>> = vec![Vec::new(); parts.height()];
+    let items = read("open_reliability_items")?;
+    let (of, item) = (frame::i64s(&items, "of")?, text(&items, "item")?);
+    let item_spreads = spreads(&items)?;
+    let levels = frame::f64s(&items, "levels")?;
+    for (k, item) in item.into_iter().enumerate() {
+        let of = count(of[k])?;
+        part_items
+            .get_mut(of)
+            .context("an item of no kept part")?
+            .push((item, item_spreads[k], levels[k].context("missing levels")?));
+    }
+    let depts = text(&parts, "dept_id")?;
+    let responses = spreads(&parts)?;
+    let rel = periods(&parts)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, period)| ReliabilityPart {
+            dept_id: depts[i].clone(),
+            period,
+            items: std::mem::take(&mut part_items[i]),
+            raters: std::mem::take(&mut part_raters[i]),
+            responses: responses[i],
+        })
+        .collect();
+    Ok((sat, rel))
+}
+
+/// Item ratings handed to the next pass, as kept, and back.
+fn carried_frame(rows: &[(String, String, Option<f64>)]) -> Result<DataFrame> {
+    Builder::new()
+        .str("rating_id", rows.iter().map(|c| Some(&c.0)))
+        .str("item", rows.iter().map(|c| Some(&c.1)))
+        .f64("adjusted", rows.iter().map(|c| c.2))
+        .build()
+}
+
+fn carried_rows(df: &DataFrame) -> Result<Vec<(String, String, Option<f64>)>> {
+    let (ids, items) = (text(df, "rating_id")?, text(df, "item")?);
+    let adjusted = frame::f64s(df, "adjusted")?;
+    Ok(ids
+        .into_iter()
+        .zip(items)
+        .zip(adjusted)
+        .map(|((a, b), c)| (a, b, c))
+        .collect())
+}
+
+/// Open rater groups' sums (their raters apart, see [`members_frame`]).
+fn open_groups_frame(groups: &[OpenGroup], as_of: NaiveDate) -> Result<DataFrame> {
+    Builder::new()
+        .str("dept_id", groups.iter().map(|g| Some(&g.dept_id)))
+        .periods(&groups.iter().map(|g| g.period).collect::<Vec<_>>(), as_of)
+        .str("rater_group", groups.iter().map(|g| Some(&g.rater_group)))
+        .i64("n", groups.iter().map(|g| Some(g.n as i64)))
+        .f64("sum", groups.iter().map(|g| Some(g.sum)))
+        .f64("fair", groups.iter().map(|g| g.fair))
+        .i64("excluded", groups.iter().map(|g| Some(g.excluded as i64)))
+        .build()
+}
+
+/// Open reliability parts: the spread of their response means (their
+/// items and raters apart).
+fn open_parts_frame(parts: &[ReliabilityPart], as_of: NaiveDate) -> Result<DataFrame> {
+    Builder::new()
+        .str("dept_id", parts.iter().map(|p| Some(&p.dept_id)))
+        .periods(&parts.iter().map(|p| p.period).collect::<Vec<_>>(), as_of)
+        .i64("n", parts.iter().map(|p| Some(p.responses.n as i64)))
+        .f64("mean", parts.iter().map(|p| Some(p.responses.mean)))
+        .f64("m2", parts.iter().map(|p| Some(p.responses.m2)))
+        .build()
+}
+
+/// Each open part's items: `of` its row in `open_reliability`.
+fn part_items_frame(parts: &[ReliabilityPart]) -> Result<DataFrame> {
+    let rows: Vec<(usize, &(String, Spread, f64))> = parts
+        .iter()
+        .enumerate()
+        .flat_map(|(k, p)| p.items.iter().map(move |item| (k, item)))
+        .collect();
+    Builder::new()
+        .i64("of", rows.iter().map(|r| Some(r.0 as i64)))
+        .str("item", rows.iter().map(|r| Some(&r.1 .0)))
+        .i64("n", rows.iter().map(|r| Some(r.1 .1.n as i64)))
+        .f64("mean", rows.iter().map(|r| Some(r.1 .1.mean)))
+        .f64("m2", rows.iter().map(|r| Some(r.1 .1.m2)))
+        .f64("levels", rows.iter().map(|r| Some(r.1 .2)))
+        .build()
+}
+
+/// Each row's raters, one per row of the result: `of` the row's number.
+fn members_frame<'a>(lists: impl Iterator<Item = &'a Vec<String>>) -> Result<DataFrame> {
+    let rows: Vec<(usize, &String)> = lists
+        .enumerate()
+        .flat_map(|(k, list)| list.iter().map(move |r| (k, r)))
+        .collect();
+    Builder::new()
+        .i64("of", rows.iter().map(|r| Some(r.0 as i64)))
+        .str("rater_id", rows.iter().map(|r| Some(r.1)))
+        .build()
+}
+
+/// [`members_frame`] back, for `n` rows.
+fn members(df: &DataFrame, n: usize) -> Result<Vec<Vec<String>>> {
+    let mut lists = vec![Vec::new(); n];
+    let of = frame::i64s(df, "of")?;
+    for (k, rater) in text(df, "rater_id")?.into_iter().enumerate() {
+        lists
+            .get_mut(count(of[k])?)
+            .context("a rater of no kept row")?
+            .push(rater);
+    }
+    Ok(lists)
+}
+
+/// The spreads in a kept frame's `n`, `mean` and `m2` columns.
+fn spreads(df: &DataFrame) -> Result<Vec<Spread>> {
+    let (n, mean, m2) = (
+        frame::i64s(df, "n")?,
+        frame::f64s(df, "mean")?,
+        frame::f64s(df, "m2")?,
+    );
+    (0..df.height())
+        .map(|i| {
+            Ok(Spread {
+                n: count(n[i])?,
+                mean: mean[i].context("a missing mean")?,
+                m2: m2[i].context("a missing m2")?,
+            })
+        })
+        .collect()
 }
 
 /// A text column of a kept frame, which has no missing values.

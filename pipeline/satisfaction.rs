@@ -23,7 +23,7 @@ use polars::prelude::{DataFrame, PlHashMap};
 use crate::frame::Builder;
 use crate::periods::{Grain, Period};
 use crate::policy::{Policy, RATER_GROUPS};
-use crate::raters::{self, ItemRating};
+use crate::raters::{self, ItemRating, Window};
 
 /// One response: a rater's answers on one occasion.
 #[derive(Debug, Clone)]
@@ -160,14 +160,51 @@ pub struct Row {
     pub excluded_ratings: usize,
 }
 
-/// Computes the mart rows for every department, grain and period with
-/// ratings that `keep` accepts. `dept_types` maps department id to its type.
+/// One rater group's sums for a quarter or year still open where a pass
+/// stopped, for one department: handed to the pass that continues it, and
+/// kept with a complete estimation period so that a later run need not
+/// read its ratings again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenGroup {
+    pub dept_id: String,
+    pub period: Period,
+    pub rater_group: String,
+    pub n: usize,
+    pub sum: f64,
+    pub fair: Option<f64>,
+    pub excluded: usize,
+    /// The distinct raters.
+    pub raters: Vec<String>,
+}
+
+/// Computes the mart rows for every department, grain and period of
+/// `window` with ratings. `dept_types` maps department id to its type.
 pub fn compute(
     responses: &[Response],
     dept_types: &HashMap<String, String>,
     policy: &Policy,
-    keep: impl Fn(Period) -> bool,
+    window: Window,
 ) -> Vec<Row> {
+    let (rows, _) = compute_from(responses, dept_types, policy, window, &[], &[]);
+    rows
+}
+
+/// [`compute`], continuing the quarters and years `open` that began before
+/// the window (as a pass that ended the day before `window.from` left
+/// them), and giving for each day of `stops` (ascending) the sums of the
+/// quarters and years then open. Sums add up response by response in the
+/// order given, so a pass continued from where another stopped adds up
+/// exactly as one pass over both. That holds only if every response up to
+/// a stop comes before every response after it: a stop after which an
+/// earlier day's response still comes gives `None`.
+pub fn compute_from<'a>(
+    responses: &'a [Response],
+    dept_types: &HashMap<String, String>,
+    policy: &Policy,
+    window: Window,
+    open: &'a [OpenGroup],
+    stops: &[NaiveDate],
+) -> (Vec<Row>, Vec<Option<Vec<OpenGroup>>>) {
     // Departments, rater groups and raters numbered; cells found by
     // (department, period) while adding up (every response meets four
     // grains), sorted by department name and period after.
@@ -177,12 +214,51 @@ pub fn compute(
     type Cell = ((usize, Period), Vec<(usize, Acc)>);
     let mut cells: Vec<Cell> = Vec::new();
     let mut index: PlHashMap<(usize, Period), usize> = PlHashMap::default();
+    for o in open {
+        let key = (depts.id(&o.dept_id), o.period);
+        let c = *index.entry(key).or_insert_with(|| {
+            cells.push((key, Vec::new()));
+            cells.len() - 1
+        });
+        let acc = Acc {
+            n: o.n,
+            sum: o.sum,
+            fair: o.fair,
+            raters: o.raters.iter().map(|r| raters.id(r) as u32).collect(),
+            excluded: o.excluded,
+        };
+        cells[c].1.push((groups.id(&o.rater_group), acc));
+    }
+    // The open quarters and years at each stop: (department, period,
+    // group, sums) by number, and whether every response of a day up to
+    // that stop came before it.
+    type Open = Vec<(usize, Period, usize, Acc)>;
+    let mut stopped: Vec<(Open, bool)> = Vec::new();
+    let open_at = |cells: &[Cell], day: NaiveDate| {
+        cells
+            .iter()
+            .filter(|((_, p), _)| {
+                matches!(p.grain, Grain::Quarter | Grain::Year) && p.start <= day && day < p.end
+            })
+            .flat_map(|((dept, p), accs)| accs.iter().map(|(g, acc)| (*dept, *p, *g, acc.clone())))
+            .collect::<Vec<_>>()
+    };
     // Per department, the cells of the last day it was rated on.
     let mut last: Vec<Option<(NaiveDate, [Option<usize>; 4])>> = Vec::new();
     for r in responses {
+        if r.day >= window.from {
+            while let Some(&day) = stops.get(stopped.len()).filter(|&&d| r.day > d) {
+                stopped.push((open_at(&cells, day), true));
+            }
+            for (s, ok) in stopped.iter_mut().enumerate() {
+                if r.day <= stops[s] {
+                    ok.1 = false;
+                }
+            }
+        }
         let dept = depts.id_by(r.keys.dept, &r.dept_id);
-        if dept == last.len() {
-            last.push(None);
+        if dept >= last.len() {
+            last.resize(dept + 1, None);
         }
         let at = match last[dept] {
             Some((day, at)) if day == r.day => at,
@@ -190,7 +266,7 @@ pub fn compute(
                 let mut at = [None; 4];
                 for (slot, g) in at.iter_mut().zip(Grain::ALL) {
                     let p = Period::containing(g, r.day);
-                    if keep(p) {
+                    if window.counts(p, r.day) {
                         *slot = Some(*index.entry((dept, p)).or_insert_with(|| {
                             cells.push(((dept, p), Vec::new()));
                             cells.len() - 1
@@ -217,7 +293,49 @@ pub fn compute(
             accs[i].1.add(r, rater);
         }
     }
+    while let Some(&day) = stops.get(stopped.len()) {
+        stopped.push((open_at(&cells, day), true));
+    }
     drop(index);
+    // In text order throughout, so that what is kept does not depend on
+    // the order the texts were met in.
+    let stopped = stopped
+        .into_iter()
+        .map(|(accs, in_order)| {
+            in_order.then(|| {
+                let mut open: Vec<OpenGroup> = accs
+                    .into_iter()
+                    .map(|(dept, period, g, acc)| {
+                        let mut raters: Vec<String> = acc
+                            .raters
+                            .iter()
+                            .map(|&k| raters.names[k as usize].to_string())
+                            .collect();
+                        raters.sort_unstable();
+                        raters.dedup();
+                        OpenGroup {
+                            dept_id: depts.names[dept].to_string(),
+                            period,
+                            rater_group: groups.names[g].to_string(),
+                            n: acc.n,
+                            sum: acc.sum,
+                            fair: acc.fair,
+                            excluded: acc.excluded,
+                            raters,
+                        }
+                    })
+                    .collect();
+                open.sort_unstable_by(|a, b| {
+                    (&a.dept_id, a.period, &a.rater_group).cmp(&(
+                        &b.dept_id,
+                        b.period,
+                        &b.rater_group,
+                    ))
+                });
+                open
+            })
+        })
+        .collect();
     let dept_rank = depts.ranks();
     cells.sort_unstable_by_key(|((dept, p), _)| (dept_rank[*dept], *p));
     let fair_value = policy.raters.handling == "fair_mean";
@@ -280,7 +398,7 @@ pub fn compute(
             excluded_ratings: all.excluded,
         });
     }
-    out
+    (out, stopped)
 }
 
 fn group_row(dept: &str, period: Period, group: &str, acc: &Acc, fair_value: bool) -> Row {
@@ -368,4 +486,116 @@ pub fn frame(rows: &[Row], as_of: NaiveDate) -> Result<DataFrame> {
             rows.iter().map(|r| Some(r.excluded_ratings as i64)),
         )
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    fn response(rater: &str, group: &str, day: NaiveDate, score: f64) -> Response {
+        Response {
+            dept_id: Arc::from("hr"),
+            rater_id: Arc::from(rater),
+            group: Arc::from(group),
+            day,
+            score,
+            adjusted: Some(score - 1.0 / 3.0),
+            excluded: false,
+            keys: raters::Keys::NONE,
+        }
+    }
+
+    fn by_key(rows: &mut [Row]) {
+        rows.sort_by(|a, b| {
+            (&a.dept_id, a.period, &a.rater_group).cmp(&(&b.dept_id, b.period, &b.rater_group))
+        });
+    }
+
+    #[test]
+    fn a_pass_continued_where_another_stopped_adds_up_as_one_pass() {
+        let policy = crate::policy::load_text(
+            crate::policy::DEFAULT_POLICY.to_string(),
+            crate::policy::PolicySource::Embedded,
+        )
+        .unwrap()
+        .policy;
+        let types = HashMap::new();
+        // 40 responses to hr, one every three days from 1 February 2026
+        // (to 28 May), by raters u1-u4 in turn, every third one a
+        // superior's; scores in thirds, so that sums depend on their order.
+        // The sixth is excluded by the rater checks.
+        let day = |s: &str| s.parse::<NaiveDate>().unwrap();
+        let mut all: Vec<Response> = (0..40)
+            .map(|k| {
+                let group = if k % 3 == 0 {
+                    "superior"
+                } else {
+                    "client_internal"
+                };
+                let on = day("2026-02-01") + Duration::days(3 * k as i64);
+                response(
+                    ["u1", "u2", "u3", "u4"][k % 4],
+                    group,
+                    on,
+                    100.0 / 3.0 + k as f64 * 7.1,
+                )
+            })
+            .collect();
+        all[5].excluded = true;
+        let mut one = compute(&all, &types, &policy, Window::ALL);
+        by_key(&mut one);
+        // The year: 39 responses counted, 1 excluded, 4 raters.
+        let year = one
+            .iter()
+            .find(|r| r.period.grain == Grain::Year && r.rater_group == "all")
+            .unwrap();
+        assert_eq!(
+            (year.n_ratings, year.excluded_ratings, year.n_raters),
+            (39, 1, 4)
+        );
+
+        // A pass over the days to the end of March, whose rows of periods
+        // ending by then are kept, then one from 26 March (the week of
+        // Monday 30 March reaches back to it; responses fall on 27 and 30
+        // March and 2 April) that reports from 1 April on.
+        let march = day("2026-03-31");
+        let first: Vec<Response> = all.iter().filter(|r| r.day <= march).cloned().collect();
+        let (rows, open) = compute_from(&first, &types, &policy, Window::ALL, &[], &[march]);
+        let mut rows: Vec<Row> = rows.into_iter().filter(|r| r.period.end <= march).collect();
+        let open = open[0].clone().expect("the responses come in time order");
+        // Open at the end of March: the year, for both groups (the first
+        // quarter has ended).
+        let open_periods: Vec<(Grain, &str)> = open
+            .iter()
+            .map(|g| (g.period.grain, g.rater_group.as_str()))
+            .collect();
+        assert_eq!(
+            open_periods,
+            [(Grain::Year, "client_internal"), (Grain::Year, "superior")]
+        );
+        let second: Vec<Response> = all
+            .iter()
+            .filter(|r| r.day >= day("2026-03-26"))
+            .cloned()
+            .collect();
+        let from_april = Window {
+            from: march + Duration::days(1),
+            to: NaiveDate::MAX,
+        };
+        let (more, _) = compute_from(&second, &types, &policy, from_april, &open, &[]);
+        rows.extend(more);
+        by_key(&mut rows);
+        // The same rows, to the last bit.
+        assert_eq!(rows, one);
+
+        // A March response that comes after an April one: the sums at the
+        // end of March cannot be continued.
+        let mut late = all.clone();
+        let march_10 = late.iter().position(|r| r.day > day("2026-03-08")).unwrap();
+        let moved = late.remove(march_10);
+        late.push(moved);
+        let (_, open) = compute_from(&late, &types, &policy, Window::ALL, &[], &[march]);
+        assert_eq!(open, vec![None]);
+    }
 }

@@ -461,13 +461,27 @@ fn a_complete_period_is_computed_again_exactly_when_its_ratings_change() {
     );
     assert_same_as_a_full_run(&ws, &ws.input, &RATER_OUTPUTS);
 
-    // A rating of November 2025 removed on appeal: the quarters of 2026
-    // are fitted on their own ratings only.
-    appeal(&a_rating_of(&ws.input, "2025-11-03"));
+    // A rating of September 2025 removed on appeal: 2025 is computed
+    // again; the quarters of 2026 are fitted on their own ratings, and
+    // their first week reaches back only into December's, which 2025's
+    // third quarter does not change.
+    appeal(&a_rating_of(&ws.input, "2025-09-15"));
     ws.run_cli(None, "2026-10-31");
     assert_eq!(
         rater_periods(&ws.out),
         (strs(&["2026-Q1", "2026-Q2", "2026-Q3"]), strs(&["2025"]))
+    );
+    assert_same_as_a_full_run(&ws, &ws.input, &RATER_OUTPUTS);
+
+    // A rating of November 2025 removed on appeal: 2025's fourth quarter is
+    // fitted again, which adjusts December's last days (the first week of
+    // 2026-Q1 holds them) differently, so 2026's quarters are computed
+    // again too.
+    appeal(&a_rating_of(&ws.input, "2025-11-03"));
+    ws.run_cli(None, "2026-10-31");
+    assert_eq!(
+        rater_periods(&ws.out),
+        (vec![], strs(&["2025", "2026-Q1", "2026-Q2", "2026-Q3"]))
     );
     assert_same_as_a_full_run(&ws, &ws.input, &RATER_OUTPUTS);
 
@@ -478,19 +492,46 @@ fn a_complete_period_is_computed_again_exactly_when_its_ratings_change() {
         (strs(&["2025", "2026-Q1", "2026-Q2", "2026-Q3"]), vec![])
     );
 
-    // A late export of December 2025 changes its month file, which
-    // 2026-Q1's pass reads too, for ratings the time zone may place in
-    // January: there are none, so only 2025 is computed again.
+    // A rating of August 2026 removed on appeal: 2026-Q3 is fitted again,
+    // its pass reading only the days from late June on and continuing the
+    // year's sums from where 2026-Q2's pass left them.
+    appeal(&a_rating_of(&ws.input, "2026-08-03"));
+    ws.run_cli(None, "2026-10-31");
+    assert_eq!(
+        rater_periods(&ws.out),
+        (strs(&["2025", "2026-Q1", "2026-Q2"]), strs(&["2026-Q3"]))
+    );
+    assert_same_as_a_full_run(&ws, &ws.input, &RATER_OUTPUTS);
+
+    // A late export of September 2025 changes its month file, which
+    // 2026-Q1's pass does not read, and 2025's third quarter: only 2025 is
+    // computed again.
     ws.put(
-        "ratings/2025-12-late.csv",
+        "ratings/2025-09-late.csv",
         format!(
-            "{RATINGS_HEADER}LATE1,2025-12-15 10:00:00,hr,LATE_RATER,client_internal,overall,5\n"
+            "{RATINGS_HEADER}LATE1,2025-09-15 10:00:00,hr,LATE_RATER,client_internal,overall,5\n"
         ),
     );
     ws.run_cli(None, "2026-10-31");
     assert_eq!(
         rater_periods(&ws.out),
         (strs(&["2026-Q1", "2026-Q2", "2026-Q3"]), strs(&["2025"]))
+    );
+    assert_same_as_a_full_run(&ws, &ws.input, &RATER_OUTPUTS);
+
+    // A late export of December 2025 changes its month file, which
+    // 2026-Q1's pass reads for the days its first week reaches back to:
+    // everything is computed again.
+    ws.put(
+        "ratings/2025-12-late.csv",
+        format!(
+            "{RATINGS_HEADER}LATE2,2025-12-15 10:00:00,hr,LATE_RATER,client_internal,overall,5\n"
+        ),
+    );
+    ws.run_cli(None, "2026-10-31");
+    assert_eq!(
+        rater_periods(&ws.out),
+        (vec![], strs(&["2025", "2026-Q1", "2026-Q2", "2026-Q3"]))
     );
     assert_same_as_a_full_run(&ws, &ws.input, &RATER_OUTPUTS);
 
