@@ -565,11 +565,11 @@ fn rate(
                 let kept_from_last_run = match reused.as_slice() {
                     [] => String::new(),
                     [q] => format!(
-                        " (the rater model of {} kept from the last run)",
+                        " ({} kept from the last run; only the ratings after it read)",
                         q.0.label()
                     ),
                     [q, .., r] => format!(
-                        " (the rater model of {} to {} kept from the last run)",
+                        " ({} to {} kept from the last run; only the ratings after them read)",
                         q.0.label(),
                         r.0.label()
                     ),

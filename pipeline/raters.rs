@@ -529,6 +529,17 @@ impl<'a> Ids<'a> {
         }
     }
 
+    /// The texts of `ids`, each once, in text order.
+    pub(crate) fn texts(&self, ids: &[u32]) -> Vec<String> {
+        let mut texts: Vec<String> = ids
+            .iter()
+            .map(|&i| self.names[i as usize].to_string())
+            .collect();
+        texts.sort_unstable();
+        texts.dedup();
+        texts
+    }
+
     /// Each id's rank when the texts are sorted.
     pub(crate) fn ranks(&self) -> Vec<usize> {
         self.sorted().0
@@ -1474,17 +1485,11 @@ pub fn reliability_from<'a>(
                         .map(|(item, s, levels)| (items.names[*item].to_string(), *s, *levels))
                         .collect();
                     items.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-                    let mut raters: Vec<String> = part
-                        .raters
-                        .iter()
-                        .map(|&r| raters.names[r as usize].to_string())
-                        .collect();
-                    raters.sort_unstable();
                     ReliabilityPart {
                         dept_id: depts.names[dept].to_string(),
                         period,
                         items,
-                        raters,
+                        raters: raters.texts(&part.raters),
                         responses: part.responses,
                     }
                 })

@@ -305,24 +305,15 @@ pub fn compute_from<'a>(
             in_order.then(|| {
                 let mut open: Vec<OpenGroup> = accs
                     .into_iter()
-                    .map(|(dept, period, g, acc)| {
-                        let mut raters: Vec<String> = acc
-                            .raters
-                            .iter()
-                            .map(|&k| raters.names[k as usize].to_string())
-                            .collect();
-                        raters.sort_unstable();
-                        raters.dedup();
-                        OpenGroup {
-                            dept_id: depts.names[dept].to_string(),
-                            period,
-                            rater_group: groups.names[g].to_string(),
-                            n: acc.n,
-                            sum: acc.sum,
-                            fair: acc.fair,
-                            excluded: acc.excluded,
-                            raters,
-                        }
+                    .map(|(dept, period, g, acc)| OpenGroup {
+                        dept_id: depts.names[dept].to_string(),
+                        period,
+                        rater_group: groups.names[g].to_string(),
+                        n: acc.n,
+                        sum: acc.sum,
+                        fair: acc.fair,
+                        excluded: acc.excluded,
+                        raters: raters.texts(&acc.raters),
                     })
                     .collect();
                 open.sort_unstable_by(|a, b| {

@@ -184,9 +184,9 @@ fn nightly_run_reads_only_new_files_and_equals_a_full_recompute() {
             ("ratings/2026-10-31.csv".to_string(), "new".to_string()),
         ]
     );
-    // 2025's rater passes and the rater model of 2026-Q1 to Q3 were kept
-    // from the night before: none of their ratings changed. Q3's pass also
-    // reads October's month file, which changed, but holds no rating of Q3.
+    // 2025's rater passes and the results of 2026-Q1 to Q3 were kept from
+    // the night before: none of their ratings changed. Q3's pass also reads
+    // October's month file, which changed, but holds no rating of Q3.
     assert_eq!(
         rater_periods(&ws.out),
         (strs(&["2025", "2026-Q1", "2026-Q2", "2026-Q3"]), vec![])
