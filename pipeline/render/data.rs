@@ -588,7 +588,7 @@ fn load_others(out: &OutDir, english: bool, tz: chrono_tz::Tz) -> Result<SiteDat
 /// The time each department held the transferred cases another department
 /// received, by intake department and the month received.
 fn transferred_case_time(out: &OutDir, tz: chrono_tz::Tz) -> Result<CaseTime> {
-    let day = |us: i64| crate::satisfaction::local_day(us, tz);
+    let mut days = crate::calendar::LocalDays::new(tz);
     let mut case_time = CaseTime::new();
     if let (Some(cases), Some(ct)) = (
         mart_columns(
@@ -604,13 +604,13 @@ fn transferred_case_time(out: &OutDir, tz: chrono_tz::Tz) -> Result<CaseTime> {
             At::micros(&cases, "received_at")?,
             frame::i64s(&cases, "transfer_count")?,
         );
-        // Transferred cases: intake department and time, borrowed from the
+        // Transferred cases: intake department and month, borrowed from the
         // frame.
-        let mut intake: HashMap<&str, (&str, i64)> = HashMap::new();
+        let mut intake: PlHashMap<&str, (&str, Period)> = PlHashMap::default();
         for (i, moved) in transfers.iter().enumerate() {
             if moved.unwrap_or(0) > 0 {
                 if let (Some(c), Some(dp), Some(r)) = (id.get(i), dept.get(i), recv.get(i)) {
-                    intake.insert(c, (dp, r));
+                    intake.insert(c, (dp, Period::containing(Grain::Month, days.day(r))));
                 }
             }
         }
@@ -619,20 +619,34 @@ fn transferred_case_time(out: &OutDir, tz: chrono_tz::Tz) -> Result<CaseTime> {
             At::strs(&ct, "dept_id")?,
             frame::f64s(&ct, "hours")?,
         );
+        // Added up by borrowed keys (a case's rows come together, so its
+        // intake is looked up once), then made into the owned map.
+        let mut sums: PlHashMap<(&str, Period, &str), (usize, f64)> = PlHashMap::default();
+        let mut last: Option<(&str, Option<(&str, Period)>)> = None;
         for (i, hours) in hours.iter().enumerate() {
             let (Some(c), Some(h)) = (cid.get(i), holder.get(i)) else {
                 continue;
             };
-            let Some(&(dp, r)) = intake.get(c) else {
+            let at = match last {
+                Some((seen, at)) if seen == c => at,
+                _ => {
+                    let at = intake.get(c).copied();
+                    last = Some((c, at));
+                    at
+                }
+            };
+            let Some((dp, month)) = at else {
                 continue;
             };
-            let e = case_time
-                .entry((dp.to_string(), Period::containing(Grain::Month, day(r))))
-                .or_default()
-                .entry(h.to_string())
-                .or_default();
+            let e = sums.entry((dp, month, h)).or_default();
             e.0 += 1;
             e.1 += hours.unwrap_or(0.0);
+        }
+        for ((dp, month, h), sum) in sums {
+            case_time
+                .entry((dp.to_string(), month))
+                .or_default()
+                .insert(h.to_string(), sum);
         }
     }
     Ok(case_time)

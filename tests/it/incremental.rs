@@ -544,6 +544,44 @@ fn a_complete_period_is_computed_again_exactly_when_its_ratings_change() {
 }
 
 #[test]
+fn with_a_monthly_estimation_grain_complete_months_are_kept_and_continued() {
+    let ws = Workspace::new();
+    generate(&ws.input, "day", 14);
+    let monthly = scorecard::policy::DEFAULT_POLICY.replace(
+        "estimation_grain = \"quarter\"",
+        "estimation_grain = \"month\"",
+    );
+    assert_ne!(monthly, scorecard::policy::DEFAULT_POLICY);
+    ws.put("policy.toml", monthly);
+    ws.run_cli(None, "2026-10-31");
+    let months = |from: u32, to: u32| -> Vec<String> {
+        (from..=to).map(|m| format!("2026-{m:02}")).collect()
+    };
+    // October is complete on its last day.
+    assert_eq!(
+        rater_periods(&ws.out),
+        (vec![], [strs(&["2025"]), months(1, 10)].concat())
+    );
+
+    // A rating of August removed on appeal: January to July are kept;
+    // August is fitted again, its pass continuing the third quarter's and
+    // the year's sums from where July's left them, and the months after.
+    let path = ws.input.join("rating_appeals.csv");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    let rating = a_rating_of(&ws.input, "2026-08-03");
+    text.push_str(&format!("{rating},2026-10-31 09:00:00,removed\n"));
+    std::fs::write(path, text).unwrap();
+    ws.run_cli(None, "2026-10-31");
+    assert_eq!(
+        rater_periods(&ws.out),
+        ([strs(&["2025"]), months(1, 7)].concat(), months(8, 10))
+    );
+    let full = Workspace::new();
+    full.run_cli(Some(&ws.input), "2026-10-31");
+    assert_same_files(&ws.out, &full.out, &RATER_OUTPUTS);
+}
+
+#[test]
 fn a_month_either_side_counts_only_with_ratings_in_the_period() {
     // The lake is partitioned in the policy's time zone at ingest
     // (Shanghai); compute then runs with the same policy in UTC, eight
