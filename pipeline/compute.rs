@@ -796,16 +796,17 @@ fn rate_year(
     let (mut satisfaction, mut reliability) = (Vec::new(), Vec::new());
     let (mut first_day, mut n_items) = (None, 0);
     let mut open = (Vec::new(), Vec::new());
-    let mut handed: Vec<CarriedItem> = carry.items.clone();
+    let mut handed: Option<Vec<CarriedItem>> = None;
     let n_reused = reused.len();
     for (k, (_, r)) in reused.into_iter().enumerate() {
         if k + 1 == n_reused {
             open = r.open()?;
-            handed = r
-                .carry_items
-                .into_iter()
-                .map(|(id, item, adjusted)| (Arc::from(id), Arc::from(item), adjusted))
-                .collect();
+            handed = Some(
+                r.carry_items
+                    .into_iter()
+                    .map(|(id, item, adjusted)| (Arc::from(id), Arc::from(item), adjusted))
+                    .collect(),
+            );
         }
         outcome.excluded.extend(r.excluded);
         effects.vstack_mut_owned(r.effects)?;
@@ -815,8 +816,16 @@ fn rate_year(
         first_day = first_day.into_iter().chain(r.first_day).min();
         n_items += r.n_items;
     }
-    // The days before `fit_from` were checked in the pass before (the
-    // previous year's, or the one that kept the last reused period).
+    // The days before `fit_from` were checked in the pass before: the one
+    // that kept the last reused period (whose exclusions are among those
+    // reused), or the previous year's.
+    let handed = match handed {
+        Some(handed) => handed,
+        None => {
+            outcome.excluded.extend(carry.excluded.iter().cloned());
+            carry.items.clone()
+        }
+    };
     let mut handed = handed.iter();
     for (i, r) in items.iter().enumerate().filter(|(_, r)| r.day < fit_from) {
         let (_, _, adjusted) = handed
@@ -824,9 +833,6 @@ fn rate_year(
             .filter(|(id, item, _)| *id == r.rating_id && *item == r.item)
             .context("the ratings read for one period differ from those read for the period before: was the lake changed during the run?")?;
         outcome.adjusted[i] = *adjusted;
-    }
-    if n_reused == 0 {
-        outcome.excluded.extend(carry.excluded.iter().cloned());
     }
     let counted: Vec<bool> = items
         .iter()
@@ -854,6 +860,26 @@ fn rate_year(
         (reliability, satisfaction, days)
     });
     drop(numbers);
+    // The item ratings of the days up to `last` that the next period's
+    // first week reaches back to, and what they hand over.
+    let last_days = |last: NaiveDate| -> Vec<usize> {
+        let from = last + Duration::days(1) - Duration::days(WEEK_REACH);
+        (0..items.len())
+            .filter(|&i| from <= items[i].day && items[i].day <= last)
+            .collect()
+    };
+    let handed_over = |rows: &[usize]| -> Vec<(String, String, Option<f64>)> {
+        rows.iter()
+            .map(|&i| {
+                let r = &items[i];
+                (
+                    r.rating_id.to_string(),
+                    r.item.to_string(),
+                    outcome.adjusted[i],
+                )
+            })
+            .collect()
+    };
     // The complete periods fitted now, for the next run: up to the first
     // whose end the ratings do not come in time order across.
     let mut pieces = Vec::new();
@@ -872,23 +898,11 @@ fn rate_year(
             .filter(|id| seen.insert(id))
             .filter_map(|id| Some((id.to_string(), outcome.excluded.get(id)?.clone())))
             .collect();
-        let tail_from = q.end + Duration::days(1) - Duration::days(WEEK_REACH);
         pieces.push(PeriodResults {
             effects: raters::effects_frame(&rows_of(&outcome.effects, |e| e.period == *q), as_of)?,
             flags: raters::flags_frame(&rows_of(&outcome.flags, |f| f.period == *q), as_of)?,
             excluded,
-            carry_items: items
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| tail_from <= r.day && r.day <= q.end)
-                .map(|(i, r)| {
-                    (
-                        r.rating_id.to_string(),
-                        r.item.to_string(),
-                        outcome.adjusted[i],
-                    )
-                })
-                .collect(),
+            carry_items: handed_over(&last_days(q.end)),
             satisfaction: rows_of(&sat, |r| ends_in_q(r.period)),
             reliability: rows_of(&rel, |r| ends_in_q(r.period)),
             open: Some((sat_open, rel_open)),
@@ -910,15 +924,12 @@ fn rate_year(
     // What the next year's first week needs of this year's last days.
     let (mut carry_items, mut carry_excluded) = (Vec::new(), Vec::new());
     if end < NaiveDate::MAX {
-        let from = end + Duration::days(1) - Duration::days(WEEK_REACH);
-        for (i, r) in items.iter().enumerate().filter(|(_, r)| r.day >= from) {
-            carry_items.push((
-                r.rating_id.to_string(),
-                r.item.to_string(),
-                outcome.adjusted[i],
-            ));
-            if let Some(why) = outcome.excluded.get(&*r.rating_id) {
-                carry_excluded.push((r.rating_id.to_string(), why.clone()));
+        let rows = last_days(end);
+        carry_items = handed_over(&rows);
+        for &i in &rows {
+            let id = &items[i].rating_id;
+            if let Some(why) = outcome.excluded.get(&**id) {
+                carry_excluded.push((id.to_string(), why.clone()));
             }
         }
     }

@@ -301,7 +301,14 @@ impl RaterStore {
         fingerprint: &str,
         r: &PeriodResults,
     ) -> Result<()> {
-        let (sat_open, rel_open) = r.open()?;
+        let read;
+        let (sat_open, rel_open) = match &r.open {
+            Some((sat, rel)) => (sat, rel),
+            None => {
+                read = r.open()?;
+                (&read.0, &read.1)
+            }
+        };
         // Rows are all of periods that end in it: complete from its end on.
         let as_of = period.end;
         let frames = [
@@ -314,13 +321,13 @@ impl RaterStore {
                 "reliability",
                 crate::raters::reliability_frame(&r.reliability, as_of)?,
             ),
-            ("open_satisfaction", open_groups_frame(&sat_open, as_of)?),
+            ("open_satisfaction", open_groups_frame(sat_open, as_of)?),
             (
                 "open_satisfaction_raters",
                 members_frame(sat_open.iter().map(|g| &g.raters))?,
             ),
-            ("open_reliability", open_parts_frame(&rel_open, as_of)?),
-            ("open_reliability_items", part_items_frame(&rel_open)?),
+            ("open_reliability", open_parts_frame(rel_open, as_of)?),
+            ("open_reliability_items", part_items_frame(rel_open)?),
             (
                 "open_reliability_raters",
                 members_frame(rel_open.iter().map(|p| &p.raters))?,
