@@ -34,7 +34,7 @@ use crate::periods::{Grain, Period};
 use crate::policy::LoadedPolicy;
 use crate::progress::Progress;
 use crate::raters::Window;
-use crate::reuse::{CarriedItem, PeriodResults, RaterStore, YearResults};
+use crate::reuse::{CarriedItem, OpenSums, PeriodResults, RaterStore, YearResults};
 use crate::satisfaction::{self, local_day};
 use crate::{cases, raters, restate, score, trends};
 
@@ -800,7 +800,7 @@ fn rate_year(
     let n_reused = reused.len();
     for (k, (_, r)) in reused.into_iter().enumerate() {
         if k + 1 == n_reused {
-            open = r.open()?;
+            open = r.open.take()?;
             handed = Some(
                 r.carry_items
                     .into_iter()
@@ -845,19 +845,19 @@ fn rate_year(
     let stops: Vec<NaiveDate> = keep.iter().map(|q| q.end).collect();
     // Reliability and satisfaction read the same ratings and outcome: one
     // on each of two threads.
-    let ((rel, rel_open), (sat, sat_open), responses_first_day) = std::thread::scope(|s| {
+    let ((rel, rel_open), (sat, sat_open), pass_first_day) = std::thread::scope(|s| {
         let reliability = s.spawn(|| {
             raters::reliability_from(&items, &counted, &numbers, window, &open.1, &stops)
         });
         let responses = satisfaction::responses(&items, &numbers, &outcome);
-        let days: Vec<NaiveDate> = responses.iter().map(|r| r.day).collect();
+        let first_day = responses.iter().map(|r| r.day).min();
         let satisfaction =
             satisfaction::compute_from(&responses, dept_types, p, window, &open.0, &stops);
         drop(responses);
         let reliability = reliability
             .join()
             .unwrap_or_else(|e| std::panic::resume_unwind(e));
-        (reliability, satisfaction, days)
+        (reliability, satisfaction, first_day)
     });
     drop(numbers);
     // The item ratings of the days up to `last` that the next period's
@@ -905,21 +905,19 @@ fn rate_year(
             carry_items: handed_over(&last_days(q.end)),
             satisfaction: rows_of(&sat, |r| ends_in_q(r.period)),
             reliability: rows_of(&rel, |r| ends_in_q(r.period)),
-            open: Some((sat_open, rel_open)),
+            open: OpenSums::Held(sat_open, rel_open),
+            // The pass's first day is the first up to the period's end if
+            // it lies there at all.
             first_day: first_day
                 .into_iter()
-                .chain(responses_first_day.iter().filter(|&&d| d <= q.end).copied())
+                .chain(pass_first_day.filter(|&d| d <= q.end))
                 .min(),
             n_items: rows.len(),
-            dir: None,
         });
     }
     satisfaction.extend(sat);
     reliability.extend(rel);
-    first_day = first_day
-        .into_iter()
-        .chain(responses_first_day.iter().min().copied())
-        .min();
+    first_day = first_day.into_iter().chain(pass_first_day).min();
     n_items += items.iter().filter(|r| r.day >= fit_from).count();
     // What the next year's first week needs of this year's last days.
     let (mut carry_items, mut carry_excluded) = (Vec::new(), Vec::new());

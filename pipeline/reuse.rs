@@ -101,24 +101,27 @@ pub struct PeriodResults {
     /// The rows of the periods that end in it (weeks, months, a quarter).
     pub satisfaction: Vec<satisfaction::Row>,
     pub reliability: Vec<Reliability>,
-    /// The sums of the quarter and year still open at its end; read from
-    /// `dir` when `None` (only the last period reused needs them).
-    pub open: Option<(Vec<OpenGroup>, Vec<ReliabilityPart>)>,
+    /// The sums of the quarter and year still open at its end.
+    pub open: OpenSums,
     /// First local day with a scored response in the pass, up to its end.
     pub first_day: Option<NaiveDate>,
     /// Its item ratings (for progress lines).
     pub n_items: usize,
-    /// The entry it was read from.
-    pub dir: Option<PathBuf>,
 }
 
-impl PeriodResults {
-    /// The sums of the quarter and year still open at the period's end.
-    pub fn open(&self) -> Result<(Vec<OpenGroup>, Vec<ReliabilityPart>)> {
-        match (&self.open, &self.dir) {
-            (Some(open), _) => Ok(open.clone()),
-            (None, Some(dir)) => read_open(dir),
-            (None, None) => Ok((Vec::new(), Vec::new())),
+/// The sums of the quarter and year open at a kept period's end: held by
+/// the pass that computed them, or left in the entry they were read from
+/// until asked for (only the last period reused needs them).
+pub enum OpenSums {
+    Held(Vec<OpenGroup>, Vec<ReliabilityPart>),
+    InEntry(PathBuf),
+}
+
+impl OpenSums {
+    pub fn take(self) -> Result<(Vec<OpenGroup>, Vec<ReliabilityPart>)> {
+        match self {
+            OpenSums::Held(groups, parts) => Ok((groups, parts)),
+            OpenSums::InEntry(dir) => read_open(&dir),
         }
     }
 }
@@ -303,9 +306,9 @@ impl RaterStore {
     ) -> Result<()> {
         let read;
         let (sat_open, rel_open) = match &r.open {
-            Some((sat, rel)) => (sat, rel),
-            None => {
-                read = r.open()?;
+            OpenSums::Held(sat, rel) => (sat, rel),
+            OpenSums::InEntry(dir) => {
+                read = read_open(dir)?;
                 (&read.0, &read.1)
             }
         };
@@ -513,10 +516,9 @@ fn read_period_entry(dir: &Path) -> Result<PeriodResults> {
         carry_items: carried_rows(&read("carry_items")?)?,
         satisfaction: satisfaction_rows(&read("satisfaction")?)?,
         reliability: reliability_rows(&read("reliability")?)?,
-        open: None,
+        open: OpenSums::InEntry(dir.to_path_buf()),
         first_day,
         n_items,
-        dir: Some(dir.to_path_buf()),
     })
 }
 
