@@ -319,6 +319,10 @@ pub fn derive(
 
     // This run's rows: the others' kept, these derived, in case id order.
     let merge = |old: &DataFrame, new: DataFrame, by: &[&str]| -> Result<DataFrame> {
+        if let Some(df) = merge_in_order(old, &again, &new, by)? {
+            return Ok(df);
+        }
+        // Rows not in key order (kept by another version): sorted.
         let lf = concat(
             [
                 old.clone().lazy().filter(is_in_ids(&again_ids).not()),
@@ -379,6 +383,60 @@ pub fn derive(
     };
     store.seal(end)?;
     Ok(marts)
+}
+
+/// The rows of `old` but those of the cases in `again`, and the rows of
+/// `new`, in the order of the key columns `by` (`case_id`, then an `i32`
+/// column), as a stable sort of the two one after the other gives: one
+/// walk over both and one gather, not a sort of millions of text keys.
+/// `None` when `old` or `new` is not in key order.
+fn merge_in_order(
+    old: &DataFrame,
+    again: &BTreeSet<&str>,
+    new: &DataFrame,
+    by: &[&str],
+) -> Result<Option<DataFrame>> {
+    type Key<'a> = (Option<&'a str>, Option<i32>);
+    fn keys<'a>(df: &'a DataFrame, by: &[&str]) -> Result<Vec<Key<'a>>> {
+        let ids = df.column(by[0])?.str()?.iter();
+        Ok(match by.get(1) {
+            Some(c) => ids.zip(df.column(c)?.i32()?.iter()).collect(),
+            None => ids.map(|id| (id, None)).collect(),
+        })
+    }
+    if by.len() > 2 || old.schema() != new.schema() {
+        return Ok(None);
+    }
+    let (old_keys, new_keys) = (keys(old, by)?, keys(new, by)?);
+    let in_order = |k: &[Key]| k.windows(2).all(|w| w[0] <= w[1]);
+    if !in_order(&old_keys) || !in_order(&new_keys) {
+        return Ok(None);
+    }
+    // `again` is in the same order (text by its bytes): one walk beside
+    // the kept rows finds those derived again.
+    let mut again = again.iter().peekable();
+    let kept = old_keys.iter().enumerate().filter(|(_, (id, _))| {
+        let Some(id) = id else { return true };
+        while again.next_if(|a| **a < *id).is_some() {}
+        again.peek().is_none_or(|a| **a != *id)
+    });
+    // Row numbers in `old` then `new` stacked; a new row goes before a
+    // kept row only when its key is smaller.
+    let n_old = old.height() as IdxSize;
+    let mut order: Vec<IdxSize> = Vec::with_capacity(old.height() + new.height());
+    let mut fresh = new_keys.iter().enumerate().peekable();
+    for (i, key) in kept {
+        while let Some((j, _)) = fresh.next_if(|(_, k)| *k < key) {
+            order.push(n_old + j as IdxSize);
+        }
+        order.push(i as IdxSize);
+    }
+    order.extend(fresh.map(|(j, _)| n_old + j as IdxSize));
+    let mut df = old
+        .vstack(new)?
+        .take(&IdxCa::from_vec("row".into(), order))?;
+    df.rechunk_mut_par();
+    Ok(Some(df))
 }
 
 /// Writes the case marts of `rows`, every case derived now from
@@ -530,4 +588,78 @@ fn spans_frame(spans: &[(&str, i32, i32)]) -> Result<DataFrame> {
             Column::new("last".into(), spans.iter().map(|s| s.2).collect::<Vec<_>>()),
         ],
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(ids: &[&str], months: &[i32], values: &[i64]) -> DataFrame {
+        df!("case_id" => ids, "month" => months, "v" => values).unwrap()
+    }
+
+    fn rows(df: &DataFrame) -> Vec<(String, i32, i64)> {
+        let ids = df.column("case_id").unwrap().str().unwrap().clone();
+        let months = df.column("month").unwrap().i32().unwrap().clone();
+        let values = df.column("v").unwrap().i64().unwrap().clone();
+        (0..df.height())
+            .map(|i| {
+                let id = ids.get(i).unwrap().to_string();
+                (id, months.get(i).unwrap(), values.get(i).unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn kept_rows_and_derived_rows_merge_in_key_order() {
+        let old = frame(&["a", "b", "c", "d"], &[1, 1, 1, 1], &[1, 2, 3, 4]);
+        let new = frame(&["b", "e"], &[1, 1], &[20, 50]);
+        let again: BTreeSet<&str> = ["b", "d"].into();
+        let df = merge_in_order(&old, &again, &new, &["case_id"])
+            .unwrap()
+            .unwrap();
+        // By hand: b and d are derived again (b's new row replaces its
+        // kept row, d has none now), e is new and goes last.
+        let expected = [("a", 1, 1), ("b", 1, 20), ("c", 1, 3), ("e", 1, 50)];
+        let expected: Vec<_> = expected
+            .iter()
+            .map(|&(id, m, v)| (id.to_string(), m, v))
+            .collect();
+        assert_eq!(rows(&df), expected);
+    }
+
+    #[test]
+    fn among_equal_keys_kept_rows_come_first_as_in_a_stable_sort() {
+        // Two key columns; "a" is not derived again, so its kept rows stay
+        // and a new row with an equal key follows them (a stable sort of
+        // the kept rows, then the new ones, puts it there).
+        let old = frame(&["a", "a", "c"], &[1, 2, 1], &[1, 2, 3]);
+        let new = frame(&["a", "c"], &[1, 0], &[10, 30]);
+        let again: BTreeSet<&str> = ["c"].into();
+        let df = merge_in_order(&old, &again, &new, &["case_id", "month"])
+            .unwrap()
+            .unwrap();
+        let expected = [("a", 1, 1), ("a", 1, 10), ("a", 2, 2), ("c", 0, 30)];
+        let expected: Vec<_> = expected
+            .iter()
+            .map(|&(id, m, v)| (id.to_string(), m, v))
+            .collect();
+        assert_eq!(rows(&df), expected);
+    }
+
+    #[test]
+    fn rows_out_of_key_order_are_not_merged() {
+        let sorted = frame(&["a", "b"], &[1, 1], &[1, 2]);
+        let unsorted = frame(&["b", "a"], &[1, 1], &[2, 1]);
+        let none = BTreeSet::new();
+        for (old, new) in [(&unsorted, &sorted), (&sorted, &unsorted)] {
+            let merged = merge_in_order(old, &none, new, &["case_id"]).unwrap();
+            assert!(merged.is_none());
+        }
+        // Text order is by bytes: "B" (0x42) before "a" (0x61).
+        let bytes = frame(&["B", "a"], &[1, 1], &[1, 2]);
+        assert!(merge_in_order(&bytes, &none, &sorted, &["case_id"])
+            .unwrap()
+            .is_some());
+    }
 }
