@@ -43,9 +43,49 @@ fn text_or_empty<'a>(df: &'a DataFrame, name: &str) -> Result<Vec<&'a str>> {
         .collect())
 }
 
-/// A column as text, for comparison (numbers as polars prints them).
-fn as_text(df: &DataFrame, col: &str) -> Result<StringChunked> {
-    Ok(df.column(col)?.cast(&DataType::String)?.str()?.clone())
+/// A published row whose figure differs: its row number, the published
+/// text and the recomputed text (none when not recomputed).
+type Difference = (usize, Option<String>, Option<String>);
+
+/// The pairs `(i, j)` (row `i` of `old`, its row `j` of `new` if any)
+/// whose values of `col` differ as text (numbers as polars prints them),
+/// with both texts. Floats are compared first by their bits: two floats
+/// print the same exactly when they are the same number (or both not a
+/// number), so only those that differ are made into text.
+fn differing(
+    old: &DataFrame,
+    new: &DataFrame,
+    col: &str,
+    pairs: &[(usize, Option<usize>)],
+) -> Result<Vec<Difference>> {
+    let (o, n) = (old.column(col)?, new.column(col)?);
+    let pairs: Vec<(usize, Option<usize>)> =
+        if o.dtype() == &DataType::Float64 && n.dtype() == &DataType::Float64 {
+            let (o, n) = (frame::f64s(old, col)?, frame::f64s(new, col)?);
+            let same = |a: Option<f64>, b: Option<f64>| match (a, b) {
+                (Some(a), Some(b)) => a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+                (a, b) => a.is_none() && b.is_none(),
+            };
+            pairs
+                .iter()
+                .copied()
+                .filter(|&(i, j)| !same(o[i], j.and_then(|j| n[j])))
+                .collect()
+        } else {
+            pairs.to_vec()
+        };
+    let text = |c: &Column, rows: IdxCa| -> Result<Vec<Option<String>>> {
+        let t = c.take(&rows)?.cast(&DataType::String)?;
+        Ok(t.str()?.iter().map(|v| v.map(String::from)).collect())
+    };
+    let old_text = text(o, pairs.iter().map(|p| Some(p.0 as IdxSize)).collect())?;
+    let new_text = text(n, pairs.iter().map(|p| p.1.map(|j| j as IdxSize)).collect())?;
+    Ok(pairs
+        .iter()
+        .zip(old_text.into_iter().zip(new_text))
+        .filter(|(_, (a, b))| a != b)
+        .map(|((i, _), (a, b))| (*i, a, b))
+        .collect())
 }
 
 /// A key as owned text, for a restatement.
@@ -101,6 +141,15 @@ pub fn keep_closed(
     let new_keys = keys(&new_dept)?;
     let new_at: PlHashMap<KeyRef, usize> =
         new_keys.iter().enumerate().map(|(i, k)| (*k, i)).collect();
+    // Each row's key is looked up once: is it closed, and which new row
+    // recomputes it.
+    let is_closed =
+        |keys: &[KeyRef]| -> Vec<bool> { keys.iter().map(|k| closed.contains(k)).collect() };
+    let dept_closed = is_closed(&prev_keys);
+    let pairs: Vec<(usize, Option<usize>)> = (0..prev_dept.height())
+        .filter(|&i| dept_closed[i])
+        .map(|i| (i, new_at.get(&prev_keys[i]).copied()))
+        .collect();
     let starts = frame::dates(&prev_dept, "period_start")?;
     let ends = frame::dates(&prev_dept, "period_end")?;
     for col in [
@@ -110,24 +159,15 @@ pub fn keep_closed(
         "bonus_coefficient",
         "veto",
     ] {
-        let (old_text, new_text) = (as_text(&prev_dept, col)?, as_text(&new_dept, col)?);
-        let old: Vec<Option<&str>> = old_text.iter().collect();
-        let new: Vec<Option<&str>> = new_text.iter().collect();
-        for (i, k) in prev_keys.iter().enumerate() {
-            if !closed.contains(k) {
-                continue;
-            }
-            let recomputed = new_at.get(k).and_then(|&j| new[j]);
-            if old[i] != recomputed {
-                restated.push(Restatement {
-                    key: owned(k),
-                    start: starts[i],
-                    end: ends[i],
-                    item: col.to_string(),
-                    published: old[i].map(String::from),
-                    recomputed: recomputed.map(String::from),
-                });
-            }
+        for (i, published, recomputed) in differing(&prev_dept, &new_dept, col, &pairs)? {
+            restated.push(Restatement {
+                key: owned(&prev_keys[i]),
+                start: starts[i],
+                end: ends[i],
+                item: col.to_string(),
+                published,
+                recomputed,
+            });
         }
     }
     // Indicator values and points.
@@ -139,40 +179,41 @@ pub fn keep_closed(
         .enumerate()
         .map(|(i, (k, id))| ((*k, *id), i))
         .collect();
+    let prev_ind_closed = is_closed(&pk);
+    let pairs: Vec<(usize, Option<usize>)> = (0..prev_ind.height())
+        .filter(|&i| prev_ind_closed[i])
+        .map(|i| (i, new_ind_at.get(&(pk[i], pid[i])).copied()))
+        .collect();
     let istarts = frame::dates(&prev_ind, "period_start")?;
     let iends = frame::dates(&prev_ind, "period_end")?;
     for col in ["value", "points"] {
-        let (old_text, new_text) = (as_text(&prev_ind, col)?, as_text(&new_ind, col)?);
-        let old: Vec<Option<&str>> = old_text.iter().collect();
-        let new: Vec<Option<&str>> = new_text.iter().collect();
-        for i in 0..prev_ind.height() {
-            if !closed.contains(&pk[i]) {
-                continue;
-            }
-            let recomputed = new_ind_at.get(&(pk[i], pid[i])).and_then(|&j| new[j]);
-            if old[i] != recomputed {
-                restated.push(Restatement {
-                    key: owned(&pk[i]),
-                    start: istarts[i],
-                    end: iends[i],
-                    item: format!("{}.{col}", pid[i]),
-                    published: old[i].map(String::from),
-                    recomputed: recomputed.map(String::from),
-                });
-            }
+        for (i, published, recomputed) in differing(&prev_ind, &new_ind, col, &pairs)? {
+            restated.push(Restatement {
+                key: owned(&pk[i]),
+                start: istarts[i],
+                end: iends[i],
+                item: format!("{}.{col}", pid[i]),
+                published,
+                recomputed,
+            });
         }
     }
 
-    let keep_prev = |df: &DataFrame, keys: &[KeyRef]| -> Result<DataFrame> {
-        let mask: BooleanChunked = keys.iter().map(|k| Some(closed.contains(k))).collect();
+    // Closed rows as published, the others as recomputed.
+    let rows = |df: &DataFrame, closed: &[bool], keep: bool| -> Result<DataFrame> {
+        let mask: BooleanChunked = closed.iter().map(|c| Some(*c == keep)).collect();
         Ok(df.filter(&mask)?)
     };
-    let drop_new = |df: &DataFrame, keys: &[KeyRef]| -> Result<DataFrame> {
-        let mask: BooleanChunked = keys.iter().map(|k| Some(!closed.contains(k))).collect();
-        Ok(df.filter(&mask)?)
-    };
-    let dept = keep_prev(&prev_dept, &prev_keys)?.vstack(&drop_new(&new_dept, &new_keys)?)?;
-    let ind = keep_prev(&prev_ind, &pk)?.vstack(&drop_new(&new_ind, &nk)?)?;
+    let dept = rows(&prev_dept, &dept_closed, true)?.vstack(&rows(
+        &new_dept,
+        &is_closed(&new_keys),
+        false,
+    )?)?;
+    let ind = rows(&prev_ind, &prev_ind_closed, true)?.vstack(&rows(
+        &new_ind,
+        &is_closed(&nk),
+        false,
+    )?)?;
     restated.sort_by(|a, b| (&a.key, &a.item).cmp(&(&b.key, &b.item)));
     Ok((sort_dept(dept)?, sort_ind(ind)?, frame_of(&restated)?))
 }
@@ -202,4 +243,50 @@ fn frame_of(rows: &[Restatement]) -> Result<DataFrame> {
         .str("published", rows.iter().map(|r| r.published.as_deref()))
         .str("recomputed", rows.iter().map(|r| r.recomputed.as_deref()))
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_differ_exactly_when_their_text_differs() {
+        // Pairs by hand: a float equal to its recomputation, one a bit
+        // apart (0.1 + 0.2 is 0.30000000000000004), 0 and -0 (which print
+        // differently), two NaNs (which print the same), a value gone, and
+        // a row with no recomputation.
+        let old = df!(
+            "v" => [Some(1.5), Some(0.3), Some(0.0), Some(f64::NAN), Some(2.0), Some(4.0)],
+            "g" => ["A", "B", "C", "D", "E", "F"],
+        )
+        .unwrap();
+        let new = df!(
+            "v" => [Some(1.5), Some(0.1 + 0.2), Some(-0.0), Some(f64::NAN), None, Some(4.0)],
+            "g" => ["A", "B", "C", "D", "E", "X"],
+        )
+        .unwrap();
+        let pairs: Vec<(usize, Option<usize>)> = vec![
+            (0, Some(0)),
+            (1, Some(1)),
+            (2, Some(2)),
+            (3, Some(3)),
+            (4, Some(4)),
+            (5, None),
+        ];
+        let s = |v: &str| Some(v.to_string());
+        assert_eq!(
+            differing(&old, &new, "v", &pairs).unwrap(),
+            vec![
+                (1, s("0.3"), s("0.30000000000000004")),
+                (2, s("0.0"), s("-0.0")),
+                (4, s("2.0"), None),
+                (5, s("4.0"), None),
+            ]
+        );
+        // Text columns are compared as they are.
+        assert_eq!(
+            differing(&old, &new, "g", &pairs).unwrap(),
+            vec![(5, s("F"), None)]
+        );
+    }
 }
