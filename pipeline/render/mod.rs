@@ -89,11 +89,11 @@ pub fn labels(locale: &str) -> Result<BTreeMap<String, String>> {
 }
 
 fn f1(v: Option<f64>) -> String {
-    v.map_or_else(|| "—".into(), |v| format!("{v:.1}"))
+    v.map_or_else(|| "—".into(), |v| svg::Fixed(v, 1).to_string())
 }
 
 fn f2(v: Option<f64>) -> String {
-    v.map_or_else(|| "—".into(), |v| format!("{v:.2}"))
+    v.map_or_else(|| "—".into(), |v| svg::Fixed(v, 2).to_string())
 }
 
 fn signed(v: Option<f64>) -> String {
