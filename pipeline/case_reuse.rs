@@ -610,22 +610,33 @@ mod tests {
             .collect()
     }
 
+    /// The rows `merge_in_order` gives, which must merge.
+    fn merged(
+        old: &DataFrame,
+        again: &[&str],
+        new: &DataFrame,
+        by: &[&str],
+    ) -> Vec<(String, i32, i64)> {
+        let again: BTreeSet<&str> = again.iter().copied().collect();
+        rows(&merge_in_order(old, &again, new, by).unwrap().unwrap())
+    }
+
+    fn owned(rows: &[(&str, i32, i64)]) -> Vec<(String, i32, i64)> {
+        rows.iter()
+            .map(|&(id, m, v)| (id.to_string(), m, v))
+            .collect()
+    }
+
     #[test]
     fn kept_rows_and_derived_rows_merge_in_key_order() {
         let old = frame(&["a", "b", "c", "d"], &[1, 1, 1, 1], &[1, 2, 3, 4]);
         let new = frame(&["b", "e"], &[1, 1], &[20, 50]);
-        let again: BTreeSet<&str> = ["b", "d"].into();
-        let df = merge_in_order(&old, &again, &new, &["case_id"])
-            .unwrap()
-            .unwrap();
         // By hand: b and d are derived again (b's new row replaces its
         // kept row, d has none now), e is new and goes last.
-        let expected = [("a", 1, 1), ("b", 1, 20), ("c", 1, 3), ("e", 1, 50)];
-        let expected: Vec<_> = expected
-            .iter()
-            .map(|&(id, m, v)| (id.to_string(), m, v))
-            .collect();
-        assert_eq!(rows(&df), expected);
+        assert_eq!(
+            merged(&old, &["b", "d"], &new, &["case_id"]),
+            owned(&[("a", 1, 1), ("b", 1, 20), ("c", 1, 3), ("e", 1, 50)])
+        );
     }
 
     #[test]
@@ -635,16 +646,10 @@ mod tests {
         // the kept rows, then the new ones, puts it there).
         let old = frame(&["a", "a", "c"], &[1, 2, 1], &[1, 2, 3]);
         let new = frame(&["a", "c"], &[1, 0], &[10, 30]);
-        let again: BTreeSet<&str> = ["c"].into();
-        let df = merge_in_order(&old, &again, &new, &["case_id", "month"])
-            .unwrap()
-            .unwrap();
-        let expected = [("a", 1, 1), ("a", 1, 10), ("a", 2, 2), ("c", 0, 30)];
-        let expected: Vec<_> = expected
-            .iter()
-            .map(|&(id, m, v)| (id.to_string(), m, v))
-            .collect();
-        assert_eq!(rows(&df), expected);
+        assert_eq!(
+            merged(&old, &["c"], &new, &["case_id", "month"]),
+            owned(&[("a", 1, 1), ("a", 1, 10), ("a", 2, 2), ("c", 0, 30)])
+        );
     }
 
     #[test]
