@@ -318,25 +318,8 @@ pub fn derive(
     let derived = cases::derive(&events, policy, cal, tz, end)?;
 
     // This run's rows: the others' kept, these derived, in case id order.
-    let merge = |old: &DataFrame, new: DataFrame, by: &[&str]| -> Result<DataFrame> {
-        if let Some(df) = merge_in_order(old, &again, &new, by)? {
-            return Ok(df);
-        }
-        // Rows not in key order (kept by another version): sorted.
-        let lf = concat(
-            [
-                old.clone().lazy().filter(is_in_ids(&again_ids).not()),
-                new.lazy(),
-            ],
-            UnionArgs::default(),
-        )?;
-        let by: Vec<PlSmallStr> = by.iter().map(|c| (*c).into()).collect();
-        let mut df = lf
-            .sort(by, SortMultipleOptions::default().with_maintain_order(true))
-            .collect()?;
-        df.rechunk_mut_par();
-        Ok(df)
-    };
+    let merge =
+        |old: &DataFrame, new: DataFrame, by: &[&str]| merge_in_order(old, &again, &new, by);
     let cases_frame = merge(
         &kept.cases,
         cases::cases_frame(&derived.cases)?,
@@ -389,13 +372,15 @@ pub fn derive(
 /// `new`, in the order of the key columns `by` (`case_id`, then an `i32`
 /// column), as a stable sort of the two one after the other gives: one
 /// walk over both and one gather, not a sort of millions of text keys.
-/// `None` when `old` or `new` is not in key order.
+/// Both must be in that order already: the kept frames were written in
+/// it by this program (the store's fingerprint covers the program), and
+/// derivation makes its rows in it.
 fn merge_in_order(
     old: &DataFrame,
     again: &BTreeSet<&str>,
     new: &DataFrame,
     by: &[&str],
-) -> Result<Option<DataFrame>> {
+) -> Result<DataFrame> {
     type Key<'a> = (Option<&'a str>, Option<i32>);
     fn keys<'a>(df: &'a DataFrame, by: &[&str]) -> Result<Vec<Key<'a>>> {
         let ids = df.column(by[0])?.str()?.iter();
@@ -404,14 +389,17 @@ fn merge_in_order(
             None => ids.map(|id| (id, None)).collect(),
         })
     }
-    if by.len() > 2 || old.schema() != new.schema() {
-        return Ok(None);
-    }
+    anyhow::ensure!(by.len() <= 2, "cases are merged by at most two keys");
+    anyhow::ensure!(
+        old.schema() == new.schema(),
+        "the kept case rows have other columns than the rows derived now"
+    );
     let (old_keys, new_keys) = (keys(old, by)?, keys(new, by)?);
     let in_order = |k: &[Key]| k.windows(2).all(|w| w[0] <= w[1]);
-    if !in_order(&old_keys) || !in_order(&new_keys) {
-        return Ok(None);
-    }
+    anyhow::ensure!(
+        in_order(&old_keys) && in_order(&new_keys),
+        "the kept case rows or the rows derived now are not in case order"
+    );
     // `again` is in the same order (text by its bytes): one walk beside
     // the kept rows finds those derived again.
     let mut again = again.iter().peekable();
@@ -436,7 +424,7 @@ fn merge_in_order(
         .vstack(new)?
         .take(&IdxCa::from_vec("row".into(), order))?;
     df.rechunk_mut_par();
-    Ok(Some(df))
+    Ok(df)
 }
 
 /// Writes the case marts of `rows`, every case derived now from
@@ -618,7 +606,7 @@ mod tests {
         by: &[&str],
     ) -> Vec<(String, i32, i64)> {
         let again: BTreeSet<&str> = again.iter().copied().collect();
-        rows(&merge_in_order(old, &again, new, by).unwrap().unwrap())
+        rows(&merge_in_order(old, &again, new, by).unwrap())
     }
 
     fn owned(rows: &[(&str, i32, i64)]) -> Vec<(String, i32, i64)> {
@@ -653,18 +641,16 @@ mod tests {
     }
 
     #[test]
-    fn rows_out_of_key_order_are_not_merged() {
+    fn rows_out_of_key_order_are_refused() {
         let sorted = frame(&["a", "b"], &[1, 1], &[1, 2]);
         let unsorted = frame(&["b", "a"], &[1, 1], &[2, 1]);
         let none = BTreeSet::new();
         for (old, new) in [(&unsorted, &sorted), (&sorted, &unsorted)] {
-            let merged = merge_in_order(old, &none, new, &["case_id"]).unwrap();
-            assert!(merged.is_none());
+            let refused = merge_in_order(old, &none, new, &["case_id"]).unwrap_err();
+            assert!(refused.to_string().contains("not in case order"));
         }
         // Text order is by bytes: "B" (0x42) before "a" (0x61).
         let bytes = frame(&["B", "a"], &[1, 1], &[1, 2]);
-        assert!(merge_in_order(&bytes, &none, &sorted, &["case_id"])
-            .unwrap()
-            .is_some());
+        assert!(merge_in_order(&bytes, &none, &sorted, &["case_id"]).is_ok());
     }
 }
