@@ -146,9 +146,14 @@ impl CaseStore {
     }
 
     /// Writes one frame kept with this run's cases (`spans`,
-    /// `open_events`), so that memory need not hold it.
-    fn put(&self, name: &str, mut df: DataFrame) -> Result<()> {
-        lake::write_parquet(&mut df, &self.new.join(format!("{name}.parquet")))
+    /// `open_events`), so that memory need not hold it; `kept` is the last
+    /// run's frame, if any, whose unchanged row groups are copied.
+    fn put(&self, name: &str, mut df: DataFrame, kept: Option<&DataFrame>) -> Result<()> {
+        let file = format!("{name}.parquet");
+        let old = self.old.join(&file);
+        let previous = kept.map(|rows| lake::Previous { path: &old, rows });
+        lake::write_parquet_reusing(&mut df, &self.new.join(&file), previous)?;
+        Ok(())
     }
 
     /// Completes this run's folder once the case marts are written and
@@ -229,8 +234,12 @@ pub fn derive(
         let mut derived = cases::derive(&events, policy, cal, tz, end)?;
         (store.derived, store.kept) = (derived.cases.len(), 0);
         // Each frame is written and freed before the next is made.
-        store.put("spans", spans_frame(&std::mem::take(&mut derived.spans))?)?;
-        store.put("open_events", open_events(&events, &derived.cases)?)?;
+        store.put(
+            "spans",
+            spans_frame(&std::mem::take(&mut derived.spans))?,
+            None,
+        )?;
+        store.put("open_events", open_events(&events, &derived.cases)?, None)?;
         let marts = write_derived(&derived.cases, events.height(), spill, tz, progress)?;
         drop(derived);
         drop(events);
@@ -350,6 +359,7 @@ pub fn derive(
     store.put(
         "spans",
         merge(&kept.spans, spans_frame(&derived.spans)?, &["case_id"])?,
+        Some(&kept.spans),
     )?;
     store.put(
         "open_events",
@@ -358,10 +368,22 @@ pub fn derive(
             open_events(&events, &derived.cases)?,
             &["case_id", "month"],
         )?,
+        Some(&kept.open_events),
     )?;
+    // Most rows are the kept ones, where they were: the marts' row groups
+    // that hold no changed row are copied from the last run's files.
+    let (old_cases, old_case_time) = (
+        store.old.join("cases.parquet"),
+        store.old.join("case_time.parquet"),
+    );
+    let previous = |path, rows| Some(lake::Previous { path, rows });
     let marts = CaseMarts {
-        cases: spill("cases", cases_frame)?,
-        case_time: spill("case_time", case_time)?,
+        cases: spill("cases", cases_frame, previous(&old_cases, &kept.cases))?,
+        case_time: spill(
+            "case_time",
+            case_time,
+            previous(&old_case_time, &kept.case_time),
+        )?,
         first_day,
     };
     store.seal(end)?;
@@ -441,8 +463,8 @@ pub fn write_derived(
         rows.len()
     ));
     Ok(CaseMarts {
-        cases: spill("cases", cases::cases_frame(rows)?)?,
-        case_time: spill("case_time", cases::case_time_frame(rows)?)?,
+        cases: spill("cases", cases::cases_frame(rows)?, None)?,
+        case_time: spill("case_time", cases::case_time_frame(rows)?, None)?,
         first_day: rows
             .iter()
             .map(|c| c.received_at)

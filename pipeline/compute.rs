@@ -160,7 +160,7 @@ fn check_definitions(policy: &LoadedPolicy) -> (Option<Vec<Indicator>>, Vec<Stri
             build_views(
                 lake,
                 &|_, _| Ok(None),
-                &mut |_, df| Ok(df.lazy()),
+                &mut |_, df, _| Ok(df.lazy()),
                 None,
                 policy,
                 as_of,
@@ -411,8 +411,10 @@ struct Ratings<'a> {
 }
 
 /// Takes a derived frame the views need, and gives it back as a scan: in a
-/// run, written out as its mart right away so that memory does not hold it.
-pub type Spill<'a> = dyn FnMut(&'static str, DataFrame) -> Result<LazyFrame> + 'a;
+/// run, written out as its mart right away so that memory does not hold it
+/// (copying what it can of the mart the last run wrote, when given).
+pub type Spill<'a> =
+    dyn FnMut(&'static str, DataFrame, Option<lake::Previous>) -> Result<LazyFrame> + 'a;
 
 /// Scans the ratings files of the months `first..=last` (`YYYY-MM`).
 pub type MonthScan<'a> = dyn Fn(&str, &str) -> Result<Option<LazyFrame>> + 'a;
@@ -1027,24 +1029,33 @@ pub fn compute(
         as_of: as_of.to_string(),
         ..Default::default()
     };
-    let write_mart = |name: &str, df: &mut DataFrame| -> Result<std::path::PathBuf> {
-        let path = dir.join(format!("{name}.parquet"));
-        lake::write_parquet(df, &path).with_context(|| format!("cannot write mart {name}"))?;
-        Ok(path)
-    };
-    let write = |name: &str,
-                 df: &mut DataFrame,
-                 report: &mut ComputeReport|
+    // Writes a mart to the staging folder. Given the last run's file and
+    // rows of it, copies the row groups they hold unchanged, and says so.
+    let write_mart = |name: &str,
+                      df: &mut DataFrame,
+                      previous: Option<lake::Previous>|
      -> Result<std::path::PathBuf> {
-        report.marts.insert(name.to_string(), df.height());
-        write_mart(name, df)
+        let path = dir.join(format!("{name}.parquet"));
+        let reusing = previous.is_some();
+        let copied = lake::write_parquet_reusing(df, &path, previous)
+            .with_context(|| format!("cannot write mart {name}"))?;
+        if reusing {
+            progress.step(&format!(
+                "{name}: {copied} of {} row groups copied from the last run",
+                lake::row_groups(df.height())
+            ));
+        }
+        Ok(path)
     };
     let mut store = RaterStore::open(out, staging, policy)?;
     let mut case_store = CaseStore::open(out, staging, &dir, policy)?;
     let mut views = build_views(
         lake,
         &|first, last| lake::scan_months(out, "ratings", first, last),
-        &mut |name, mut df| lake::scan_file(&write(name, &mut df, &mut report)?),
+        &mut |name, mut df, previous| {
+            report.marts.insert(name.to_string(), df.height());
+            lake::scan_file(&write_mart(name, &mut df, previous)?)
+        },
         Some(Stores {
             raters: &mut store,
             cases: &mut case_store,
@@ -1088,11 +1099,23 @@ pub fn compute(
     for (name, df) in &early {
         report.marts.insert(name.to_string(), df.height());
     }
-    // Written on every core, a mart per core at a time.
+    // Written on every core, a mart per core at a time. The rater marts
+    // change only in their last rows (the periods after those kept from
+    // the last run come last), so their row groups before are copied from
+    // the marts the last run published. The other marts change throughout
+    // (a new day moves trends, ranks and partial periods everywhere).
     let write_all = |marts: &[(&str, DataFrame)]| -> Result<()> {
         crate::on_every_core(marts.len(), |i| {
             let (name, df) = &marts[i];
-            write_mart(name, &mut df.clone())
+            let old = out.marts().join(format!("{name}.parquet"));
+            let kept = match *name {
+                "rater_effects" | "rating_flags" if old.is_file() => lake::read_parquet(&old).ok(),
+                _ => None,
+            };
+            let previous = kept
+                .as_ref()
+                .map(|rows| lake::Previous { path: &old, rows });
+            write_mart(name, &mut df.clone(), previous)
         })?;
         Ok(())
     };

@@ -414,14 +414,35 @@ pub fn file_name(id: &str) -> String {
 
 /// Writes a frame as one Parquet file (zstd, with statistics).
 pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<()> {
-    write_with(df, path, ParquetCompression::Zstd(None), true)
+    write_with(df, path, ParquetCompression::Zstd(None), true, None).map(|_| ())
+}
+
+/// A Parquet file that [`write_parquet`] wrote, and its rows as read back.
+pub struct Previous<'a> {
+    pub path: &'a Path,
+    pub rows: &'a DataFrame,
+}
+
+/// Writes `df` as [`write_parquet`] does, the same bytes, but takes each
+/// row group whose rows `previous` holds unchanged at the same place from
+/// that file as it is, compressed, instead of encoding it again: when a
+/// frame changes only near its end, most of it is copied. Gives how many
+/// row groups were copied. `previous` must have been written by this
+/// program with [`write_parquet`] (the caller knows: the case store's
+/// fingerprint covers the program), and its rows must be the file's.
+pub fn write_parquet_reusing(
+    df: &mut DataFrame,
+    path: &Path,
+    previous: Option<Previous>,
+) -> Result<usize> {
+    write_with(df, path, ParquetCompression::Zstd(None), true, previous)
 }
 
 /// Writes an intermediate file that this run reads back once and never
 /// publishes: LZ4 and no statistics, which write several times faster than
 /// zstd with statistics for files somewhat larger.
 pub fn write_scratch_parquet(df: &mut DataFrame, path: &Path) -> Result<()> {
-    write_with(df, path, ParquetCompression::Lz4Raw, false)
+    write_with(df, path, ParquetCompression::Lz4Raw, false, None).map(|_| ())
 }
 
 fn write_with(
@@ -429,11 +450,16 @@ fn write_with(
     path: &Path,
     compression: ParquetCompression,
     statistics: bool,
-) -> Result<()> {
+    previous: Option<Previous>,
+) -> Result<usize> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
+    let previous = previous
+        .map(|p| OldGroups::open(p, df, compression))
+        .transpose()?
+        .flatten();
     let file =
         fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut w = std::io::BufWriter::new(file);
@@ -445,36 +471,161 @@ fn write_with(
     } else {
         StatisticsOptions::empty()
     };
-    write_row_groups(df, &mut w, compression, statistics)
+    let copied = write_row_groups(df, &mut w, compression, statistics, previous.as_ref())
         .with_context(|| format!("cannot write {}", path.display()))?;
     use std::io::Write;
     w.flush()
         .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    Ok(copied)
 }
 
-/// Rows per row group: polars' own default.
+/// Rows per row group: polars' own default. A file's groups are cut every
+/// this many rows from its top (polars would cut it into equal parts), so
+/// that rows added at the end leave the groups before them where they were.
 const ROW_GROUP_ROWS: usize = 512 * 512;
 
-/// Writes `df` as Parquet the way polars' `ParquetWriter::finish` does
-/// (the same row groups, pages, options and footer, so the same bytes),
-/// but encodes and compresses each row group's columns on every core.
-/// polars encodes them lazily as the file is written, on one thread, which
-/// made writing a 4-million-row mart take two seconds with a core idle.
-/// One row group's pages are held at a time.
+/// How many row groups a file of `rows` rows has.
+pub fn row_groups(rows: usize) -> usize {
+    rows.div_ceil(ROW_GROUP_ROWS)
+}
+
+/// The row groups of a file written before, with its bytes and rows.
+struct OldGroups<'a> {
+    bytes: polars_buffer::Buffer<u8>,
+    meta: polars_parquet::parquet::metadata::FileMetadata,
+    rows: &'a DataFrame,
+}
+
+impl<'a> OldGroups<'a> {
+    /// `None` when the file cannot lend any group: its columns are not
+    /// `df`'s (as frames or as Parquet types), it is compressed otherwise,
+    /// or its rows are not as many as the file holds.
+    fn open(
+        previous: Previous<'a>,
+        df: &DataFrame,
+        compression: ParquetCompression,
+    ) -> Result<Option<OldGroups<'a>>> {
+        use polars::prelude::{CompatLevel, SchemaExt};
+        use polars_parquet::parquet::compression::Compression;
+        use polars_parquet::write::{to_parquet_schema, CompressionOptions};
+        if previous.rows.schema() != df.schema() {
+            return Ok(None);
+        }
+        let bytes = fs::read(previous.path)
+            .with_context(|| format!("cannot read {}", previous.path.display()))?;
+        let meta = polars_parquet::parquet::read::read_metadata(&mut std::io::Cursor::new(&bytes))
+            .with_context(|| format!("cannot read {}", previous.path.display()))?;
+        let types = to_parquet_schema(&df.schema().to_arrow(CompatLevel::newest()))?;
+        let codec = Compression::from(CompressionOptions::from(compression));
+        let same_codec = meta
+            .row_groups
+            .iter()
+            .flat_map(|g| g.parquet_columns())
+            .all(|c| c.compression() == codec);
+        if meta.schema().fields() != types.fields()
+            || !same_codec
+            || meta.num_rows != previous.rows.height()
+        {
+            return Ok(None);
+        }
+        Ok(Some(OldGroups {
+            bytes: bytes.into(),
+            meta,
+            rows: previous.rows,
+        }))
+    }
+
+    /// The pages of the old file's row group that holds exactly `piece`,
+    /// the rows from `start` on, if there is one: the same rows at the
+    /// same place, floats to the bit.
+    fn pages(
+        &self,
+        start: usize,
+        piece: &DataFrame,
+    ) -> Result<Option<Vec<Vec<polars_parquet::write::CompressedPage>>>> {
+        use polars_parquet::parquet::read::get_page_iterator;
+        use polars_parquet::write::CompressedPage;
+        let mut at = 0;
+        let Some(group) = self.meta.row_groups.iter().find(|g| {
+            let here = at;
+            at += g.num_rows();
+            here == start
+        }) else {
+            return Ok(None);
+        };
+        if group.num_rows() != piece.height()
+            || !same_rows(&self.rows.slice(start as i64, piece.height()), piece)?
+        {
+            return Ok(None);
+        }
+        let mut leaves = Vec::with_capacity(piece.width());
+        for chunk in group.parquet_columns() {
+            let cursor = std::io::Cursor::new(self.bytes.clone());
+            let pages = get_page_iterator(chunk, cursor, Vec::new(), usize::MAX)?
+                .map(|page| {
+                    let mut page = page?;
+                    // A flat column's page holds one value per row, null
+                    // or not; the writer needs the count, which reading
+                    // leaves out.
+                    if let CompressedPage::Data(data) = &mut page {
+                        data.num_rows = Some(data.num_values());
+                    }
+                    Ok(page)
+                })
+                .collect::<Result<Vec<CompressedPage>>>()?;
+            leaves.push(pages);
+        }
+        Ok(Some(leaves))
+    }
+}
+
+/// The two frames hold the same values (nulls where the other has nulls),
+/// floats compared by their bits: 0.0 and -0.0 are written differently.
+fn same_rows(a: &DataFrame, b: &DataFrame) -> Result<bool> {
+    use polars::prelude::DataType;
+    for (x, y) in a.columns().iter().zip(b.columns()) {
+        let same = match x.dtype() {
+            DataType::Float64 => {
+                let bits = |c: &polars::prelude::Column| -> Result<Vec<Option<u64>>> {
+                    Ok(c.f64()?.iter().map(|v| v.map(f64::to_bits)).collect())
+                };
+                bits(x)? == bits(y)?
+            }
+            DataType::Float32 => {
+                let bits = |c: &polars::prelude::Column| -> Result<Vec<Option<u32>>> {
+                    Ok(c.f32()?.iter().map(|v| v.map(f32::to_bits)).collect())
+                };
+                bits(x)? == bits(y)?
+            }
+            _ => x.equals_missing(y),
+        };
+        if !same {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Writes `df` as Parquet the way polars' `ParquetWriter` writes each
+/// [`ROW_GROUP_ROWS`] rows as a batch (the same pages, options and footer,
+/// so the same bytes), but encodes and compresses each row group's columns
+/// on every core. polars encodes them lazily as the file is written, on
+/// one thread, which made writing a 4-million-row mart take two seconds
+/// with a core idle. One row group's pages are held at a time. A group
+/// `previous` holds unchanged is copied from it; gives how many were.
 fn write_row_groups(
     df: &mut DataFrame,
     w: &mut impl std::io::Write,
     compression: ParquetCompression,
     statistics: StatisticsOptions,
-) -> Result<()> {
+    previous: Option<&OldGroups>,
+) -> Result<usize> {
     use polars::prelude::{CompatLevel, SchemaExt};
     use polars_parquet::write::{
         array_to_columns, compress, to_parquet_schema, CompressedPage, CompressionOptions, Version,
         WriteOptions,
     };
-    let chunked = polars::frame::chunk_df_for_writing(df, ROW_GROUP_ROWS)?;
-    let arrow_schema = chunked.schema().to_arrow(CompatLevel::newest());
+    let arrow_schema = df.schema().to_arrow(CompatLevel::newest());
     let types = to_parquet_schema(&arrow_schema)?.fields().to_vec();
     let encodings = polars::io::parquet::write::get_encodings(&arrow_schema);
     let codec: CompressionOptions = compression.into();
@@ -487,30 +638,42 @@ fn write_row_groups(
     let mut writer = ParquetWriter::new(w)
         .with_compression(compression)
         .with_statistics(statistics)
-        .batched(chunked.schema())?;
-    for batch in chunked.iter_chunks(CompatLevel::newest(), false) {
-        if batch.is_empty() {
+        .batched(df.schema())?;
+    let mut copied = 0;
+    for start in (0..df.height()).step_by(ROW_GROUP_ROWS) {
+        let mut piece = df.slice(start as i64, ROW_GROUP_ROWS);
+        if let Some(leaves) = previous
+            .map(|p| p.pages(start, &piece))
+            .transpose()?
+            .flatten()
+        {
+            writer.write_row_group(piece.height() as u64, &leaves)?;
+            copied += 1;
             continue;
         }
-        let columns = batch.columns();
-        // Each column gives one list of pages per leaf (one, for the flat
-        // columns the project writes).
-        let encoded = crate::on_every_core(columns.len(), |c| {
-            let leaves = array_to_columns(&columns[c], types[c].clone(), options, &encodings[c])?;
-            leaves
-                .into_iter()
-                .map(|pages| {
-                    pages
-                        .map(|page| Ok(compress(page?, Vec::new(), codec)?))
-                        .collect::<Result<Vec<CompressedPage>>>()
-                })
-                .collect::<Result<Vec<_>>>()
-        })?;
-        let leaves: Vec<Vec<CompressedPage>> = encoded.into_iter().flatten().collect();
-        writer.write_row_group(batch.len() as u64, &leaves)?;
+        piece.rechunk_mut_par();
+        for batch in piece.iter_chunks(CompatLevel::newest(), false) {
+            let columns = batch.columns();
+            // Each column gives one list of pages per leaf (one, for the
+            // flat columns the project writes).
+            let encoded = crate::on_every_core(columns.len(), |c| {
+                let leaves =
+                    array_to_columns(&columns[c], types[c].clone(), options, &encodings[c])?;
+                leaves
+                    .into_iter()
+                    .map(|pages| {
+                        pages
+                            .map(|page| Ok(compress(page?, Vec::new(), codec)?))
+                            .collect::<Result<Vec<CompressedPage>>>()
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })?;
+            let leaves: Vec<Vec<CompressedPage>> = encoded.into_iter().flatten().collect();
+            writer.write_row_group(batch.len() as u64, &leaves)?;
+        }
     }
     writer.finish()?;
-    Ok(())
+    Ok(copied)
 }
 
 /// The SHA-256 of a file's content, read through a buffer (not held whole).
@@ -789,12 +952,45 @@ mod tests {
         df
     }
 
+    /// The bytes polars' own writer gives for `df` written a batch of
+    /// [`ROW_GROUP_ROWS`] rows at a time, each in one piece (polars writes
+    /// a row group per piece).
+    fn polars_bytes(
+        df: &DataFrame,
+        compression: ParquetCompression,
+        statistics: StatisticsOptions,
+    ) -> Vec<u8> {
+        let mut expected = Vec::new();
+        let mut writer = ParquetWriter::new(&mut expected)
+            .with_compression(compression)
+            .with_statistics(statistics)
+            .batched(df.schema())
+            .unwrap();
+        for start in (0..df.height()).step_by(ROW_GROUP_ROWS) {
+            let mut batch = df.slice(start as i64, ROW_GROUP_ROWS);
+            batch.rechunk_mut();
+            writer.write_batch(&batch).unwrap();
+        }
+        writer.finish().unwrap();
+        expected
+    }
+
+    fn row_groups(path: &Path) -> Vec<usize> {
+        ParquetReader::new(fs::File::open(path).unwrap())
+            .get_metadata()
+            .unwrap()
+            .row_groups
+            .iter()
+            .map(|g| g.num_rows())
+            .collect()
+    }
+
     #[test]
     fn a_file_encoded_on_every_core_has_the_bytes_polars_writes() {
         let dir = tempfile::tempdir().unwrap();
-        // 600,000 rows in three chunks of uneven sizes, which polars cuts
-        // into several row groups; and a frame with no rows.
-        for n in [600_000, 0] {
+        // 600,000 rows in three chunks of uneven sizes, which are cut into
+        // row groups every 262,144 rows; and a frame with no rows.
+        for (n, groups) in [(600_000, vec![262_144, 262_144, 75_712]), (0, vec![])] {
             for (compression, statistics, write) in [
                 (
                     ParquetCompression::Zstd(None),
@@ -808,12 +1004,7 @@ mod tests {
                 ),
             ] {
                 let mut df = every_type(n);
-                let mut expected = Vec::new();
-                ParquetWriter::new(&mut expected)
-                    .with_compression(compression)
-                    .with_statistics(statistics)
-                    .finish(&mut df.clone())
-                    .unwrap();
+                let expected = polars_bytes(&df, compression, statistics);
                 let path = dir.path().join("t.parquet");
                 write(&mut df, &path).unwrap();
                 let written = fs::read(&path).unwrap();
@@ -823,14 +1014,92 @@ mod tests {
                 );
                 let back = read_parquet(&path).unwrap();
                 assert!(back.equals_missing(&df), "{n} rows read back differ");
-                let groups = ParquetReader::new(fs::File::open(&path).unwrap())
-                    .get_metadata()
-                    .unwrap()
-                    .row_groups
-                    .len();
-                assert_eq!(groups > 1, n > 0, "{groups} row groups of {n} rows");
+                assert_eq!(row_groups(&path), groups);
             }
         }
+    }
+
+    #[test]
+    fn unchanged_row_groups_are_copied_and_the_bytes_are_a_fresh_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, new, fresh) = (
+            dir.path().join("old.parquet"),
+            dir.path().join("new.parquet"),
+            dir.path().join("fresh.parquet"),
+        );
+        let base = every_type(600_000);
+        write_parquet(&mut base.clone(), &old).unwrap();
+        let kept = read_parquet(&old).unwrap();
+        // `score` holds the given float at `row`.
+        let with_score = |df: &DataFrame, row: usize, v: f64| {
+            let scores: Vec<Option<f64>> = df
+                .column("score")
+                .unwrap()
+                .f64()
+                .unwrap()
+                .iter()
+                .enumerate()
+                .map(|(i, s)| if i == row { Some(v) } else { s })
+                .collect();
+            let mut df = df.clone();
+            df.with_column(polars::prelude::Column::new("score".into(), scores))
+                .unwrap();
+            df
+        };
+        // Row 11 has no score; row 97 scores 0.0.
+        let mut appended = base.clone();
+        appended.vstack_mut_owned(every_type(1_000)).unwrap();
+        let cases: [(&str, DataFrame, usize); 6] = [
+            ("the same rows", base.clone(), 3),
+            // The third group grows: the two before it are where they were.
+            ("rows added at the end", appended, 2),
+            (
+                "a value changed in the first group",
+                with_score(&base, 11, 4.0),
+                2,
+            ),
+            (
+                "a value changed in the last group",
+                with_score(&base, 599_999, 4.0),
+                2,
+            ),
+            // 0.0 and -0.0 are equal as numbers but written differently.
+            ("0.0 made -0.0", with_score(&base, 97, -0.0), 2),
+            // One row fewer at the top moves every group's rows.
+            ("the first row removed", base.slice(1, 600_000), 0),
+        ];
+        for (what, df, expected_copies) in cases {
+            let previous = Previous {
+                path: &old,
+                rows: &kept,
+            };
+            let copied = write_parquet_reusing(&mut df.clone(), &new, Some(previous)).unwrap();
+            assert_eq!(copied, expected_copies, "{what}: groups copied");
+            write_parquet(&mut df.clone(), &fresh).unwrap();
+            assert!(
+                fs::read(&new).unwrap() == fs::read(&fresh).unwrap(),
+                "{what}: not the bytes of a fresh write"
+            );
+            assert!(read_parquet(&new).unwrap().equals_missing(&df), "{what}");
+        }
+        // The same rows compressed otherwise: nothing copied (the pages
+        // would not be the codec the file declares).
+        let lz4 = dir.path().join("lz4.parquet");
+        write_scratch_parquet(&mut base.clone(), &lz4).unwrap();
+        let previous = Previous {
+            path: &lz4,
+            rows: &kept,
+        };
+        let copied = write_parquet_reusing(&mut base.clone(), &new, Some(previous)).unwrap();
+        assert_eq!(copied, 0);
+        // Rows that are not the file's, or other columns: nothing copied.
+        let other = base.select(["id", "dept"]).unwrap();
+        let previous = Previous {
+            path: &old,
+            rows: &other,
+        };
+        let copied = write_parquet_reusing(&mut other.clone(), &new, Some(previous)).unwrap();
+        assert_eq!(copied, 0);
     }
 
     #[test]
