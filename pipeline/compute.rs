@@ -1041,7 +1041,7 @@ pub fn compute(
             .with_context(|| format!("cannot write mart {name}"))?;
         if reusing {
             progress.step(&format!(
-                "{name}: {copied} of {} row groups copied from the last run",
+                "{name} mart: {copied} of {} row groups copied from the last run",
                 lake::row_groups(df.height())
             ));
         }
