@@ -1102,14 +1102,20 @@ pub fn compute(
     // Written on every core, a mart per core at a time. The rater marts
     // change only in their last rows (the periods after those kept from
     // the last run come last), so their row groups before are copied from
-    // the marts the last run published. The other marts change throughout
-    // (a new day moves trends, ranks and partial periods everywhere).
+    // the marts the last run published: when it kept rater results for
+    // this run, that run was this program under this policy (the rater
+    // store's fingerprint), so its groups are the bytes a fresh write
+    // gives. The other marts change throughout (a new day moves trends,
+    // ranks and partial periods everywhere).
+    let same_program = !report.rater_reused.is_empty();
     let write_all = |marts: &[(&str, DataFrame)]| -> Result<()> {
         crate::on_every_core(marts.len(), |i| {
             let (name, df) = &marts[i];
             let old = out.marts().join(format!("{name}.parquet"));
             let kept = match *name {
-                "rater_effects" | "rating_flags" if old.is_file() => lake::read_parquet(&old).ok(),
+                "rater_effects" | "rating_flags" if same_program && old.is_file() => {
+                    lake::read_parquet(&old).ok()
+                }
                 _ => None,
             };
             let previous = kept

@@ -428,8 +428,11 @@ pub struct Previous<'a> {
 /// that file as it is, compressed, instead of encoding it again: when a
 /// frame changes only near its end, most of it is copied. Gives how many
 /// row groups were copied. `previous` must have been written by this
-/// program with [`write_parquet`] (the caller knows: the case store's
-/// fingerprint covers the program), and its rows must be the file's.
+/// program with [`write_parquet`] (the caller knows: the case and rater
+/// stores' fingerprints cover the program), and its rows must be the
+/// file's. A file written otherwise still gives the right rows (they are
+/// compared; its codec and Parquet types are checked), but not
+/// necessarily the bytes a fresh write gives.
 pub fn write_parquet_reusing(
     df: &mut DataFrame,
     path: &Path,
