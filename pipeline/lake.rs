@@ -496,6 +496,8 @@ pub fn row_groups(rows: usize) -> usize {
 struct OldGroups<'a> {
     bytes: polars_buffer::Buffer<u8>,
     meta: polars_parquet::parquet::metadata::FileMetadata,
+    /// The first row of each group.
+    starts: Vec<usize>,
     rows: &'a DataFrame,
 }
 
@@ -531,9 +533,19 @@ impl<'a> OldGroups<'a> {
         {
             return Ok(None);
         }
+        let starts = meta
+            .row_groups
+            .iter()
+            .scan(0, |next, g| {
+                let start = *next;
+                *next += g.num_rows();
+                Some(start)
+            })
+            .collect();
         Ok(Some(OldGroups {
             bytes: bytes.into(),
             meta,
+            starts,
             rows: previous.rows,
         }))
     }
@@ -548,14 +560,10 @@ impl<'a> OldGroups<'a> {
     ) -> Result<Option<Vec<Vec<polars_parquet::write::CompressedPage>>>> {
         use polars_parquet::parquet::read::get_page_iterator;
         use polars_parquet::write::CompressedPage;
-        let mut at = 0;
-        let Some(group) = self.meta.row_groups.iter().find(|g| {
-            let here = at;
-            at += g.num_rows();
-            here == start
-        }) else {
+        let Ok(i) = self.starts.binary_search(&start) else {
             return Ok(None);
         };
+        let group = &self.meta.row_groups[i];
         if group.num_rows() != piece.height()
             || !same_rows(&self.rows.slice(start as i64, piece.height()), piece)?
         {
