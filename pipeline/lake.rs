@@ -595,19 +595,14 @@ impl<'a> OldGroups<'a> {
 fn same_rows(a: &DataFrame, b: &DataFrame) -> Result<bool> {
     use polars::prelude::DataType;
     for (x, y) in a.columns().iter().zip(b.columns()) {
+        // Both hold the same group of rows (its height was checked).
         let same = match x.dtype() {
-            DataType::Float64 => {
-                let bits = |c: &polars::prelude::Column| -> Result<Vec<Option<u64>>> {
-                    Ok(c.f64()?.iter().map(|v| v.map(f64::to_bits)).collect())
-                };
-                bits(x)? == bits(y)?
-            }
-            DataType::Float32 => {
-                let bits = |c: &polars::prelude::Column| -> Result<Vec<Option<u32>>> {
-                    Ok(c.f32()?.iter().map(|v| v.map(f32::to_bits)).collect())
-                };
-                bits(x)? == bits(y)?
-            }
+            DataType::Float64 => (x.f64()?.iter())
+                .zip(y.f64()?.iter())
+                .all(|(a, b)| a.map(f64::to_bits) == b.map(f64::to_bits)),
+            DataType::Float32 => (x.f32()?.iter())
+                .zip(y.f32()?.iter())
+                .all(|(a, b)| a.map(f32::to_bits) == b.map(f32::to_bits)),
             _ => x.equals_missing(y),
         };
         if !same {
