@@ -159,7 +159,10 @@ fn check_definitions(policy: &LoadedPolicy) -> (Option<Vec<Indicator>>, Vec<Stri
         .and_then(|lake| {
             build_views(
                 lake,
-                &|_, _| Ok(None),
+                &RatingMonths {
+                    months: Vec::new(),
+                    scan: &|_, _| Ok(None),
+                },
                 &mut |_, df, _| Ok(df.lazy()),
                 None,
                 policy,
@@ -264,7 +267,7 @@ pub struct Stores<'a> {
 /// Builds the views as the data stood at the end of `as_of`.
 pub fn build_views(
     lake: Vec<(&'static str, LazyFrame)>,
-    ratings_months: &MonthScan,
+    ratings_months: &RatingMonths,
     spill: &mut Spill,
     stores: Option<Stores>,
     policy: &LoadedPolicy,
@@ -406,7 +409,7 @@ struct Rated {
 /// all of them, or the files of the months `first..=last` (not yet cut).
 struct Ratings<'a> {
     all: LazyFrame,
-    by_months: &'a MonthScan<'a>,
+    by_months: &'a RatingMonths<'a>,
     end: i64,
 }
 
@@ -418,6 +421,52 @@ pub type Spill<'a> =
 
 /// Scans the ratings files of the months `first..=last` (`YYYY-MM`).
 pub type MonthScan<'a> = dyn Fn(&str, &str) -> Result<Option<LazyFrame>> + 'a;
+
+/// The lake's ratings files: their months (`YYYY-MM`, in order) and a scan
+/// of a range of them.
+pub struct RatingMonths<'a> {
+    pub months: Vec<String>,
+    pub scan: &'a MonthScan<'a>,
+}
+
+impl RatingMonths<'_> {
+    /// The first and the last rating up to `end` (UTC microseconds), read
+    /// from the files at either end instead of all of them. A file holds
+    /// the ratings of its month in the time zone they were loaded in,
+    /// which need not be the policy's now: the file next to it may hold
+    /// one a few hours earlier (or later). So each end reads the first
+    /// file with a rating up to `end`, and the one next to it.
+    fn bounds(&self, end: i64) -> Result<Option<(i64, i64)>> {
+        let bound = |month: &String, first: bool| -> Result<Option<i64>> {
+            let Some(lf) = (self.scan)(month, month)? else {
+                return Ok(None);
+            };
+            let at = col("rated_at");
+            let df = lf
+                .filter(at.clone().lt_eq(instant(end)))
+                .select([if first { at.min() } else { at.max() }])
+                .collect()
+                .map_err(|e| anyhow::anyhow!("cannot read the lake's ratings of {month}: {e}"))?;
+            Ok(frame::micros(&df, "rated_at")?[0])
+        };
+        let edge = |mut months: Box<dyn Iterator<Item = &String> + '_>, first: bool| {
+            let pick = |a: i64, b: i64| if first { a.min(b) } else { a.max(b) };
+            while let Some(month) = months.next() {
+                if let Some(at) = bound(month, first)? {
+                    let next = match months.next() {
+                        Some(m) => bound(m, first)?,
+                        None => None,
+                    };
+                    return Ok(Some(next.map_or(at, |n| pick(at, n))));
+                }
+            }
+            anyhow::Ok(None)
+        };
+        let first = edge(Box::new(self.months.iter()), true)?;
+        let last = edge(Box::new(self.months.iter().rev()), false)?;
+        Ok(first.zip(last))
+    }
+}
 
 /// How many days before a year its first ISO week can start.
 const WEEK_REACH: i64 = 6;
@@ -470,22 +519,11 @@ fn rate(
         reliability: Vec::new(),
         first_day: None,
     };
-    let (by_months, ratings_end) = (ratings.by_months, ratings.end);
-    let ratings = &ratings.all;
-    let bounds = ratings
-        .clone()
-        .select([
-            col("rated_at").min().alias("first"),
-            col("rated_at").max().alias("last"),
-        ])
-        .collect()
-        .map_err(|e| anyhow::anyhow!("cannot read the lake's ratings: {e}"))?;
-    let (Some(first), Some(last)) = (
-        frame::micros(&bounds, "first")?[0],
-        frame::micros(&bounds, "last")?[0],
-    ) else {
+    let Some((first, last)) = ratings.by_months.bounds(ratings.end)? else {
         return Ok(rated);
     };
+    let (by_months, ratings_end) = (ratings.by_months.scan, ratings.end);
+    let ratings = &ratings.all;
     let years: Vec<Option<Period>> = if raters::estimation_grain(&p.raters) == Grain::Week {
         vec![None]
     } else {
@@ -1051,7 +1089,10 @@ pub fn compute(
     let mut case_store = CaseStore::open(out, staging, &dir, policy)?;
     let mut views = build_views(
         lake,
-        &|first, last| lake::scan_months(out, "ratings", first, last),
+        &RatingMonths {
+            months: lake::partition_files(out, "ratings")?.into_keys().collect(),
+            scan: &|first, last| lake::scan_months(out, "ratings", first, last),
+        },
         &mut |name, mut df, previous| {
             report.marts.insert(name.to_string(), df.height());
             lake::scan_file(&write_mart(name, &mut df, previous)?)
@@ -1358,12 +1399,72 @@ mod tests {
     }
 
     #[test]
+    fn the_first_and_last_rating_come_from_the_files_at_either_end() {
+        let at = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .timestamp_micros()
+        };
+        // Files by month as loaded: some in UTC+8, where 18:00 UTC on 31
+        // January is already 1 February and 17:00 UTC on 31 March is 1
+        // April; others in UTC. May's file holds only ratings after as-of.
+        let rows = [
+            ("2026-01", "2026-01-31T20:00:00Z"),
+            ("2026-02", "2026-01-31T18:00:00Z"),
+            ("2026-02", "2026-02-10T09:00:00Z"),
+            ("2026-03", "2026-03-05T09:00:00Z"),
+            ("2026-03", "2026-03-31T20:00:00Z"),
+            ("2026-04", "2026-03-31T17:00:00Z"),
+            ("2026-04", "2026-04-10T09:00:00Z"),
+            ("2026-05", "2026-05-02T09:00:00Z"),
+        ];
+        let df = frame::Builder::new()
+            .str("month", rows.iter().map(|r| Some(r.0)))
+            .ts("rated_at", rows.iter().map(|r| Some(at(r.1))))
+            .build()
+            .unwrap();
+        let scan = |first: &str, last: &str| {
+            Ok(Some(
+                df.clone().lazy().filter(
+                    col("month")
+                        .gt_eq(lit(first.to_string()))
+                        .and(col("month").lt_eq(lit(last.to_string()))),
+                ),
+            ))
+        };
+        let months = RatingMonths {
+            months: ["2026-01", "2026-02", "2026-03", "2026-04", "2026-05"]
+                .map(String::from)
+                .to_vec(),
+            scan: &scan,
+        };
+        // As of the end of 31 March UTC: the first rating is February's
+        // file's first, earlier than January's only one; the last is in
+        // March's file, later than April's only one up to as-of.
+        let end = at("2026-03-31T23:59:59.999999Z");
+        assert_eq!(
+            months.bounds(end).unwrap(),
+            Some((at("2026-01-31T18:00:00Z"), at("2026-03-31T20:00:00Z")))
+        );
+        // Up to the end of 10 April every file but May's counts.
+        assert_eq!(
+            months.bounds(at("2026-04-10T23:59:59Z")).unwrap(),
+            Some((at("2026-01-31T18:00:00Z"), at("2026-04-10T09:00:00Z")))
+        );
+        // Before every rating there are none.
+        assert_eq!(months.bounds(at("2026-01-01T00:00:00Z")).unwrap(), None);
+    }
+
+    #[test]
     fn definitions_that_read_the_same_rows_are_collected_together() {
         let policy = load_text(DEFAULT_POLICY.to_string(), PolicySource::Embedded).unwrap();
         let catalog = measure::load_catalog(&policy).unwrap();
         let views = build_views(
             empty_lake().unwrap(),
-            &|_, _| Ok(None),
+            &RatingMonths {
+                months: Vec::new(),
+                scan: &|_, _| Ok(None),
+            },
             &mut |_, df, _| Ok(df.lazy()),
             None,
             &policy,
@@ -1445,7 +1546,10 @@ mod tests {
         let rated = rate(
             &Ratings {
                 all: df.clone().lazy(),
-                by_months: &by_months,
+                by_months: &RatingMonths {
+                    months: vec!["2025-12".into(), "2026-01".into()],
+                    scan: &by_months,
+                },
                 end: end_of_day(as_of, tz),
             },
             &removed,
