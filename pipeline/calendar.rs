@@ -82,23 +82,33 @@ const HOUR_US: i64 = 3_600_000_000;
 
 /// Local calendar days of UTC instants (microseconds), for columns of
 /// millions of them: each UTC hour's offset is looked up in the time zone
-/// once, not per instant. An hour in which the offset changes (a DST
-/// transition) is looked up per instant.
+/// once, not per instant, and kept in a table by hour (rows in another
+/// order than time, such as cases by id, meet a different hour at almost
+/// every row). An hour in which the offset changes (a DST transition) is
+/// looked up per instant.
 pub struct LocalDays {
     tz: Tz,
-    /// UTC hour -> its offset in seconds, or `None` if it changes within.
-    offsets: PlHashMap<i64, Option<i64>>,
-    /// The last hour looked up, and its offset: instants in time order
-    /// mostly fall in the hour before.
-    last: Option<(i64, Option<i64>)>,
+    /// Offsets in seconds of the hours `first..first + TABLE_HOURS`, by
+    /// hour ([`UNKNOWN`] until looked up, [`CHANGES`] if it changes within
+    /// the hour); made when the first instant comes, around its hour.
+    table: Vec<i32>,
+    first: i64,
+    /// Offsets of the hours outside the table (`None` if it changes within).
+    others: PlHashMap<i64, Option<i64>>,
 }
+
+/// The hours the table covers: 2^16, seven and a half years.
+const TABLE_HOURS: i64 = 1 << 16;
+const UNKNOWN: i32 = i32::MIN;
+const CHANGES: i32 = i32::MIN + 1;
 
 impl LocalDays {
     pub fn new(tz: Tz) -> LocalDays {
         LocalDays {
             tz,
-            offsets: PlHashMap::default(),
-            last: None,
+            table: Vec::new(),
+            first: 0,
+            others: PlHashMap::default(),
         }
     }
 
@@ -114,24 +124,22 @@ impl LocalDays {
     pub fn day_number(&mut self, us: i64) -> i32 {
         let tz = self.tz;
         let hour = us.div_euclid(HOUR_US);
-        let fixed = match self.last {
-            Some((h, fixed)) if h == hour => fixed,
-            _ => {
-                let offset = |us: i64| -> Option<i64> {
-                    let t = chrono::DateTime::from_timestamp_micros(us)?;
-                    Some(
-                        tz.offset_from_utc_datetime(&t.naive_utc())
-                            .fix()
-                            .local_minus_utc() as i64,
-                    )
-                };
-                let fixed = *self.offsets.entry(hour).or_insert_with(|| {
-                    let first = offset(hour * HOUR_US)?;
-                    (offset(hour * HOUR_US + HOUR_US - 1)? == first).then_some(first)
-                });
-                self.last = Some((hour, fixed));
-                fixed
+        if self.table.is_empty() {
+            self.first = hour - TABLE_HOURS / 2;
+            self.table = vec![UNKNOWN; TABLE_HOURS as usize];
+        }
+        let fixed = match usize::try_from(hour - self.first) {
+            Ok(i) if i < self.table.len() => {
+                if self.table[i] == UNKNOWN {
+                    // An offset is within a day: it fits an i32.
+                    self.table[i] = hour_offset(tz, hour).map_or(CHANGES, |secs| secs as i32);
+                }
+                (self.table[i] != CHANGES).then_some(self.table[i] as i64)
             }
+            _ => *self
+                .others
+                .entry(hour)
+                .or_insert_with(|| hour_offset(tz, hour)),
         };
         match fixed {
             Some(secs) => {
@@ -141,6 +149,21 @@ impl LocalDays {
             None => crate::satisfaction::local_day(us, tz).num_days_from_ce(),
         }
     }
+}
+
+/// The offset in seconds of the UTC hour `hour` (hours since 1970), or
+/// `None` if it changes within the hour.
+fn hour_offset(tz: Tz, hour: i64) -> Option<i64> {
+    let offset = |us: i64| -> Option<i64> {
+        let t = chrono::DateTime::from_timestamp_micros(us)?;
+        Some(
+            tz.offset_from_utc_datetime(&t.naive_utc())
+                .fix()
+                .local_minus_utc() as i64,
+        )
+    };
+    let first = offset(hour * HOUR_US)?;
+    (offset(hour * HOUR_US + HOUR_US - 1)? == first).then_some(first)
 }
 
 /// 1970-01-01 counted in days from 0001-01-01 = day 1 (chrono's CE count).
@@ -184,6 +207,8 @@ mod tests {
             "2026-10-31T00:00:00Z", // New York falls back 1 Nov
             "2026-04-03T00:00:00Z", // Lord Howe's DST ends 5 Apr
             "2026-10-02T00:00:00Z", // Lord Howe's DST starts 4 Oct
+            // Decades from the hours met first: outside the table made
+            // around them, so looked up in the map.
             "1969-12-30T00:00:00Z",
         ];
         for tz in zones {

@@ -551,11 +551,15 @@ fn aggregate(ind: &Indicator, df: &DataFrame, tz: Tz) -> Result<Vec<Value>> {
         )
     };
     // Each row's department and place, numbered as met; the periods that
-    // cover a place are worked out once per place.
+    // cover a place are worked out once per place. Rows often have the
+    // department or place of the row before (cases by id come by
+    // department, ratings by time), which is then not looked up again.
     let mut dept_no: PlHashMap<&str, u32> = PlHashMap::default();
     let mut period_no: PlHashMap<Period, u32> = PlHashMap::default();
     let mut place_no: PlHashMap<(i32, i32), u32> = PlHashMap::default();
     let mut covers: Vec<Vec<u32>> = Vec::new();
+    let mut dept_before: Option<(&str, u32)> = None;
+    let mut place_before: Option<((i32, i32), u32)> = None;
     let rows: Vec<Option<(u32, u32)>> = df
         .column("dept_id")?
         .str()?
@@ -563,8 +567,18 @@ fn aggregate(ind: &Indicator, df: &DataFrame, tz: Tz) -> Result<Vec<Value>> {
         .zip(places)
         .map(|(dept, place)| {
             let (dept, place) = (dept?, place?);
-            let next = dept_no.len() as u32;
-            let d = *dept_no.entry(dept).or_insert(next);
+            let d = match dept_before {
+                Some((name, d)) if name == dept => d,
+                _ => {
+                    let next = dept_no.len() as u32;
+                    let d = *dept_no.entry(dept).or_insert(next);
+                    dept_before = Some((dept, d));
+                    d
+                }
+            };
+            if let Some((_, c)) = place_before.filter(|(p, _)| *p == place) {
+                return Some((d, c));
+            }
             let c = *place_no.entry(place).or_insert_with(|| {
                 let day = |n: i32| NaiveDate::from_num_days_from_ce_opt(n).expect("a valid day");
                 let (start, end) = (day(place.0), day(place.1));
@@ -581,6 +595,7 @@ fn aggregate(ind: &Indicator, df: &DataFrame, tz: Tz) -> Result<Vec<Value>> {
                 );
                 covers.len() as u32 - 1
             });
+            place_before = Some((place, c));
             Some((d, c))
         })
         .collect();
