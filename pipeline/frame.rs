@@ -139,8 +139,15 @@ impl Builder {
     /// The columns every per-period mart has: `grain`, `period`,
     /// `period_start`, `period_end` and `is_partial` (at `as_of`).
     pub fn periods(self, periods: &[Period], as_of: NaiveDate) -> Builder {
+        // Rows are many, periods few: each label is made once.
+        let mut labels: PlHashMap<Period, String> = PlHashMap::default();
+        for p in periods {
+            if !labels.contains_key(p) {
+                labels.insert(*p, p.label());
+            }
+        }
         self.str("grain", periods.iter().map(|p| Some(p.grain.as_str())))
-            .str("period", periods.iter().map(|p| Some(p.label())))
+            .str("period", periods.iter().map(|p| Some(labels[p].as_str())))
             .date("period_start", periods.iter().map(|p| Some(p.start)))
             .date("period_end", periods.iter().map(|p| Some(p.end)))
             .bool(

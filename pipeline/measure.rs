@@ -753,7 +753,7 @@ pub fn catalog_frame(catalog: &[Indicator]) -> Result<DataFrame> {
 }
 
 /// Index of values by (indicator, dept, period).
-pub fn index(values: &[Value]) -> HashMap<(&str, &str, Period), &Value> {
+pub fn index(values: &[Value]) -> PlHashMap<(&str, &str, Period), &Value> {
     values
         .iter()
         .map(|v| ((v.indicator_id.as_str(), v.dept_id.as_str(), v.period), v))
