@@ -1398,6 +1398,18 @@ mod tests {
             .unwrap()
     }
 
+    /// The rows of `df` whose `month` is in `first..=last`: what a scan of
+    /// those months' files gives.
+    fn months_of(df: &DataFrame, first: &str, last: &str) -> Result<Option<LazyFrame>> {
+        Ok(Some(
+            df.clone().lazy().filter(
+                col("month")
+                    .gt_eq(lit(first.to_string()))
+                    .and(col("month").lt_eq(lit(last.to_string()))),
+            ),
+        ))
+    }
+
     #[test]
     fn the_first_and_last_rating_come_from_the_files_at_either_end() {
         let at = |s: &str| {
@@ -1423,15 +1435,7 @@ mod tests {
             .ts("rated_at", rows.iter().map(|r| Some(at(r.1))))
             .build()
             .unwrap();
-        let scan = |first: &str, last: &str| {
-            Ok(Some(
-                df.clone().lazy().filter(
-                    col("month")
-                        .gt_eq(lit(first.to_string()))
-                        .and(col("month").lt_eq(lit(last.to_string()))),
-                ),
-            ))
-        };
+        let scan = |first: &str, last: &str| months_of(&df, first, last);
         let months = RatingMonths {
             months: ["2026-01", "2026-02", "2026-03", "2026-04", "2026-05"]
                 .map(String::from)
@@ -1534,15 +1538,7 @@ mod tests {
         let satisfaction = satisfaction::compute(&responses, &dept_types, p, Window::ALL);
 
         // The same a year at a time, the months read as `rate` asks.
-        let by_months = |first: &str, last: &str| {
-            Ok(Some(
-                df.clone().lazy().filter(
-                    col("month")
-                        .gt_eq(lit(first.to_string()))
-                        .and(col("month").lt_eq(lit(last.to_string()))),
-                ),
-            ))
-        };
+        let by_months = |first: &str, last: &str| months_of(&df, first, last);
         let rated = rate(
             &Ratings {
                 all: df.clone().lazy(),

@@ -475,7 +475,7 @@ pub(crate) fn sharing(catalog: &[Indicator], views: &[(&str, LazyFrame)]) -> Vec
             }
         }
     }
-    let mut group_of: Vec<Option<usize>> = vec![None; catalog.len()];
+    let mut grouped = vec![false; catalog.len()];
     let mut groups: Vec<Vec<usize>> = Vec::new();
     let mut shared: Vec<&Vec<usize>> = readers.values().filter(|r| r.len() > 1).collect();
     shared.sort();
@@ -483,12 +483,12 @@ pub(crate) fn sharing(catalog: &[Indicator], views: &[(&str, LazyFrame)]) -> Vec
         let free: Vec<usize> = r
             .iter()
             .copied()
-            .filter(|&p| p < catalog.len() && group_of[p].is_none())
+            .filter(|&p| p < catalog.len() && !grouped[p])
             .take(GROUP_AT_MOST)
             .collect();
         if free.len() > 1 {
             for &p in &free {
-                group_of[p] = Some(groups.len());
+                grouped[p] = true;
             }
             groups.push(free);
         }
