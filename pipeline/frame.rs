@@ -142,9 +142,7 @@ impl Builder {
         // Rows are many, periods few: each label is made once.
         let mut labels: PlHashMap<Period, String> = PlHashMap::default();
         for p in periods {
-            if !labels.contains_key(p) {
-                labels.insert(*p, p.label());
-            }
+            labels.entry(*p).or_insert_with(|| p.label());
         }
         self.str("grain", periods.iter().map(|p| Some(p.grain.as_str())))
             .str("period", periods.iter().map(|p| Some(labels[p].as_str())))
