@@ -1,4 +1,4 @@
-//! The command line (DESIGN.md section 4). Parsing and dispatch only: each
+//! The command line (docs/contract.md#command-line). Parsing and dispatch only: each
 //! command calls into its stage module.
 
 use std::path::PathBuf;
@@ -53,7 +53,7 @@ pub enum Command {
     /// Create a starter folder: a policy to edit and one folder per input table.
     Init(InitArgs),
     /// Generate realistic synthetic input data (seeded, reproducible).
-    Generate(crate::generate::GenerateArgs),
+    Generate(crate::commands::generate::GenerateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -135,8 +135,8 @@ pub struct QueryArgs {
     #[command(flatten)]
     pub out: OutArg,
     /// Output format on stdout.
-    #[arg(long, value_enum, default_value_t = crate::query::Format::Table)]
-    pub format: crate::query::Format,
+    #[arg(long, value_enum, default_value_t = crate::commands::query::Format::Table)]
+    pub format: crate::commands::query::Format,
     /// Write the result to this file instead: `.csv` or `.parquet`.
     #[arg(long)]
     pub output: Option<PathBuf>,
@@ -165,7 +165,7 @@ pub fn main() -> i32 {
         // `scorecard query ... | head` closing the pipe early is not an error.
         Err(err) if is_broken_pipe(&err) => 0,
         Err(err) => {
-            let code = crate::exit_code(&err);
+            let code = crate::error::exit_code(&err);
             let causes: Vec<String> = err.chain().skip(1).map(|c| c.to_string()).collect();
             progress.error(&err.to_string(), &causes, code);
             code
@@ -211,10 +211,14 @@ fn dispatch(command: Command, progress: &Progress) -> Result<()> {
             run::compute_only(&a.out.out, a.policy.as_deref(), a.as_of, progress)?;
         }
         Command::Render(a) => run::render_only(&a.out.out, a.policy.as_deref(), progress)?,
-        Command::Check(a) => run::check(&a.input.input, a.policy.as_deref(), a.strict, progress)?,
-        Command::Query(a) => crate::query::run(&a.out.out, &a.sql, a.format, a.output.as_deref())?,
-        Command::Init(a) => crate::init::init(&a.dir, progress)?,
-        Command::Generate(a) => crate::generate::generate(&a, progress)?,
+        Command::Check(a) => {
+            crate::commands::check::check(&a.input.input, a.policy.as_deref(), a.strict, progress)?
+        }
+        Command::Query(a) => {
+            crate::commands::query::run(&a.out.out, &a.sql, a.format, a.output.as_deref())?
+        }
+        Command::Init(a) => crate::commands::init::init(&a.dir, progress)?,
+        Command::Generate(a) => crate::commands::generate::generate(&a, progress)?,
     }
     Ok(())
 }

@@ -6,8 +6,8 @@ use anyhow::Result;
 use chrono::NaiveDate;
 use polars::prelude::*;
 
-use crate::ingest::fields::{date_from_days, days_since_epoch};
-use crate::periods::Period;
+use crate::time::periods::Period;
+use crate::time::{date_from_days, days_since_epoch};
 
 pub(crate) fn column<'a>(df: &'a DataFrame, name: &str) -> Result<&'a Column> {
     df.column(name)
@@ -241,4 +241,12 @@ impl<'a> At<'a, Float64Type> {
 /// A numeric column as `Float64` (shared, not copied, when it already is).
 pub fn float_column(df: &DataFrame, name: &str) -> Result<Column> {
     Ok(column(df, name)?.cast(&DataType::Float64)?)
+}
+
+/// A UTC microsecond instant as a literal of the lake's timestamp type.
+pub(crate) fn instant(us: i64) -> Expr {
+    lit(us).cast(DataType::Datetime(
+        TimeUnit::Microseconds,
+        Some(TimeZone::UTC),
+    ))
 }

@@ -9,14 +9,14 @@ use crate::policy::LoadedPolicy;
 
 /// The key to pseudonymise with, if the policy asks for it; a usage error
 /// when it asks but the environment variable is not set.
-pub fn rater_key(policy: &LoadedPolicy) -> Result<Option<Vec<u8>>, crate::Failure> {
+pub fn rater_key(policy: &LoadedPolicy) -> Result<Option<Vec<u8>>, crate::error::Failure> {
     let p = &policy.policy.privacy;
     if !p.pseudonymize_raters {
         return Ok(None);
     }
     match std::env::var(&p.key_env) {
         Ok(k) if !k.is_empty() => Ok(Some(k.into_bytes())),
-        _ => Err(crate::Failure::Usage(format!(
+        _ => Err(crate::error::Failure::Usage(format!(
             "privacy.pseudonymize_raters is on but the environment variable {} is not set: set it to a secret key (the same every night)",
             p.key_env
         ))),

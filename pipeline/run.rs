@@ -8,12 +8,14 @@ use anyhow::Result;
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use crate::compute;
 use crate::ingest::{self, IngestReport};
 use crate::lake::{OutDir, Staging};
+use crate::model::measure::Indicator;
+use crate::nightly::{cases::CaseStore, raters::RaterStore};
 use crate::policy::{self, LoadedPolicy};
 use crate::progress::Progress;
-use crate::render;
+use crate::report;
+use crate::stages::{self, ComputeReport, Marts, Stores};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -47,7 +49,7 @@ pub struct Manifest {
     pub policy: PolicyInfo,
     pub stages: Vec<StageTiming>,
     pub ingest: IngestReport,
-    pub compute: Option<compute::ComputeReport>,
+    pub compute: Option<ComputeReport>,
     pub rejects_total: usize,
 }
 
@@ -67,7 +69,7 @@ pub fn run(opts: &RunOptions, progress: &Progress) -> Result<Manifest> {
     // The policy and the indicator definitions are checked before any data
     // is read.
     let (policy, catalog) =
-        compute::load_policy(opts.policy.as_deref(), &[opts.input.join("policy.toml")])?;
+        stages::load_policy(opts.policy.as_deref(), &[opts.input.join("policy.toml")])?;
     crate::privacy::rater_key(&policy)?;
     progress.step(&format!(
         "policy: {}; {} indicator definitions",
@@ -91,12 +93,12 @@ pub fn run(opts: &RunOptions, progress: &Progress) -> Result<Manifest> {
     summarise(&report, progress);
 
     let as_of = resolve_as_of(opts.as_of, report.latest_event.as_deref(), &policy);
-    crate::release_freed_memory();
+    crate::runtime::release_freed_memory();
     let mut computed = None;
     if !opts.ingest_only {
         if let Some(as_of) = as_of {
             let t = Instant::now();
-            computed = Some(compute::compute(
+            computed = Some(compute(
                 &out,
                 &mut staging,
                 &policy,
@@ -108,10 +110,10 @@ pub fn run(opts: &RunOptions, progress: &Progress) -> Result<Manifest> {
                 stage: "compute",
                 seconds: t.elapsed().as_secs_f64(),
             });
-            crate::release_freed_memory();
+            crate::runtime::release_freed_memory();
         }
         let t = Instant::now();
-        render::render(&out, &mut staging, &policy, as_of, progress)?;
+        report::render(&out, &mut staging, &policy, as_of, progress)?;
         stages.push(StageTiming {
             stage: "render",
             seconds: t.elapsed().as_secs_f64(),
@@ -139,6 +141,52 @@ pub fn run(opts: &RunOptions, progress: &Progress) -> Result<Manifest> {
     staging.publish()?;
     progress.step(&format!("wrote {}", out.root.display()));
     Ok(manifest)
+}
+
+/// The compute stages in order: the lake as of `as_of` -> `OUT/marts/`,
+/// staged and published whole with the run.
+pub fn compute(
+    out: &OutDir,
+    staging: &mut Staging,
+    policy: &LoadedPolicy,
+    catalog: &[Indicator],
+    as_of: NaiveDate,
+    progress: &Progress,
+) -> Result<ComputeReport> {
+    let rater_key = crate::privacy::rater_key(policy)?;
+    // 1. The lake as this run sees it.
+    let lake = stages::lake(out, progress)?;
+    let marts = Marts::stage(out, staging, progress);
+    // What the last run kept, for the stages to reuse.
+    let mut rater_store = RaterStore::open(out, staging, policy)?;
+    let mut case_store = CaseStore::open(out, staging, marts.dir(), policy)?;
+    // 2. and 3. The views as of as-of: cases derived, ratings rated.
+    let stores = Stores {
+        raters: &mut rater_store,
+        cases: &mut case_store,
+    };
+    let mut views = stages::views(lake, out, &marts, stores, policy, as_of, progress)?;
+    // 4. Indicator values.
+    let values = stages::indicator_values(&mut views, catalog, policy, out, progress)?;
+    // The marts that scores do not change are written on a thread of their
+    // own while 5. scores, closed periods and 6. trends are worked out (much
+    // of that on one core).
+    let same_program = !rater_store.reused.is_empty();
+    let early = stages::score_free_marts(&views, &values, catalog, rater_key.as_deref(), as_of)?;
+    let late = marts.write_while(&early, same_program, || {
+        stages::scores_and_trends(&views, &values, catalog, policy, as_of, out, progress)
+    })?;
+    drop(early);
+    marts.write_all(&late, same_program)?;
+    crate::runtime::failpoint("compute");
+    Ok(ComputeReport {
+        as_of: as_of.to_string(),
+        marts: marts.rows(),
+        rater_reused: rater_store.reused,
+        rater_computed: rater_store.computed,
+        cases_derived: case_store.derived,
+        cases_kept: case_store.kept,
+    })
 }
 
 /// The default `--as-of`: the latest event's date, never after today.
@@ -200,7 +248,7 @@ pub fn render_only(out: &Path, policy: Option<&Path>, progress: &Progress) -> Re
         .and_then(|v| v.get("as_of")?.as_str().map(str::to_string))
         .and_then(|s| NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok());
     let mut staging = Staging::new(&out)?;
-    render::render(&out, &mut staging, &policy, as_of, progress)?;
+    report::render(&out, &mut staging, &policy, as_of, progress)?;
     staging.publish()
 }
 
@@ -213,7 +261,7 @@ pub fn compute_only(
 ) -> Result<()> {
     let out = OutDir::new(out);
     out.require_lake()?;
-    let (policy, catalog) = compute::load_policy(policy, &[out.policy()])?;
+    let (policy, catalog) = stages::load_policy(policy, &[out.policy()])?;
     let _lock = out.lock("compute", progress)?;
     let latest = latest_in_lake(&out, &policy)?;
     let Some(as_of) = resolve_as_of(as_of, latest.as_deref(), &policy) else {
@@ -223,7 +271,7 @@ pub fn compute_only(
     let started = chrono::Utc::now();
     let t = Instant::now();
     let mut staging = Staging::new(&out)?;
-    let report = compute::compute(&out, &mut staging, &policy, &catalog, as_of, progress)?;
+    let report = compute(&out, &mut staging, &policy, &catalog, as_of, progress)?;
     // The manifest now describes these marts (render reads its as-of);
     // what the last ingest read is kept.
     let mut manifest = std::fs::read(out.manifest())
@@ -269,50 +317,5 @@ fn latest_in_lake(out: &OutDir, policy: &LoadedPolicy) -> Result<Option<String>>
     for spec in crate::ingest::tables::ALL {
         latest = latest.max(crate::ingest::latest_instant(out, spec)?);
     }
-    Ok(latest.map(|us| crate::satisfaction::local_day(us, policy.tz).to_string()))
-}
-
-/// `scorecard check`: reads and validates everything, writes nothing.
-pub fn check(input: &Path, policy: Option<&Path>, strict: bool, progress: &Progress) -> Result<()> {
-    let (policy, catalog) = compute::load_policy(policy, &[input.join("policy.toml")])?;
-    progress.step(&format!(
-        "{} indicator definitions are valid",
-        catalog.len()
-    ));
-    progress.step(&format!("policy: {} is valid", policy.source));
-    let report = ingest::ingest(input, None, &policy, progress)?;
-    println!(
-        "{} file(s), {} record(s) rejected",
-        report.files.len(),
-        report.rejects_new
-    );
-    for (table, c) in &report.tables {
-        if c.valid_read > 0 {
-            println!(
-                "  {table}: {} valid record(s), {} after deduplication",
-                c.valid_read, c.rows_after
-            );
-        }
-    }
-    for (reason, n) in &report.rejects_by_reason {
-        println!("  rejected, {reason}: {n}");
-    }
-    for r in &report.reject_examples {
-        println!(
-            "  {}:{} column {}: {} ({})",
-            r.file,
-            r.line,
-            r.column.as_deref().unwrap_or("-"),
-            r.message,
-            r.reason.as_str()
-        );
-    }
-    if strict && report.rejects_new > 0 {
-        return Err(crate::ingest::InputFailure(vec![format!(
-            "{} record(s) would be rejected (--strict)",
-            report.rejects_new
-        )])
-        .into());
-    }
-    Ok(())
+    Ok(latest.map(|us| crate::time::local_day(us, policy.tz).to_string()))
 }

@@ -2,16 +2,14 @@
 //! dates, numbers, booleans. Each parser returns a reject reason and a
 //! sentence saying what was expected, never a panic.
 
-use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, TimeZone};
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use chrono_tz::Tz;
 
 use super::Reason;
+use crate::time::{days_since_epoch, local_to_utc, Micros};
 
 /// A parse failure: the reason code and a message for the user.
 pub type FieldError = (Reason, String);
-
-/// Microseconds since the Unix epoch, UTC.
-pub type Micros = i64;
 
 /// Naive (offset-less) formats accepted besides RFC 3339. Spreadsheet exports
 /// often use a space instead of `T`, slashes, or drop the seconds.
@@ -100,15 +98,6 @@ fn plain_local(s: &str) -> Option<NaiveDateTime> {
     )
 }
 
-/// Local wall-clock time to UTC microseconds; `None` inside a DST gap.
-pub fn local_to_utc(naive: NaiveDateTime, tz: Tz) -> Option<Micros> {
-    match tz.from_local_datetime(&naive) {
-        LocalResult::Single(dt) => Some(dt.timestamp_micros()),
-        LocalResult::Ambiguous(first, _) => Some(first.timestamp_micros()),
-        LocalResult::None => None,
-    }
-}
-
 fn parse_date_str(s: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .or_else(|_| NaiveDate::parse_from_str(s, "%Y/%m/%d"))
@@ -123,30 +112,6 @@ pub fn parse_date(s: &str) -> Result<i32, FieldError> {
             format!("`{}` is not a date; expected 2026-03-01", clip(s)),
         )
     })
-}
-
-pub fn days_since_epoch(d: NaiveDate) -> i32 {
-    (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")).num_days() as i32
-}
-
-pub fn date_from_days(days: i32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date") + chrono::Duration::days(days as i64)
-}
-
-/// Last day of the month that `days` falls in.
-pub fn month_end(days: i32) -> i32 {
-    let d = date_from_days(days);
-    let (y, m) = if d.month() == 12 {
-        (d.year() + 1, 1)
-    } else {
-        (d.year(), d.month() + 1)
-    };
-    days_since_epoch(NaiveDate::from_ymd_opt(y, m, 1).expect("valid date")) - 1
-}
-
-/// `YYYY-MM` of a day (the lake's month partitions).
-pub fn month_of_day(d: NaiveDate) -> String {
-    format!("{:04}-{:02}", d.year(), d.month())
 }
 
 /// A finite decimal number. `-0` becomes `0`.
@@ -192,6 +157,7 @@ pub fn clip(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::{date_from_days, month_end, month_of_day};
 
     const SHANGHAI: Tz = chrono_tz::Asia::Shanghai;
     const NEW_YORK: Tz = chrono_tz::America::New_York;
@@ -274,7 +240,7 @@ mod tests {
     fn month_of_late_evening_on_last_day() {
         // 23:30 on 31 January local is 15:30Z the same day: still January.
         let us = parse_timestamp("2026-01-31 23:30:00", SHANGHAI).unwrap();
-        let month_in = |tz| month_of_day(crate::calendar::LocalDays::new(tz).day(us));
+        let month_in = |tz| month_of_day(crate::time::calendar::LocalDays::new(tz).day(us));
         assert_eq!(month_in(SHANGHAI), "2026-01");
         // In Tokyo (UTC+9) the same instant is 00:30 on 1 February.
         assert_eq!(month_in(chrono_tz::Asia::Tokyo), "2026-02");

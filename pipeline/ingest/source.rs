@@ -51,7 +51,7 @@ pub struct InputFile {
     pub format: Format,
 }
 
-/// Lists the input files per table (DESIGN.md section 5): `NAME.ext` or a
+/// Lists the input files per table (docs/contract.md#inputs): `NAME.ext` or a
 /// folder `NAME/` of such files, searched recursively, in name order.
 /// Returns the files and the names of entries that were not recognised.
 pub fn discover(input: &Path) -> std::io::Result<(Vec<InputFile>, Vec<String>)> {
@@ -529,7 +529,7 @@ fn column_as_text(col: &Column) -> PolarsResult<Vec<Option<String>>> {
             Ok(ca
                 .physical()
                 .iter()
-                .map(|v| v.map(|d| super::fields::date_from_days(d).to_string()))
+                .map(|v| v.map(|d| crate::time::date_from_days(d).to_string()))
                 .collect())
         }
         _ => {

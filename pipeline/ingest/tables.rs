@@ -1,4 +1,4 @@
-//! The input tables of the data contract (DESIGN.md section 5): their
+//! The input tables of the data contract (docs/contract.md#inputs): their
 //! columns, types, keys and the column that places a record in a month.
 
 /// How a column's text is validated and stored.

@@ -69,7 +69,7 @@ fn run_on_the_samples_writes_every_output_and_is_idempotent() {
 
     let m1 = manifest(&ws.out);
     assert_eq!(m1["as_of"], "2026-10-31");
-    // The generator plants ten invalid records (see generate.rs: six bad
+    // The generator plants ten invalid records (see commands/generate/world.rs: six bad
     // ratings, a truncated JSON line and an unknown event, one complaint
     // with valid=maybe, one measurement with no value).
     assert_eq!(

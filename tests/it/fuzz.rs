@@ -229,7 +229,7 @@ fn damaged_parquet_page_is_refused_not_a_crash() {
     ws.put_departments();
     ws.put("ratings.parquet", &case.bytes);
     let err = ingest::ingest(&ws.input, None, &policy(), &Progress::silent()).unwrap_err();
-    assert_eq!(scorecard::exit_code(&err), 3);
+    assert_eq!(scorecard::error::exit_code(&err), 3);
     assert!(
         format!("{err}").contains("ratings.parquet: not a readable Parquet file"),
         "{err}"
@@ -288,7 +288,7 @@ fn ingest_never_panics_and_accounts_for_every_record() {
             Err(e) => {
                 // Only a whole-file problem may fail the read, and it says
                 // which file.
-                assert_eq!(scorecard::exit_code(&e), 3, "case {i}: {e:#}");
+                assert_eq!(scorecard::error::exit_code(&e), 3, "case {i}: {e:#}");
                 assert!(format!("{e}").contains(&file), "case {i}: {e}");
                 failed_files += 1;
             }

@@ -411,7 +411,7 @@ fn a_rating_of(input: &Path, day: &str) -> String {
 
 /// What the rater model's results feed. Scores of closed periods are not
 /// compared: a nightly run keeps them as published and lists the
-/// differences in `restatements` (see restate.rs), where a run from scratch
+/// differences in `restatements` (see model/closed_periods.rs), where a run from scratch
 /// has nothing published to keep.
 const RATER_OUTPUTS: [&str; 6] = [
     "cache",

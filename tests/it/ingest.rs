@@ -200,7 +200,7 @@ fn damaged_utf8_fails_naming_the_line_instead_of_garbling() {
     bytes.extend_from_slice("legal,法务部,professional_support\n".as_bytes());
     ws.put("departments.csv", bytes);
     let err = ws.ingest().unwrap_err();
-    assert_eq!(scorecard::exit_code(&err), 3);
+    assert_eq!(scorecard::error::exit_code(&err), 3);
     let msg = format!("{err:#}");
     assert!(
         msg.contains("departments.csv: line 3: invalid UTF-8"),
@@ -385,7 +385,7 @@ fn missing_required_column_fails_naming_file_column_and_columns_present() {
         "rating_id,rated_at,dept_id,rater_id,rater_group,item\nr1,2026-03-02 10:00:00,hr,E1,peer,overall\n",
     );
     let err = ws.ingest().unwrap_err();
-    assert_eq!(scorecard::exit_code(&err), 3);
+    assert_eq!(scorecard::error::exit_code(&err), 3);
     let msg = format!("{err:#}");
     assert!(
         msg.contains(

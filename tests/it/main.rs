@@ -2,10 +2,10 @@
 //! expected results are worked out by hand from the fixture text.
 
 mod cli;
-mod compute;
 mod fuzz;
 mod incremental;
 mod ingest;
+mod model;
 mod raters;
 mod safety;
 mod site;
@@ -153,7 +153,7 @@ impl Workspace {
 
     /// SQL over the output folder.
     pub fn sql(&self, q: &str) -> DataFrame {
-        scorecard::query::execute(&scorecard::lake::OutDir::new(&self.out), q)
+        scorecard::commands::query::execute(&scorecard::lake::OutDir::new(&self.out), q)
             .unwrap_or_else(|e| panic!("query failed: {q}: {e:#}"))
     }
 

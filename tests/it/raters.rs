@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::NaiveDate;
+use scorecard::model::raters::{self, ItemRating, Keys};
 use scorecard::policy::{load_text, PolicySource, DEFAULT_POLICY};
-use scorecard::raters::{self, ItemRating, Keys};
 
 use crate::Rng;
 

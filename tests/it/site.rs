@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use scorecard::render::dictionary;
+use scorecard::report::dictionary;
 
 use crate::Workspace;
 

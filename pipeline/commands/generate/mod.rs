@@ -1,0 +1,516 @@
+//! `scorecard generate`: seeded, reproducible synthetic exports that look
+//! like a real organisation's: departments of every type with Chinese and
+//! English names, raters of all six groups (some lenient, some severe, a few
+//! favouring one department), seasonality, improving and declining
+//! departments, cases with transfers, reopenings and overdue work,
+//! complaints with root causes, incidents (one confirmed veto) and audit,
+//! training and innovation measurements.
+//!
+//! Records are drawn day by day. Each day's (or month's) file of ratings
+//! and process events is written as soon as its days are generated, and
+//! complaints and appeals are appended to their files as their days pass,
+//! so memory holds about a day of records and the later events of open
+//! cases, whatever the size of the set (`--split month` holds a month).
+//! The same arguments and seed always give byte-identical files.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime};
+use clap::Args;
+use polars::prelude::*;
+
+use crate::ingest::tables::{self, Kind, TableSpec};
+use crate::progress::Progress;
+
+mod world;
+use world::*;
+mod files;
+use files::*;
+
+#[derive(Debug, Clone, Args)]
+pub struct GenerateArgs {
+    /// Folder to write (created; existing table files in it are replaced).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Number of departments (the first 14 have real names).
+    #[arg(long, default_value_t = 14)]
+    pub departments: usize,
+    /// Number of months, ending with --end-month.
+    #[arg(long, default_value_t = 24)]
+    pub months: u32,
+    /// Last month generated (YYYY-MM).
+    #[arg(long, default_value = "2026-10")]
+    pub end_month: String,
+    /// Approximate number of rating rows (one per item answered).
+    #[arg(long, default_value_t = 24_000)]
+    pub ratings: u64,
+    /// Approximate number of cases (each gives several process events).
+    #[arg(long, default_value_t = 8_000)]
+    pub cases: u64,
+    /// Approximate number of complaints (default: a few per department and
+    /// month, more where quality is low).
+    #[arg(long)]
+    pub complaints: Option<u64>,
+    /// Random seed: the same seed gives the same files.
+    #[arg(long, default_value_t = 20_261_001)]
+    pub seed: u64,
+    /// File format: csv, jsonl, parquet, or mixed (the layout of
+    /// data_samples/: GB18030 and BOM CSV, JSON Lines and Parquet).
+    #[arg(long, default_value = "csv")]
+    pub format: String,
+    /// One file per `month` or per `day` (as nightly exports arrive).
+    #[arg(long, default_value = "day")]
+    pub split: String,
+    /// Leave out the handful of deliberately invalid records.
+    #[arg(long)]
+    pub no_bad_records: bool,
+}
+
+/// SplitMix64: small, fast, and stable across versions (unlike a crate's
+/// default generator), which keeps generated files reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    fn f(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.next() % n
+        }
+    }
+    fn chance(&mut self, p: f64) -> bool {
+        self.f() < p
+    }
+    /// Standard normal (Box-Muller).
+    fn normal(&mut self) -> f64 {
+        let u1 = self.f().max(1e-12);
+        let u2 = self.f();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+    /// Poisson: by inversion for small means; above 500 (where `exp(-mean)`
+    /// heads for underflow) by the normal approximation, which is then
+    /// accurate to well under a percent.
+    fn poisson(&mut self, mean: f64) -> u64 {
+        if mean > 500.0 {
+            return (mean + mean.sqrt() * self.normal()).round().max(0.0) as u64;
+        }
+        let l = (-mean).exp();
+        let mut k = 0;
+        let mut p = 1.0;
+        loop {
+            p *= self.f();
+            if p <= l || k > 1000 {
+                return k;
+            }
+            k += 1;
+        }
+    }
+    fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
+        &xs[self.below(xs.len() as u64) as usize]
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Dept {
+    id: String,
+    name: String,
+    name_en: String,
+    dtype: &'static str,
+    parent: String,
+    /// Latent quality at the start, 0-1.
+    base: f64,
+    /// Change of quality per month.
+    slope: f64,
+    headcount: u32,
+}
+
+/// A generated record: column name -> text, and the time it sorts by.
+#[derive(Debug, Clone)]
+struct Rec {
+    at: NaiveDateTime,
+    fields: Vec<(&'static str, String)>,
+}
+
+fn rec(at: NaiveDateTime, fields: Vec<(&'static str, String)>) -> Rec {
+    Rec { at, fields }
+}
+
+fn ts(t: NaiveDateTime) -> String {
+    t.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+fn ts_offset(t: NaiveDateTime) -> String {
+    // Local Asia/Shanghai time written with its fixed +08:00 offset.
+    format!("{}+08:00", t.format("%Y-%m-%dT%H:%M:%S"))
+}
+
+/// Where each table goes and in which format and encoding.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum FileKind {
+    Csv,
+    CsvBom,
+    CsvGb18030,
+    Jsonl,
+    Parquet,
+}
+
+impl FileKind {
+    fn ext(self) -> &'static str {
+        match self {
+            FileKind::Csv | FileKind::CsvBom | FileKind::CsvGb18030 => "csv",
+            FileKind::Jsonl => "jsonl",
+            FileKind::Parquet => "parquet",
+        }
+    }
+}
+
+fn file_kind(format: &str, table: &str) -> Result<FileKind> {
+    Ok(match format {
+        "csv" => FileKind::Csv,
+        "jsonl" => FileKind::Jsonl,
+        "parquet" => FileKind::Parquet,
+        "mixed" => match table {
+            "departments" => FileKind::CsvGb18030,
+            "complaints" => FileKind::CsvBom,
+            "process_events" | "incidents" => FileKind::Jsonl,
+            "measurements" => FileKind::Parquet,
+            _ => FileKind::Csv,
+        },
+        other => {
+            return Err(crate::error::Failure::Usage(format!(
+                "--format `{other}` is not one of csv, jsonl, parquet, mixed"
+            ))
+            .into())
+        }
+    })
+}
+
+pub fn generate(args: &GenerateArgs, progress: &Progress) -> Result<()> {
+    let end =
+        NaiveDate::parse_from_str(&format!("{}-01", args.end_month), "%Y-%m-%d").map_err(|_| {
+            crate::error::Failure::Usage(format!("--end-month `{}` is not YYYY-MM", args.end_month))
+        })?;
+    if args.months == 0 || args.departments == 0 {
+        return Err(crate::error::Failure::Usage(
+            "--months and --departments must be at least 1".into(),
+        )
+        .into());
+    }
+    if !matches!(args.split.as_str(), "day" | "month") {
+        return Err(crate::error::Failure::Usage(format!(
+            "--split `{}` is not day or month",
+            args.split
+        ))
+        .into());
+    }
+    let start = add_months(end, -(args.months as i32 - 1));
+    let mut rng = Rng(args.seed);
+    let depts = make_departments(args.departments, &mut rng);
+    let out = &args.out;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    for spec in tables::ALL {
+        let p = out.join(spec.name);
+        if p.is_dir() {
+            std::fs::remove_dir_all(&p)?;
+        }
+        for ext in ["csv", "jsonl", "parquet"] {
+            let f = out.join(format!("{}.{ext}", spec.name));
+            if f.is_file() {
+                std::fs::remove_file(&f)?;
+            }
+        }
+    }
+
+    // Reference data and low-volume tables go in one file each.
+    let dept_recs: Vec<Rec> = depts
+        .iter()
+        .map(|d| {
+            rec(
+                NaiveDateTime::default(),
+                vec![
+                    ("dept_id", d.id.clone()),
+                    ("name", d.name.clone()),
+                    ("dept_type", d.dtype.to_string()),
+                    ("name_en", d.name_en.clone()),
+                    ("parent_id", d.parent.clone()),
+                ],
+            )
+        })
+        .collect();
+    write_file(
+        out,
+        &tables::DEPARTMENTS,
+        None,
+        dept_recs,
+        file_kind(&args.format, "departments")?,
+    )?;
+
+    let raters = RaterPool::new(&depts, &mut rng);
+    let n_months = args.months as f64;
+    let ratings_per_month = args.ratings as f64 / n_months;
+    // Mean shortfall from full quality, to scale a requested complaint count.
+    let mean_gap = (depts.iter().map(|d| 1.0 - d.base).sum::<f64>() / depts.len() as f64).max(0.05);
+    let cases_per_month = args.cases as f64 / n_months;
+    let shares: Vec<f64> = depts.iter().map(|d| dept_share(d, &depts)).collect();
+    // Records are drawn day by day and written as soon as their day (or
+    // month) is complete; complaints and appeals are appended to their
+    // files as their days pass. Memory holds a day's records and the
+    // events of cases still open, not the set.
+    let mut writers = Writers::new(out, &args.format, &args.split)?;
+    let mut complaints = Stream::create(
+        out,
+        &tables::COMPLAINTS,
+        file_kind(&args.format, "complaints")?,
+    )?;
+    let mut appeals = Stream::create(
+        out,
+        &tables::RATING_APPEALS,
+        file_kind(&args.format, "rating_appeals")?,
+    )?;
+    let mut last_complaint: Option<Rec> = None;
+    let mut n_complaints = 0usize;
+    let mut incidents = Vec::new();
+    let mut measurements = Vec::new();
+    let mut case_seq = 0u64;
+    let mut rating_seq = 0u64;
+
+    for m in 0..args.months {
+        let month = add_months(start, m as i32);
+        let days = days_in_month(month);
+        let per_day = 1.0 / days as f64;
+        let season = 0.03 * ((month.month() as f64 - 1.0) / 12.0 * std::f64::consts::TAU).sin();
+        let quality: Vec<f64> = depts
+            .iter()
+            .map(|d| (d.base + d.slope * m as f64 + season).clamp(0.05, 0.98))
+            .collect();
+        if !args.no_bad_records && m + 1 == args.months {
+            writers.hold(&tables::RATINGS, bad_ratings(month, &depts[0].id));
+            writers.hold(&tables::PROCESS_EVENTS, bad_events(month, &depts[0].id));
+        }
+        for day in (0..days).map(|i| month + Duration::days(i as i64)) {
+            let mut ratings = Vec::new();
+            let mut events = Vec::new();
+            let mut todays_complaints = Vec::new();
+            for (di, d) in depts.iter().enumerate() {
+                let (q, share) = (quality[di], shares[di]);
+                // Ratings: responses answer 2-4 items each.
+                let n_resp = rng.poisson(ratings_per_month * share / 2.8 * per_day);
+                for _ in 0..n_resp {
+                    rating_seq += 1;
+                    let at = random_time_on(&mut rng, day);
+                    let (group, rater, lean) = raters.draw(&mut rng, d, di);
+                    let rating_id = format!("R{:07}", rating_seq);
+                    let n_items = 2 + rng.below(3) as usize;
+                    let channel = if d.dtype == "external_service" {
+                        rng.pick(&CHANNELS).to_string()
+                    } else {
+                        String::new()
+                    };
+                    let comment = if rng.chance(0.08) {
+                        rng.pick(&COMMENTS).to_string()
+                    } else {
+                        String::new()
+                    };
+                    let at_text = if rng.chance(0.5) {
+                        ts(at)
+                    } else {
+                        ts_offset(at)
+                    };
+                    let mut low = false;
+                    for item in ITEMS.iter().take(n_items) {
+                        let latent = 1.0 + 4.0 * q + lean + 0.6 * rng.normal();
+                        let score = latent.round().clamp(1.0, 5.0) as i64;
+                        low |= score <= 2;
+                        ratings.push(rec(
+                            at,
+                            vec![
+                                ("rating_id", rating_id.clone()),
+                                ("rated_at", at_text.clone()),
+                                ("dept_id", d.id.clone()),
+                                ("rater_id", rater.clone()),
+                                ("rater_group", group.to_string()),
+                                ("item", item.to_string()),
+                                ("score", score.to_string()),
+                                ("channel", channel.clone()),
+                                ("comment", comment.clone()),
+                            ],
+                        ));
+                    }
+                    if low && group == "client_external" && rng.chance(0.15) {
+                        let decided = at + Duration::days(5 + rng.below(6) as i64);
+                        let decision = if rng.chance(0.4) { "removed" } else { "upheld" };
+                        // Decided days later: written on that day.
+                        appeals.hold([rec(
+                            decided,
+                            vec![
+                                ("rating_id", rating_id.clone()),
+                                ("decided_at", ts(decided)),
+                                ("decision", decision.to_string()),
+                            ],
+                        )]);
+                    }
+                }
+                // Cases and their process events.
+                let n_cases = rng.poisson(cases_per_month * share * per_day);
+                for _ in 0..n_cases {
+                    case_seq += 1;
+                    make_case(&mut rng, &mut events, d, &depts, q, case_seq, day, end);
+                }
+                // Complaints: fewer where quality is high.
+                let n_compl = rng.poisson(
+                    per_day
+                        * match args.complaints {
+                            // Spread the requested total by volume, weighted
+                            // to low quality.
+                            Some(total) => total as f64 / n_months * share * (1.0 - q) / mean_gap,
+                            None => (1.0 - q) * 3.0 * share * depts.len() as f64 / 3.0,
+                        },
+                );
+                for _ in 0..n_compl {
+                    n_complaints += 1;
+                    let at = random_time_on(&mut rng, day);
+                    let due = at + Duration::days(10);
+                    let rectified = if rng.chance(0.85) {
+                        ts(at + Duration::hours(24 + rng.below(24 * 14) as i64))
+                    } else {
+                        String::new()
+                    };
+                    todays_complaints.push(rec(
+                        at,
+                        vec![
+                            ("complaint_id", format!("K{n_complaints:06}")),
+                            ("received_at", ts(at)),
+                            ("dept_id", d.id.clone()),
+                            (
+                                "severity",
+                                if rng.chance(0.1) { "major" } else { "general" }.into(),
+                            ),
+                            (
+                                "valid",
+                                if rng.chance(0.8) { "true" } else { "false" }.into(),
+                            ),
+                            ("root_cause", rng.pick(&ROOT_CAUSES).to_string()),
+                            ("due_at", ts(due)),
+                            ("rectified_at", rectified),
+                        ],
+                    ));
+                }
+            }
+            writers.hold(&tables::RATINGS, ratings);
+            writers.hold(&tables::PROCESS_EVENTS, events);
+            writers.flush(day)?;
+            if let Some(last) = todays_complaints.last() {
+                last_complaint = Some(last.clone());
+            }
+            complaints.hold(todays_complaints);
+            complaints.flush(day)?;
+            appeals.flush(day)?;
+        }
+        for (di, d) in depts.iter().enumerate() {
+            measure(&mut rng, &mut measurements, d, quality[di], month);
+        }
+        // Incidents: a confirmed veto-level incident in the 20th month at
+        // the third external department, others unconfirmed or minor.
+        if m == args.months.saturating_sub(5) {
+            if let Some(d) = depts
+                .iter()
+                .filter(|d| d.dtype == "external_service")
+                .nth(1)
+            {
+                let at = random_time(&mut rng, month, days);
+                incidents.push(rec(
+                    at,
+                    vec![
+                        ("incident_id", format!("INC-{}-01", month.format("%Y%m"))),
+                        ("occurred_at", ts(at)),
+                        ("dept_id", d.id.clone()),
+                        ("kind", "major_service_incident".into()),
+                        ("confirmed", "true".into()),
+                    ],
+                ));
+            }
+        }
+        if rng.chance(0.3) {
+            let d = rng.pick(&depts).clone();
+            let at = random_time(&mut rng, month, days);
+            let (kind, confirmed) = if rng.chance(0.5) {
+                ("system_outage", "true")
+            } else {
+                ("broken_public_commitment", "false")
+            };
+            incidents.push(rec(
+                at,
+                vec![
+                    (
+                        "incident_id",
+                        format!("INC-{}-{:02}", month.format("%Y%m"), 2 + rng.below(90)),
+                    ),
+                    ("occurred_at", ts(at)),
+                    ("dept_id", d.id.clone()),
+                    ("kind", kind.into()),
+                    ("confirmed", confirmed.into()),
+                ],
+            ));
+        }
+        progress.step(&format!("generated {}", month.format("%Y-%m")));
+    }
+    writers.finish()?;
+    appeals.finish()?;
+    if !args.no_bad_records {
+        if let Some(mut bad) = last_complaint {
+            bad.fields
+                .retain(|(k, _)| *k != "complaint_id" && *k != "valid");
+            bad.fields.push(("complaint_id", "K-BAD-1".into()));
+            bad.fields.push(("valid", "maybe".into()));
+            complaints.hold([bad]);
+        }
+        let first = &depts[0].id;
+        measurements.push(rec(
+            NaiveDateTime::default(),
+            vec![
+                ("dept_id", first.clone()),
+                ("metric", "training_hours".into()),
+                ("period_start", add_months(end, 0).to_string()),
+            ],
+        ));
+    }
+    complaints.finish()?;
+    incidents.sort_by_key(|r| r.at);
+    write_file(
+        out,
+        &tables::INCIDENTS,
+        None,
+        incidents,
+        file_kind(&args.format, "incidents")?,
+    )?;
+    write_file(
+        out,
+        &tables::MEASUREMENTS,
+        None,
+        measurements,
+        file_kind(&args.format, "measurements")?,
+    )?;
+    progress.step(&format!(
+        "wrote {} departments, {rating_seq} responses, {case_seq} cases to {}",
+        depts.len(),
+        out.display()
+    ));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

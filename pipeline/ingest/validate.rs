@@ -1,0 +1,405 @@
+//! Reading a batch of files into rows: each record's fields parsed and
+//! checked against its table, cross-field rules (scales, measurement
+//! periods), and references to departments; what fails becomes a reject.
+
+use super::*;
+
+/// Reads and validates files in parallel. Files whose content was ingested
+/// before are not parsed: their earlier log rows come back as `unchanged`.
+/// A file that fails whole is added to `failures`.
+pub(super) fn read_files(
+    files: Vec<InputFile>,
+    known: &Known,
+    ctx: &Ctx,
+    policy: &LoadedPolicy,
+    failures: &mut Vec<String>,
+) -> Result<(Vec<FileReport>, Vec<FileResult>)> {
+    let encoding = policy.encoding();
+    let limit = policy.policy.ingest.max_reject_share;
+    let min_records = policy.policy.ingest.min_records_for_limit;
+    let outcomes: Vec<Result<Result<FileResult, FileReport>, FileError>> = files
+        .into_par_iter()
+        .map(|file| {
+            let cannot_read = |e: std::io::Error| FileError {
+                file: file.rel.clone(),
+                message: format!("cannot read {}: {e}", file.path.display()),
+            };
+            let table = file.table.name;
+            let meta = std::fs::metadata(&file.path).map_err(cannot_read)?;
+            let modified = meta.modified().ok().and_then(micros_since_epoch);
+            let unchanged = |i: usize| {
+                let mut r = known.log[i].clone();
+                r.status = "unchanged".into();
+                r.file = file.rel.clone();
+                r.modified = modified;
+                r
+            };
+            if let Some(i) = known.same_stat(table, &file.rel, &meta) {
+                return Ok(Err(unchanged(i)));
+            }
+            let same_content = |sha: &str| known.hashes.get(&(table, sha)).map(|&i| unchanged(i));
+            let logged = known.paths.contains_key(&(table, file.rel.as_str()));
+            // A file at a path ingested before is most likely unchanged (most
+            // files of a nightly run are): it is hashed through a small
+            // buffer first, and read whole only if its content is new.
+            if logged {
+                let sha = lake::file_digest(&file.path).map_err(|e| FileError {
+                    file: file.rel.clone(),
+                    message: format!("{e:#}"),
+                })?;
+                let sha = hex(&sha);
+                if let Some(r) = same_content(&sha) {
+                    return Ok(Err(r));
+                }
+            }
+            let bytes = std::fs::read(&file.path).map_err(cannot_read)?;
+            let sha = hex(&Sha256::digest(&bytes));
+            if let Some(r) = same_content(&sha) {
+                return Ok(Err(r));
+            }
+            let status = if logged { "changed" } else { "new" };
+            let read = source::read(&file, &bytes, encoding)?;
+            let mut rejects: Vec<Reject> = read
+                .rejects
+                .into_iter()
+                .map(|r| Reject {
+                    table: file.table.name.into(),
+                    file: file.rel.clone(),
+                    line: r.line,
+                    column: r.column,
+                    reason: r.reason,
+                    message: r.message,
+                    raw: r.raw,
+                })
+                .collect();
+            let mut rows = Vec::with_capacity(read.records.len());
+            for rec in read.records {
+                match validate(file.table, &rec, ctx) {
+                    Ok(vals) => rows.push(Row {
+                        line: rec.line,
+                        vals,
+                        raw: if file.table.name == "departments" {
+                            rec.raw
+                        } else {
+                            String::new()
+                        },
+                    }),
+                    Err((column, reason, message)) => rejects.push(Reject {
+                        table: file.table.name.into(),
+                        file: file.rel.clone(),
+                        line: rec.line,
+                        column: Some(column.to_string()),
+                        reason,
+                        message,
+                        raw: rec.raw,
+                    }),
+                }
+            }
+            let records = (rows.len() + rejects.len()) as u64;
+            let share = if records == 0 {
+                0.0
+            } else {
+                rejects.len() as f64 / records as f64
+            };
+            if share > limit && records >= min_records {
+                let mut msg = format!(
+                    "{} of {} records rejected ({:.1}%), above the policy's ingest.max_reject_share of {:.1}%",
+                    rejects.len(),
+                    records,
+                    share * 100.0,
+                    limit * 100.0
+                );
+                for r in rejects.iter().take(3) {
+                    msg.push_str(&format!(
+                        "\n      line {}, column {}: {} ({})",
+                        r.line,
+                        r.column.as_deref().unwrap_or("-"),
+                        r.message,
+                        r.reason.as_str()
+                    ));
+                }
+                return Err(FileError {
+                    file: file.rel.clone(),
+                    message: msg,
+                });
+            }
+            let report = FileReport {
+                table: file.table.name.into(),
+                file: file.rel.clone(),
+                sha256: sha,
+                bytes: bytes.len() as u64,
+                // Vouches for the content only if it is the size the
+                // modification time came with.
+                modified: modified.filter(|_| meta.len() == bytes.len() as u64),
+                format: file.format.as_str().into(),
+                encoding: read.encoding.into(),
+                status: status.into(),
+                records,
+                valid: rows.len() as u64,
+                rejected: rejects.len() as u64,
+            };
+            Ok(Ok(FileResult {
+                file,
+                report,
+                rows,
+                rejects,
+            }))
+        })
+        .collect();
+    let mut unchanged = Vec::new();
+    let mut results = Vec::new();
+    for o in outcomes {
+        match o {
+            Ok(Ok(r)) => results.push(r),
+            Ok(Err(u)) => unchanged.push(u),
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    Ok((unchanged, results))
+}
+
+/// Validates one record: typed values, or the first problem found.
+pub(super) fn validate(
+    spec: &TableSpec,
+    rec: &RawRecord,
+    ctx: &Ctx,
+) -> Result<Vec<Val>, (&'static str, Reason, String)> {
+    let mut vals = Vec::with_capacity(spec.columns.len());
+    for (col, field) in spec.columns.iter().zip(&rec.fields) {
+        let Some(text) = field else {
+            if col.required {
+                return Err((
+                    col.name,
+                    Reason::MissingValue,
+                    format!("`{}` is required but empty", col.name),
+                ));
+            }
+            vals.push(Val::Null);
+            continue;
+        };
+        let v = match col.kind {
+            Kind::Text => Val::Text(text.clone()),
+            Kind::Timestamp => {
+                Val::Ts(fields::parse_timestamp(text, ctx.tz).map_err(|(r, m)| (col.name, r, m))?)
+            }
+            Kind::Date => Val::Date(fields::parse_date(text).map_err(|(r, m)| (col.name, r, m))?),
+            Kind::Number { min } => {
+                let n = fields::parse_number(text).map_err(|(r, m)| (col.name, r, m))?;
+                if let Some(min) = min {
+                    if n < min {
+                        return Err((
+                            col.name,
+                            Reason::OutOfRange,
+                            format!("{n} is below the minimum of {min}"),
+                        ));
+                    }
+                }
+                Val::Num(n)
+            }
+            Kind::Bool => Val::Bool(fields::parse_bool(text).map_err(|(r, m)| (col.name, r, m))?),
+            Kind::Enum(allowed) => {
+                if !allowed.contains(&text.as_str()) {
+                    return Err((
+                        col.name,
+                        Reason::BadValue,
+                        format!(
+                            "`{}` is not one of: {}",
+                            fields::clip(text),
+                            allowed.join(", ")
+                        ),
+                    ));
+                }
+                Val::Text(text.clone())
+            }
+            Kind::DeptRef => {
+                // Parents are checked once every department is known.
+                if spec.name != "departments" && !ctx.depts.contains(text) {
+                    return Err((
+                        col.name,
+                        Reason::UnknownDepartment,
+                        format!(
+                            "department `{}` is not in the departments table",
+                            fields::clip(text)
+                        ),
+                    ));
+                }
+                Val::Text(text.clone())
+            }
+            Kind::DeptType => {
+                if !ctx.dept_types.contains(text) {
+                    return Err((
+                        col.name,
+                        Reason::UnknownDeptType,
+                        format!(
+                            "`{}` is not a department type of the policy; expected one of: {}",
+                            fields::clip(text),
+                            ctx.dept_types
+                                .iter()
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                }
+                Val::Text(text.clone())
+            }
+        };
+        vals.push(v);
+    }
+    match spec.name {
+        "ratings" => check_rating(spec, &mut vals)?,
+        "measurements" => check_measurement(spec, &mut vals)?,
+        _ => {}
+    }
+    Ok(vals)
+}
+
+pub(super) fn num(vals: &[Val], i: usize) -> Option<f64> {
+    match vals[i] {
+        Val::Num(n) => Some(n),
+        _ => None,
+    }
+}
+
+/// Fills the default 1-5 scale and checks the score lies on it.
+pub(super) fn check_rating(
+    spec: &TableSpec,
+    vals: &mut [Val],
+) -> Result<(), (&'static str, Reason, String)> {
+    let idx = |c| spec.column_index(c).expect("ratings column");
+    let (i_score, i_min, i_max) = (idx("score"), idx("scale_min"), idx("scale_max"));
+    let lo = num(vals, i_min).unwrap_or(1.0);
+    let hi = num(vals, i_max).unwrap_or(5.0);
+    vals[i_min] = Val::Num(lo);
+    vals[i_max] = Val::Num(hi);
+    if lo >= hi {
+        return Err((
+            "scale_max",
+            Reason::BadScale,
+            format!("scale_min {lo} must be below scale_max {hi}"),
+        ));
+    }
+    let score = num(vals, i_score).expect("score is required");
+    if score < lo || score > hi {
+        return Err((
+            "score",
+            Reason::OutOfRange,
+            format!("score {score} is outside its scale {lo}-{hi}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Defaults `period_end` to the month's end; needs `value` or both counts.
+pub(super) fn check_measurement(
+    spec: &TableSpec,
+    vals: &mut [Val],
+) -> Result<(), (&'static str, Reason, String)> {
+    let idx = |c| spec.column_index(c).expect("measurements column");
+    let start = match vals[idx("period_start")] {
+        Val::Date(d) => d,
+        _ => unreachable!("period_start is a required date"),
+    };
+    let i_end = idx("period_end");
+    let end = match vals[i_end] {
+        Val::Date(d) => d,
+        _ => crate::time::month_end(start),
+    };
+    vals[i_end] = Val::Date(end);
+    if end < start {
+        return Err((
+            "period_end",
+            Reason::BadPeriod,
+            format!(
+                "period_end {} is before period_start {}",
+                crate::time::date_from_days(end),
+                crate::time::date_from_days(start)
+            ),
+        ));
+    }
+    let value = num(vals, idx("value"));
+    let numer = num(vals, idx("numerator"));
+    let denom = num(vals, idx("denominator"));
+    match (value, numer, denom) {
+        (_, Some(_), Some(0.0)) => Err((
+            "denominator",
+            Reason::OutOfRange,
+            "denominator is 0; leave the row out or give `value`".into(),
+        )),
+        (Some(_), _, _) | (None, Some(_), Some(_)) => Ok(()),
+        (None, None, None) => Err((
+            "value",
+            Reason::IncompleteMeasurement,
+            "give either `value` or both `numerator` and `denominator`".into(),
+        )),
+        (None, n, _) => Err((
+            if n.is_none() {
+                "numerator"
+            } else {
+                "denominator"
+            },
+            Reason::IncompleteMeasurement,
+            "`numerator` and `denominator` must be given together (or give `value`)".into(),
+        )),
+    }
+}
+
+/// Department ids known after this ingest: the lake's plus the new valid ones.
+pub(super) fn known_departments(
+    lake: Option<&DataFrame>,
+    results: &[FileResult],
+) -> Result<HashSet<String>> {
+    let mut set = HashSet::new();
+    if let Some(df) = lake {
+        set.extend(
+            df.column("dept_id")?
+                .str()?
+                .iter()
+                .flatten()
+                .map(String::from),
+        );
+    }
+    for r in results {
+        for row in &r.rows {
+            if let Val::Text(id) = &row.vals[0] {
+                set.insert(id.clone());
+            }
+        }
+    }
+    Ok(set)
+}
+
+/// Rejects departments whose `parent_id` names no known department.
+pub(super) fn check_parents(
+    mut results: Vec<FileResult>,
+    depts: &HashSet<String>,
+) -> Vec<FileResult> {
+    let i_parent = tables::DEPARTMENTS
+        .column_index("parent_id")
+        .expect("departments.parent_id");
+    for r in &mut results {
+        let rows = std::mem::take(&mut r.rows);
+        for row in rows {
+            match &row.vals[i_parent] {
+                Val::Text(p) if !depts.contains(p) => {
+                    r.rejects.push(Reject {
+                        table: "departments".into(),
+                        file: r.file.rel.clone(),
+                        line: row.line,
+                        column: Some("parent_id".into()),
+                        reason: Reason::UnknownDepartment,
+                        message: format!(
+                            "parent department `{}` is not in the departments table",
+                            fields::clip(p)
+                        ),
+                        raw: row.raw,
+                    });
+                    r.report.valid -= 1;
+                    r.report.rejected += 1;
+                }
+                _ => r.rows.push(row),
+            }
+        }
+    }
+    results
+}

@@ -1,0 +1,487 @@
+//! Stage: render. Lake, rejects and marts -> `OUT/site/`, a static site
+//! with everything inlined (no external fonts, scripts or styles) that
+//! works opened from a file share:
+//!
+//! * `index.html`: the overview of the latest complete month; the overview of
+//!   every month, quarter and year under `periods/`;
+//! * `departments/<id>/<period>.html`, and `departments/<id>/index.html` for
+//!   the latest complete month: one scorecard per department and period;
+//! * `raters.html` (unless the policy leaves it out) and `data-quality.html`
+//!   with the data dictionary;
+//! * `downloads/results-<year>.csv`: the year's results for HR;
+//! * `downloads/data-dictionary.csv`: every mart column, its type and meaning.
+//!
+//! Templates live in `report_templates/` and are compiled into the binary;
+//! a policy may name a folder whose files replace them one by one. Labels
+//! come from `report_templates/locales/<locale>.toml`; all text is escaped.
+//! Pages carry no wall-clock time, so the same inputs give the same bytes;
+//! they are rendered in parallel and staged with the rest of the run.
+//!
+//! The report reads the lake, the rejects and the marts; it computes no
+//! score of its own and writes nothing outside `site/`.
+
+mod data;
+pub mod dictionary;
+mod downloads;
+mod pages;
+pub mod svg;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::{Context, Result};
+use chrono::{Datelike, NaiveDate};
+use minijinja::{context, Environment, Value};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::ingest::tables;
+use crate::lake::{self, OutDir, Staging};
+use crate::policy::{LoadedPolicy, Policy, CATEGORIES};
+use crate::progress::Progress;
+use crate::time::periods::{Grain, Period};
+use data::SiteData;
+
+/// Built-in templates: (name, text).
+const TEMPLATES: [(&str, &str); 5] = [
+    (
+        "base.html",
+        include_str!("../../report_templates/base.html"),
+    ),
+    (
+        "overview.html",
+        include_str!("../../report_templates/overview.html"),
+    ),
+    (
+        "department.html",
+        include_str!("../../report_templates/department.html"),
+    ),
+    (
+        "raters.html",
+        include_str!("../../report_templates/raters.html"),
+    ),
+    (
+        "data_quality.html",
+        include_str!("../../report_templates/data_quality.html"),
+    ),
+];
+const CSS: &str = include_str!("../../report_templates/style.css");
+const SCRIPT: &str = include_str!("../../report_templates/sort.js");
+const LOCALE_EN: &str = include_str!("../../report_templates/locales/en.toml");
+const LOCALE_ZH: &str = include_str!("../../report_templates/locales/zh-CN.toml");
+
+#[derive(Debug, Serialize)]
+struct TableRow {
+    table: &'static str,
+    files: String,
+    rows: String,
+    rejected: String,
+}
+
+#[derive(Debug, Serialize)]
+struct RejectRow {
+    reason: String,
+    count: String,
+    file: String,
+    line: i64,
+    column: Option<String>,
+    message: String,
+}
+
+/// Labels of a locale.
+pub fn labels(locale: &str) -> Result<BTreeMap<String, String>> {
+    let text = if locale == "en" { LOCALE_EN } else { LOCALE_ZH };
+    Ok(toml::from_str(text)?)
+}
+
+fn f1(v: Option<f64>) -> String {
+    v.map_or_else(|| "—".into(), |v| svg::Fixed(v, 1).to_string())
+}
+
+fn f2(v: Option<f64>) -> String {
+    v.map_or_else(|| "—".into(), |v| svg::Fixed(v, 2).to_string())
+}
+
+fn signed(v: Option<f64>) -> String {
+    v.map_or_else(String::new, |v| format!("{v:+.1}"))
+}
+
+/// Status as a traffic-light class.
+fn rag(status: &str) -> &'static str {
+    match status {
+        "met" => "ok",
+        "near" => "warn",
+        "missed" => "bad",
+        _ => "na",
+    }
+}
+
+fn arrow(direction: &str) -> &'static str {
+    match direction {
+        "improving" => "▲",
+        "declining" => "▼",
+        _ => "",
+    }
+}
+
+/// One page to render: where, which template, what it shows.
+struct Page {
+    path: String,
+    template: &'static str,
+    ctx: Value,
+}
+
+/// Renders the site and stages it as `OUT/site/`.
+pub fn render(
+    out: &OutDir,
+    staging: &mut Staging,
+    policy: &LoadedPolicy,
+    as_of: Option<NaiveDate>,
+    progress: &Progress,
+) -> Result<()> {
+    let env = environment(policy)?;
+    let p = &policy.policy;
+    let english = p.locale == "en";
+    let t = labels(&p.locale)?;
+    let d = data::load(out, english, policy.tz)?;
+    let site = Site {
+        d: &d,
+        p,
+        english,
+        t: &t,
+        shared: Shared {
+            labels: Value::from_serialize(&t),
+            css: Value::from(CSS),
+            script: Value::from(SCRIPT),
+        },
+        as_of,
+    };
+
+    let mut pages = Vec::new();
+    site.overviews(&mut pages);
+    site.departments(&mut pages);
+    if p.site.publish_rater_audit {
+        pages.push(site.raters_page());
+    }
+    pages.push(site.data_quality_page(out)?);
+
+    // Each page is written as soon as it is rendered, on every core: most
+    // of the time a page takes is the file system making its file.
+    let dir = staging.stage(&out.site());
+    let folders: BTreeSet<std::path::PathBuf> = pages
+        .iter()
+        .filter_map(|page| dir.join(&page.path).parent().map(|p| p.to_path_buf()))
+        .collect();
+    for folder in &folders {
+        std::fs::create_dir_all(folder)
+            .with_context(|| format!("cannot create {}", folder.display()))?;
+    }
+    pages.par_iter().try_for_each(|page| -> Result<()> {
+        let html = env
+            .get_template(page.template)
+            .and_then(|tpl| tpl.render(&page.ctx))
+            .with_context(|| format!("cannot render {} from {}", page.path, page.template))?;
+        let file = dir.join(&page.path);
+        std::fs::write(&file, html).with_context(|| format!("cannot write {}", file.display()))
+    })?;
+    for (name, csv) in site.downloads(out)? {
+        let file = dir.join("downloads").join(name);
+        std::fs::create_dir_all(file.parent().expect("has a parent"))?;
+        std::fs::write(&file, csv).with_context(|| format!("cannot write {}", file.display()))?;
+    }
+    crate::runtime::failpoint("render");
+    progress.step(&format!(
+        "render: {} pages in {}",
+        pages.len(),
+        out.site().display()
+    ));
+    Ok(())
+}
+
+/// What every page needs.
+struct Site<'a> {
+    d: &'a SiteData,
+    p: &'a Policy,
+    english: bool,
+    t: &'a BTreeMap<String, String>,
+    shared: Shared,
+    as_of: Option<NaiveDate>,
+}
+
+/// The parts of every page's context that are the same on every page, made
+/// into template values once (a value is shared, not copied, by each page
+/// that holds it).
+struct Shared {
+    labels: Value,
+    css: Value,
+    script: Value,
+}
+
+impl Site<'_> {
+    /// Context shared by every page; `root` leads back to the site's top.
+    fn base(&self, root: &str, title: String) -> Value {
+        context! {
+            t => self.shared.labels,
+            css => self.shared.css,
+            script => self.shared.script,
+            root => root,
+            title => title,
+            as_of => self.as_of.map(|d| d.to_string()),
+            tool_version => env!("CARGO_PKG_VERSION"),
+            publish_raters => self.p.site.publish_rater_audit,
+            lang => if self.english { "en" } else { "zh-CN" },
+        }
+    }
+
+    fn grade_name(&self, id: Option<&str>) -> String {
+        id.and_then(|g| self.p.grade(g))
+            .map(|g| {
+                if self.english {
+                    g.name_en.clone()
+                } else {
+                    g.name_zh.clone()
+                }
+            })
+            .unwrap_or_default()
+    }
+
+    fn indicator_name(&self, id: &str) -> String {
+        self.d
+            .catalog
+            .get(id)
+            .map(|c| {
+                if self.english {
+                    c.name_en.clone()
+                } else {
+                    c.name_zh.clone()
+                }
+            })
+            .unwrap_or_else(|| {
+                if id == "total_score" {
+                    self.t["total"].clone()
+                } else {
+                    id.to_string()
+                }
+            })
+    }
+
+    fn dept_name(&self, id: &str) -> String {
+        self.d
+            .depts
+            .iter()
+            .find(|x| x.id == id)
+            .map_or_else(|| id.to_string(), |x| x.name.clone())
+    }
+
+    fn dept_link(&self, root: &str, id: &str, period: &Period) -> String {
+        format!(
+            "{root}departments/{}/{}.html",
+            lake::file_name(id),
+            period.label()
+        )
+    }
+
+    /// The latest complete period of a grain, else the latest.
+    fn latest(&self, grain: Grain) -> Option<Period> {
+        let list = self.d.periods.get(&grain)?;
+        list.iter()
+            .rev()
+            .find(|p| self.as_of.is_none_or(|a| !p.is_partial(a)))
+            .or_else(|| list.last())
+            .copied()
+    }
+
+    fn previous(&self, period: &Period) -> Option<Period> {
+        let list = self.d.periods.get(&period.grain)?;
+        let i = list.iter().position(|p| p == period)?;
+        i.checked_sub(1).map(|j| list[j])
+    }
+
+    /// Period switcher: links to every overview of every grain.
+    fn switcher(&self, root: &str, link: &dyn Fn(&Period) -> String) -> Vec<Value> {
+        [Grain::Month, Grain::Quarter, Grain::Year]
+            .iter()
+            .filter_map(|g| {
+                let list = self.d.periods.get(g)?;
+                let items: Vec<Value> = list
+                    .iter()
+                    .rev()
+                    .map(|p| context! { label => p.label(), href => format!("{root}{}", link(p)) })
+                    .collect();
+                Some(context! { grain => self.t[&format!("grain_{}", g.as_str())].clone(), items => items })
+            })
+            .collect()
+    }
+
+    fn total_series(&self, dept: &str, period: &Period, n: usize) -> Vec<Option<f64>> {
+        let list = self
+            .d
+            .periods
+            .get(&period.grain)
+            .cloned()
+            .unwrap_or_default();
+        let end = list.iter().position(|p| p == period).map_or(0, |i| i + 1);
+        list[end.saturating_sub(n)..end]
+            .iter()
+            .map(|p| {
+                self.d
+                    .scores
+                    .get(&(dept.to_string(), p.grain, *p))
+                    .and_then(|s| s.total)
+            })
+            .collect()
+    }
+}
+
+/// The template environment: built-ins, then any override folder's files.
+fn environment(policy: &LoadedPolicy) -> Result<Environment<'static>> {
+    let mut env = Environment::new();
+    let dir = policy.templates_dir();
+    if let Some(dir) = &dir {
+        if !dir.is_dir() {
+            return Err(crate::error::Failure::Usage(format!(
+                "site.templates: {} is not a folder",
+                dir.display()
+            ))
+            .into());
+        }
+    }
+    for (name, builtin) in TEMPLATES {
+        let text = match &dir {
+            Some(d) if d.join(name).is_file() => std::fs::read_to_string(d.join(name))
+                .with_context(|| format!("cannot read template {}", d.join(name).display()))?,
+            _ => builtin.to_string(),
+        };
+        env.add_template_owned(name, text)
+            .with_context(|| format!("template {name} does not compile"))?;
+    }
+    Ok(env)
+}
+
+/// Files, rows and rejects per table, and rejects per reason with one example.
+fn data_summary(out: &OutDir) -> Result<(Vec<TableRow>, Vec<RejectRow>)> {
+    let log = crate::ingest::read_log(out)?;
+    let rejects_path = out.read(&out.rejects());
+    let rejects = if rejects_path.is_file() {
+        Some(lake::read_parquet(&rejects_path)?)
+    } else {
+        None
+    };
+    let mut rejected_by_table: BTreeMap<String, usize> = BTreeMap::new();
+    let mut by_reason: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    if let Some(df) = &rejects {
+        let table = df.column("table")?.str()?;
+        let reason = df.column("reason")?.str()?;
+        for (i, (t, r)) in table.iter().zip(reason.iter()).enumerate() {
+            *rejected_by_table.entry(t.unwrap_or("").into()).or_default() += 1;
+            by_reason.entry(r.unwrap_or("").into()).or_insert((0, i)).0 += 1;
+        }
+    }
+    let mut tables_out = Vec::new();
+    for spec in tables::ALL {
+        let files = log.iter().filter(|f| f.table == spec.name).count();
+        let rows = lake::count_rows(out, spec.name, spec.month_column.is_some())?;
+        let rejected = rejected_by_table.get(spec.name).copied().unwrap_or(0);
+        tables_out.push(TableRow {
+            table: spec.name,
+            files: group_digits(files as u64),
+            rows: group_digits(rows as u64),
+            rejected: if rejected == 0 {
+                String::new()
+            } else {
+                group_digits(rejected as u64)
+            },
+        });
+    }
+    let mut reject_rows = Vec::new();
+    if let Some(df) = &rejects {
+        let s = |c: &str, i: usize| -> Result<Option<String>> {
+            Ok(df.column(c)?.str()?.get(i).map(String::from))
+        };
+        for (reason, (count, i)) in by_reason {
+            reject_rows.push(RejectRow {
+                reason,
+                count: group_digits(count as u64),
+                file: s("file", i)?.unwrap_or_default(),
+                line: df.column("line")?.i64()?.get(i).unwrap_or(0),
+                column: s("column", i)?,
+                message: s("message", i)?.unwrap_or_default(),
+            });
+        }
+    }
+    Ok((tables_out, reject_rows))
+}
+
+/// A department type's name in the page language (its id if unknown).
+fn type_name(p: &crate::policy::Policy, id: &str, english: bool) -> String {
+    p.department_types
+        .get(id)
+        .map(|t| {
+            if english {
+                t.name_en.clone()
+            } else {
+                t.name_zh.clone()
+            }
+        })
+        .unwrap_or_else(|| id.to_string())
+}
+
+/// 1234567 -> "1,234,567" (both locales group by thousands).
+pub fn group_digits(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// Column names and types, in file order.
+type Schema = Vec<(String, String)>;
+
+/// Each mart's columns and their types as polars names them, in name order.
+fn mart_schemas(out: &OutDir) -> Result<Vec<(String, Schema)>> {
+    let dir = out.read(&out.marts());
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_str()
+                        .and_then(|n| n.strip_suffix(".parquet"))
+                        .map(String::from)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            let schema = lake::read_schema(&dir.join(format!("{name}.parquet")))?;
+            Ok((name, schema))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digits_are_grouped_by_thousands() {
+        assert_eq!(group_digits(0), "0");
+        assert_eq!(group_digits(999), "999");
+        assert_eq!(group_digits(1000), "1,000");
+        assert_eq!(group_digits(1234567), "1,234,567");
+    }
+
+    #[test]
+    fn both_locales_define_the_same_labels() {
+        let en = labels("en").unwrap();
+        let zh = labels("zh-CN").unwrap();
+        assert_eq!(en.keys().collect::<Vec<_>>(), zh.keys().collect::<Vec<_>>());
+    }
+}

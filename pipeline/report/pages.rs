@@ -1,0 +1,492 @@
+//! The pages: the overview of every period, a department's scorecard per
+//! period, the rater audit and the data-quality page, each as the context
+//! its template renders.
+
+use super::*;
+
+impl Site<'_> {
+    pub(super) fn overviews(&self, pages: &mut Vec<Page>) {
+        let latest_month = self.latest(Grain::Month);
+        for grain in [Grain::Month, Grain::Quarter, Grain::Year] {
+            for period in self.d.periods.get(&grain).cloned().unwrap_or_default() {
+                pages.push(Page {
+                    path: format!("periods/{}.html", period.label()),
+                    template: "overview.html",
+                    ctx: self.overview(&period, "../"),
+                });
+                if Some(period) == latest_month {
+                    pages.push(Page {
+                        path: "index.html".into(),
+                        template: "overview.html",
+                        ctx: self.overview(&period, ""),
+                    });
+                }
+            }
+        }
+        if latest_month.is_none() {
+            pages.push(Page {
+                path: "index.html".into(),
+                template: "overview.html",
+                ctx: context! { ..self.base("", self.t["site_title"].clone()), ..context! { empty => true } },
+            });
+        }
+    }
+
+    pub(super) fn overview(&self, period: &Period, root: &str) -> Value {
+        let prev = self.previous(period);
+        let partial = self.as_of.is_some_and(|a| period.is_partial(a));
+        let mut by_type: BTreeMap<usize, (String, Vec<Value>)> = BTreeMap::new();
+        let mut grades: BTreeMap<String, usize> = BTreeMap::new();
+        let mut vetoes = Vec::new();
+        for dept in &self.d.depts {
+            let Some(s) = self.d.scores.get(&(dept.id.clone(), period.grain, *period)) else {
+                continue;
+            };
+            let before = prev
+                .and_then(|q| self.d.scores.get(&(dept.id.clone(), q.grain, q)))
+                .and_then(|x| x.total);
+            let trend = self
+                .d
+                .trends
+                .get(&(dept.id.clone(), "total_score".into(), period.grain));
+            let dir = trend
+                .filter(|t| t.latest.as_deref() == Some(&period.label()))
+                .map_or("", |t| t.direction.as_str());
+            if let Some(g) = &s.grade {
+                *grades.entry(g.clone()).or_default() += 1;
+            }
+            if s.veto {
+                vetoes.push(
+                    context! { name => dept.name.clone(), reasons => s.veto_reasons.clone() },
+                );
+            }
+            let order = self
+                .p
+                .department_types
+                .keys()
+                .position(|k| *k == dept.type_id)
+                .unwrap_or(usize::MAX);
+            let entry = by_type
+                .entry(order)
+                .or_insert_with(|| (type_name(self.p, &dept.type_id, self.english), Vec::new()));
+            entry.1.push(context! {
+                rank => s.rank,
+                rank_sort => s.rank.unwrap_or(i64::MAX),
+                name => dept.name.clone(),
+                href => self.dept_link(root, &dept.id, period),
+                total => f2(s.total),
+                total_sort => s.total.unwrap_or(-1.0),
+                change => signed(s.total.zip(before).map(|(a, b)| a - b)),
+                arrow => arrow(dir),
+                spark => svg::sparkline(&self.total_series(&dept.id, period, 12)),
+                grade => self.grade_name(s.grade.as_deref()),
+                grade_class => if s.veto { "bad" } else { "" },
+                bonus => s.bonus.map(|b| format!("{b:.3}")),
+                veto => s.veto,
+            });
+        }
+        let league: Vec<Value> = by_type
+            .into_values()
+            .map(|(name, mut rows)| {
+                rows.sort_by_key(|r| {
+                    (
+                        r.get_attr("rank_sort")
+                            .ok()
+                            .and_then(|v| i64::try_from(v).ok())
+                            .unwrap_or(i64::MAX),
+                        r.get_attr("name")
+                            .map(|v| v.to_string())
+                            .unwrap_or_default(),
+                    )
+                });
+                context! { name => name, rows => rows }
+            })
+            .collect();
+        let grade_rows: Vec<Value> = self
+            .p
+            .grades
+            .iter()
+            .map(|g| context! { name => if self.english { g.name_en.clone() } else { g.name_zh.clone() }, count => grades.get(&g.id).copied().unwrap_or(0) })
+            .collect();
+        // Watch list and improvers: trend flags at this period, findings.
+        let mut watch = Vec::new();
+        let mut improvers = Vec::new();
+        for ((dept, ind, grain), tr) in &self.d.trends {
+            if *grain != period.grain || tr.latest.as_deref() != Some(&period.label()) {
+                continue;
+            }
+            let item = context! { name => self.dept_name(dept), indicator => self.indicator_name(ind), href => self.dept_link(root, dept, period) };
+            if tr.flags.iter().any(|f| f == "continuous_improver") && ind == "total_score" {
+                improvers.push(item.clone());
+            }
+            if tr.direction == "declining"
+                || tr
+                    .flags
+                    .iter()
+                    .any(|f| f == "short_term_met_long_term_declining")
+            {
+                let why = if tr
+                    .flags
+                    .iter()
+                    .any(|f| f == "short_term_met_long_term_declining")
+                {
+                    "met_but_declining"
+                } else {
+                    "declining"
+                };
+                watch.push(context! { ..item, ..context! { why => self.t[why].clone(), sort => format!("{dept}{ind}") } });
+            }
+        }
+        watch.sort_by_key(|v| {
+            v.get_attr("sort")
+                .map(|s| s.to_string())
+                .unwrap_or_default()
+        });
+        improvers.sort_by_key(|v| {
+            v.get_attr("name")
+                .map(|s| s.to_string())
+                .unwrap_or_default()
+        });
+        let findings: Vec<Value> = self
+            .d
+            .findings
+            .iter()
+            .filter(|f| f.grain == period.grain.as_str() && f.period == period.label())
+            .map(|f| context! { name => self.dept_name(&f.dept_id), check => self.t.get(&f.check_id).cloned().unwrap_or(f.check_id.clone()), detail => f.detail.clone(), href => self.dept_link(root, &f.dept_id, period) })
+            .collect();
+        let title = format!("{} · {}", self.t["site_title"], period.label());
+        context! {
+            ..self.base(root, title),
+            ..context! {
+                period => period.label(),
+                grain => self.t[&format!("grain_{}", period.grain.as_str())].clone(),
+                partial => partial,
+                league => league,
+                grades => grade_rows,
+                vetoes => vetoes,
+                watch => watch,
+                findings => findings,
+                improvers => improvers,
+                switcher => self.switcher(root, &|p| format!("periods/{}.html", p.label())),
+                freshness => self.d.freshness.iter().map(|(t, l)| context! { table => t.clone(), latest => l.clone() }).collect::<Vec<_>>(),
+                rejects_total => self.d.rejects_total,
+                downloads => self.d.periods.get(&Grain::Year).map(|ys| ys.iter().rev().map(|y| context! { label => y.label(), href => format!("{root}downloads/results-{}", y.label()) }).collect::<Vec<_>>()).unwrap_or_default(),
+            }
+        }
+    }
+
+    pub(super) fn departments(&self, pages: &mut Vec<Page>) {
+        let latest = self.latest(Grain::Month);
+        let mut scored: Vec<(&data::Dept, Period)> = Vec::new();
+        for dept in &self.d.depts {
+            for grain in [Grain::Month, Grain::Quarter, Grain::Year] {
+                for period in self.d.periods.get(&grain).into_iter().flatten() {
+                    if self
+                        .d
+                        .scores
+                        .contains_key(&(dept.id.clone(), grain, *period))
+                    {
+                        scored.push((dept, *period));
+                    }
+                }
+            }
+        }
+        // Most of the site: its contexts are built on every core, and
+        // added in the order above.
+        let contexts: Vec<Value> = scored
+            .par_iter()
+            .map(|(dept, period)| self.department(dept, period))
+            .collect();
+        for ((dept, period), ctx) in scored.into_iter().zip(contexts) {
+            let dir = format!("departments/{}", lake::file_name(&dept.id));
+            // The latest month's page is also the department's index, in
+            // the same folder: one context serves both.
+            if Some(period) == latest {
+                pages.push(Page {
+                    path: format!("{dir}/index.html"),
+                    template: "department.html",
+                    ctx: ctx.clone(),
+                });
+            }
+            pages.push(Page {
+                path: format!("{dir}/{}.html", period.label()),
+                template: "department.html",
+                ctx,
+            });
+        }
+    }
+
+    pub(super) fn department(&self, dept: &data::Dept, period: &Period) -> Value {
+        let root = "../../";
+        let key = (dept.id.clone(), period.grain, *period);
+        let s = self.d.scores.get(&key);
+        let prev = self.previous(period);
+        let prev_values: BTreeMap<String, Option<f64>> = prev
+            .and_then(|q| self.d.indicators.get(&(dept.id.clone(), q.grain, q)))
+            .map(|v| {
+                v.iter()
+                    .map(|i| (i.indicator_id.clone(), i.value))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let series_of = |ind: &str| -> Vec<data::SeriesPoint> {
+            self.d
+                .series
+                .get(&(dept.id.clone(), ind.to_string(), period.grain))
+                .map(|v| v.iter().filter(|p| p.period <= *period).cloned().collect())
+                .unwrap_or_default()
+        };
+        let mut categories = Vec::new();
+        for cat in CATEGORIES {
+            let rows: Vec<Value> = self
+                .d
+                .indicators
+                .get(&key)
+                .into_iter()
+                .flatten()
+                .filter(|i| i.category == cat)
+                .map(|i| {
+                    let spark: Vec<Option<f64>> = series_of(&i.indicator_id).iter().rev().take(12).rev().map(|p| p.value).collect();
+                    let unit = self.d.catalog.get(&i.indicator_id).map(|c| c.unit.clone()).unwrap_or_default();
+                    context! {
+                        id => i.indicator_id.clone(),
+                        name => self.indicator_name(&i.indicator_id),
+                        unit => unit,
+                        target => f1(i.target),
+                        value => f1(i.value),
+                        points => f1(i.points),
+                        weight => f1(i.weight),
+                        status => self.t.get(&format!("status_{}", i.status)).cloned().unwrap_or(i.status.clone()),
+                        rag => rag(&i.status),
+                        n => i.n.map(|n| format!("{n:.0}")),
+                        change => signed(i.value.zip(prev_values.get(&i.indicator_id).copied().flatten()).map(|(a, b)| a - b)),
+                        spark => svg::sparkline(&spark),
+                    }
+                })
+                .collect();
+            if !rows.is_empty() {
+                categories.push(
+                    context! { name => self.t[&format!("category_{cat}")].clone(), rows => rows },
+                );
+            }
+        }
+        let groups: Vec<Value> = self
+            .d
+            .satisfaction
+            .get(&key)
+            .into_iter()
+            .flatten()
+            .map(|g| context! {
+                group => self.t.get(&format!("group_{}", g.group)).cloned().unwrap_or(g.group.clone()),
+                n_ratings => g.n_ratings,
+                n_raters => g.n_raters,
+                observed => f1(g.observed),
+                weighted => f1(g.weighted),
+                fair => f1(g.fair),
+                excluded => g.excluded,
+                all => g.group == "all",
+            })
+            .collect();
+        let reliability = self.d.reliability.get(&key).map(|(n, rwg)| {
+            let weak = *n < 5 || rwg.is_some_and(|r| r < 0.7);
+            context! { n_raters => n, rwg => f2(*rwg), weak => weak }
+        });
+        let targets: BTreeMap<String, f64> = self
+            .d
+            .indicators
+            .get(&key)
+            .into_iter()
+            .flatten()
+            .filter_map(|i| Some((i.indicator_id.clone(), i.target?)))
+            .collect();
+        let mut charts = Vec::new();
+        let mut chart_ids = vec!["total_score".to_string()];
+        let mut by_weight: Vec<&data::IndScore> =
+            self.d.indicators.get(&key).into_iter().flatten().collect();
+        by_weight.sort_by(|a, b| {
+            b.weight
+                .unwrap_or(0.0)
+                .total_cmp(&a.weight.unwrap_or(0.0))
+                .then(a.indicator_id.cmp(&b.indicator_id))
+        });
+        chart_ids.extend(by_weight.iter().take(3).map(|i| i.indicator_id.clone()));
+        for id in chart_ids {
+            let pts = series_of(&id);
+            let pts: Vec<&data::SeriesPoint> = pts.iter().rev().take(24).rev().collect();
+            let limits = pts.iter().rev().find_map(|p| p.limits);
+            let chart_points: Vec<svg::ChartPoint> = pts
+                .iter()
+                .map(|p| svg::ChartPoint {
+                    label: p.period.label(),
+                    value: p.value,
+                    signal: p.signal,
+                })
+                .collect();
+            let svg = svg::trend_chart(
+                &self.indicator_name(&id),
+                &chart_points,
+                targets.get(&id).copied(),
+                limits,
+            );
+            if !svg.is_empty() {
+                let trend = self
+                    .d
+                    .trends
+                    .get(&(dept.id.clone(), id.clone(), period.grain));
+                charts.push(context! {
+                    name => self.indicator_name(&id),
+                    svg => Value::from_safe_string(svg),
+                    direction => trend.map(|t| self.t.get(&format!("direction_{}", t.direction)).cloned().unwrap_or_default()),
+                });
+            }
+        }
+        let case_time: Vec<Value> = if period.grain == Grain::Month {
+            self.d
+                .case_time
+                .get(&(dept.id.clone(), *period))
+                .into_iter()
+                .flatten()
+                .map(|(holder, (n, h))| context! { name => self.dept_name(holder), cases => n, hours => format!("{h:.1}") })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let causes: Vec<Value> = if period.grain == Grain::Month {
+            self.d
+                .root_causes
+                .get(&(dept.id.clone(), *period))
+                .into_iter()
+                .flatten()
+                .map(|(c, n)| context! { cause => c.clone(), count => n })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut flags: Vec<Value> = self
+            .d
+            .flagged_trends
+            .get(&(dept.id.clone(), period.grain))
+            .into_iter()
+            .flatten()
+            .filter_map(|ind| Some((ind, self.d.trends.get(&(dept.id.clone(), ind.clone(), period.grain))?)))
+            .filter(|(_, t)| t.latest.as_deref() == Some(&period.label()))
+            .map(|(ind, t)| context! { indicator => self.indicator_name(ind), flags => t.flags.iter().map(|f| self.t.get(f).cloned().unwrap_or(f.clone())).collect::<Vec<_>>().join(", "), sort => ind.clone() })
+            .collect();
+        flags.sort_by_key(|v| {
+            v.get_attr("sort")
+                .map(|s| s.to_string())
+                .unwrap_or_default()
+        });
+        let findings: Vec<Value> = self
+            .d
+            .findings
+            .iter()
+            .filter(|f| f.dept_id == dept.id && f.grain == period.grain.as_str() && f.period == period.label())
+            .map(|f| context! { check => self.t.get(&f.check_id).cloned().unwrap_or(f.check_id.clone()), detail => f.detail.clone() })
+            .collect();
+        let dir = lake::file_name(&dept.id);
+        let title = format!("{} · {}", dept.name, period.label());
+        context! {
+            ..self.base(root, title),
+            ..context! {
+                name => dept.name.clone(),
+                dept_id => dept.id.clone(),
+                dept_type => type_name(self.p, &dept.type_id, self.english),
+                parent => dept.parent.as_deref().map(|x| self.dept_name(x)),
+                period => period.label(),
+                grain => self.t[&format!("grain_{}", period.grain.as_str())].clone(),
+                overview_href => format!("{root}periods/{}.html", period.label()),
+                partial => self.as_of.is_some_and(|a| period.is_partial(a)),
+                total => f2(s.and_then(|s| s.total)),
+                result_points => f1(s.and_then(|s| s.result)),
+                process_points => f1(s.and_then(|s| s.process)),
+                development_points => f1(s.and_then(|s| s.development)),
+                grade => self.grade_name(s.and_then(|s| s.grade.as_deref())),
+                rank => s.and_then(|s| s.rank),
+                bonus => s.and_then(|s| s.bonus).map(|b| format!("{b:.3}")),
+                veto => s.is_some_and(|s| s.veto),
+                veto_reasons => s.and_then(|s| s.veto_reasons.clone()),
+                coverage => s.and_then(|s| s.coverage).map(|c| format!("{:.0}%", c * 100.0)),
+                version => s.map(|s| s.version.clone()),
+                categories => categories,
+                groups => groups,
+                reliability => reliability,
+                charts => charts,
+                case_time => case_time,
+                causes => causes,
+                flags => flags,
+                findings => findings,
+                switcher => self.switcher(root, &|p| format!("departments/{dir}/{}.html", p.label())),
+            }
+        }
+    }
+
+    pub(super) fn raters_page(&self) -> Page {
+        let flagged: Vec<Value> = self
+            .d
+            .flagged
+            .iter()
+            .map(|e| context! {
+                rater => e.rater_id.clone(),
+                period => e.period.clone(),
+                n => e.n_ratings,
+                depts => e.n_depts,
+                severity => format!("{:+.1}", e.severity),
+                se => format!("{:.1}", e.se),
+                flags => e.flags.split(',').map(|f| self.t.get(f).cloned().unwrap_or(f.to_string())).collect::<Vec<_>>().join(", "),
+            })
+            .collect();
+        let counts: Vec<Value> = self
+            .d
+            .flag_counts
+            .iter()
+            .map(|(f, n)| context! { flag => self.t.get(f).cloned().unwrap_or(f.clone()), count => n })
+            .collect();
+        Page {
+            path: "raters.html".into(),
+            template: "raters.html",
+            ctx: context! {
+                ..self.base("", self.t["rater_audit"].clone()),
+                ..context! {
+                    flagged => flagged,
+                    counts => counts,
+                    histogram => Value::from_safe_string(svg::histogram(&self.t["severity_distribution"], &self.d.severities, 2.0)),
+                    n_raters => self.d.severities.len(),
+                }
+            },
+        }
+    }
+
+    pub(super) fn data_quality_page(&self, out: &OutDir) -> Result<Page> {
+        let (tables, rejects) = data_summary(out)?;
+        let log = crate::ingest::read_log(out)?;
+        let files: Vec<Value> = log
+            .iter()
+            .map(|f| context! { table => f.table.clone(), file => f.file.clone(), encoding => f.encoding.clone(), records => f.records, rejected => f.rejected, sha => f.sha256[..12].to_string() })
+            .collect();
+        let marts: Vec<Value> = mart_schemas(out)?
+            .into_iter()
+            .map(|(name, schema)| {
+                let cols: Vec<Value> = schema
+                    .into_iter()
+                    .map(|(c, ty)| context! { name => c.clone(), dtype => ty, description => dictionary::describe(&name, &c).unwrap_or("") })
+                    .collect();
+                context! { name => name, columns => cols }
+            })
+            .collect();
+        Ok(Page {
+            path: "data-quality.html".into(),
+            template: "data_quality.html",
+            ctx: context! {
+                ..self.base("", self.t["data_quality"].clone()),
+                ..context! {
+                    tables => tables,
+                    rejects => rejects,
+                    files => files,
+                    marts => marts,
+                    restatements => self.d.restated.iter().map(|r| context! { name => self.dept_name(&r.dept_id), period => r.period.clone(), item => r.item.clone(), published => r.published.clone(), recomputed => r.recomputed.clone() }).collect::<Vec<_>>(),
+                }
+            },
+        })
+    }
+}

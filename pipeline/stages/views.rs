@@ -1,0 +1,364 @@
+//! Stage 2 and 3: the lake as of a day (later rows dropped, later
+//! rectifications not yet known, ratings removed on appeal left out of
+//! `scored_ratings`), with the cases derived and the ratings rated; the
+//! tables indicator SQL reads.
+
+use super::*;
+
+/// Lake tables and derived frames that indicator SQL can read.
+pub struct Views {
+    /// Small lake tables and derived frames, in memory.
+    pub tables: Vec<(&'static str, DataFrame)>,
+    /// The large lake tables (`ratings`, `process_events`, as of as-of) and
+    /// the case marts already written, as scans of their files: each query
+    /// reads only the columns it needs, and nothing stays in memory.
+    pub scans: Vec<(&'static str, LazyFrame)>,
+    /// Ratings removed on appeal by as-of.
+    pub(super) removed: PlHashSet<String>,
+    pub satisfaction: Vec<satisfaction::Row>,
+    /// First local day with a rating or a case: where scoring starts.
+    pub first_day: Option<NaiveDate>,
+}
+
+impl Views {
+    /// The views as indicator SQL sees them. `scored_ratings` is `ratings`
+    /// without the ratings removed on appeal, plus `score_100` (the score on
+    /// a 0-100 scale).
+    pub fn sql(&self) -> Vec<(&'static str, LazyFrame)> {
+        let mut out: Vec<(&'static str, LazyFrame)> = self
+            .tables
+            .iter()
+            .map(|(name, df)| (*name, df.clone().lazy()))
+            .collect();
+        out.extend(self.scans.iter().cloned());
+        let ratings = self
+            .scans
+            .iter()
+            .find(|(n, _)| *n == "ratings")
+            .expect("ratings are scanned")
+            .1
+            .clone();
+        let scored = if self.removed.is_empty() {
+            ratings
+        } else {
+            let removed: Series = self.removed.iter().map(String::as_str).collect();
+            ratings.filter(
+                col("rating_id")
+                    .is_in(lit(removed).implode(false), false)
+                    .fill_null(lit(false))
+                    .not(),
+            )
+        };
+        let f = |c: &str| col(c).cast(DataType::Float64);
+        let score_100 = ((f("score") - f("scale_min")) / (f("scale_max") - f("scale_min"))
+            * lit(100.0))
+        .alias("score_100");
+        out.push(("scored_ratings", scored.with_column(score_100)));
+        out
+    }
+
+    pub fn get(&self, name: &str) -> &DataFrame {
+        &self
+            .tables
+            .iter()
+            .find(|(n, _)| *n == name)
+            .expect("view exists")
+            .1
+    }
+}
+
+/// The last microsecond of `as_of` in the policy's time zone, as UTC.
+pub fn end_of_day(as_of: NaiveDate, tz: Tz) -> i64 {
+    let next = (as_of + Duration::days(1)).and_time(NaiveTime::MIN);
+    local_to_utc(next, tz)
+        .or_else(|| local_to_utc(next + Duration::hours(1), tz))
+        .expect("a local time an hour after a gap exists")
+        - 1
+}
+
+pub(super) fn empty_lake() -> Result<Vec<(&'static str, LazyFrame)>> {
+    tables::ALL
+        .iter()
+        .map(|s| Ok((s.name, ingest::empty_frame(s)?.lazy())))
+        .collect()
+}
+
+/// The lake as scans: partitioned tables over their month files in month
+/// order (as this run sees them), the rest read whole (they are small).
+pub(super) fn read_lake(out: &OutDir) -> Result<Vec<(&'static str, LazyFrame)>> {
+    tables::ALL
+        .iter()
+        .map(|s| {
+            let lf = if s.month_column.is_some() {
+                lake::scan_table(out, s.name)?
+            } else {
+                lake::read_table(out, s.name, false)?.map(|df| df.lazy())
+            };
+            let lf = match lf {
+                Some(lf) => lf,
+                None => ingest::empty_frame(s)?.lazy(),
+            };
+            Ok((s.name, lf))
+        })
+        .collect()
+}
+
+/// When a step over the lake fails, names the first partition file that
+/// cannot be read (a scan's own error does not say which).
+pub(super) fn name_damaged_file(out: &OutDir, e: anyhow::Error) -> anyhow::Error {
+    let damaged = tables::ALL
+        .iter()
+        .filter(|s| s.month_column.is_some())
+        .find_map(|s| lake::first_unreadable(out, s.name));
+    match damaged {
+        Some((f, bad)) => bad.context(format!(
+            "the lake file {} is damaged: restore it, or delete it and ingest its month again",
+            f.display()
+        )),
+        None => e,
+    }
+}
+
+/// Reads `columns` of a scanned table, in file and row order.
+pub(super) fn collect_columns(lf: &LazyFrame, columns: &[&str], what: &str) -> Result<DataFrame> {
+    lf.clone()
+        .select(columns.iter().map(|c| col(*c)).collect::<Vec<_>>())
+        .collect()
+        .map_err(|e| anyhow::anyhow!("cannot read the lake's {what}: {e}"))
+}
+
+/// Keeps rows whose timestamp column is at or before `limit` (UTC micros).
+/// Shares the columns, without copying, when every row qualifies (the
+/// usual case: as-of is the latest day).
+pub(super) fn until(df: &DataFrame, col: &str, limit: i64) -> Result<DataFrame> {
+    let mask: BooleanChunked = frame::micros(df, col)?
+        .into_iter()
+        .map(|v| Some(v.is_some_and(|v| v <= limit)))
+        .collect();
+    filter_shared(df, &mask)
+}
+
+/// `df.filter(mask)`, or a cheap clone of `df` when the mask keeps all.
+pub(super) fn filter_shared(df: &DataFrame, mask: &BooleanChunked) -> Result<DataFrame> {
+    if mask.all() {
+        Ok(df.clone())
+    } else {
+        Ok(df.filter(mask)?)
+    }
+}
+
+/// What the last run kept for this one to reuse: the rater model's
+/// results (`nightly::raters`) and the derived cases (`nightly::cases`).
+pub struct Stores<'a> {
+    pub raters: &'a mut RaterStore,
+    pub cases: &'a mut CaseStore,
+}
+
+/// Builds the views as the data stood at the end of `as_of`.
+pub fn build_views(
+    lake: Vec<(&'static str, LazyFrame)>,
+    ratings_months: &RatingMonths,
+    spill: &mut Spill,
+    stores: Option<Stores>,
+    policy: &LoadedPolicy,
+    as_of: NaiveDate,
+    progress: &Progress,
+) -> Result<Views> {
+    let tz = policy.tz;
+    let p = &policy.policy;
+    let end = end_of_day(as_of, tz);
+    let cal = WorkCalendar::from_policy(p);
+    let mut lake: HashMap<&str, LazyFrame> = lake.into_iter().collect();
+    let mut take = |name: &str| lake.remove(name).expect("every lake table is present");
+    let mut small = |name: &str| -> Result<DataFrame> {
+        take(name)
+            .collect()
+            .map_err(|e| anyhow::anyhow!("cannot read the lake's {name}: {e}"))
+    };
+
+    let departments = small("departments")?;
+    let appeals = until(&small("rating_appeals")?, "decided_at", end)?;
+    let complaints = until(&small("complaints")?, "received_at", end)?;
+    let incidents = until(&small("incidents")?, "occurred_at", end)?;
+    let measurements = {
+        let df = small("measurements")?;
+        let mask: BooleanChunked = frame::dates(&df, "period_start")?
+            .into_iter()
+            .map(|d| Some(d.is_some_and(|d| d <= as_of)))
+            .collect();
+        filter_shared(&df, &mask)?
+    };
+    let ratings = take("ratings").filter(col("rated_at").lt_eq(instant(end)));
+    let events = take("process_events").filter(col("at").lt_eq(instant(end)));
+
+    // Ratings removed on appeal (decided by as-of) are never scored.
+    let removed: PlHashSet<String> = {
+        let ids = frame::strs(&appeals, "rating_id")?;
+        let decisions = frame::strs(&appeals, "decision")?;
+        ids.into_iter()
+            .zip(decisions)
+            .filter_map(|(id, d)| (d.as_deref() == Some("removed")).then_some(id).flatten())
+            .collect()
+    };
+
+    let complaints = complaint_view(
+        &complaints,
+        &cal,
+        p.complaints.rectify_working_days,
+        tz,
+        end,
+    )?;
+    // Case rows borrow the events' text: made into frames right away, and
+    // the events read for them freed; the frames are written out as marts
+    // and read back by the queries that need them.
+    let (mut store, case_store) = match stores {
+        Some(s) => (Some(s.raters), Some(s.cases)),
+        None => (None, None),
+    };
+    let (cases_scan, case_time_scan, first_case_day) = match case_store {
+        Some(store) => {
+            let m = case_reuse::derive(store, spill, p, &cal, tz, end, progress)?;
+            (m.cases, m.case_time, m.first_day)
+        }
+        None => {
+            let events = collect_columns(&events, &cases::EVENT_COLUMNS, "process events")?;
+            let rows = cases::derive(&events, p, &cal, tz, end)?.cases;
+            let m = case_reuse::write_derived(&rows, events.height(), spill, tz, progress)?;
+            (m.cases, m.case_time, m.first_day)
+        }
+    };
+
+    crate::runtime::release_freed_memory();
+    let dept_types: HashMap<String, String> = frame::strs(&departments, "dept_id")?
+        .into_iter()
+        .zip(frame::strs(&departments, "dept_type")?)
+        .filter_map(|(d, t)| Some((d?, t?)))
+        .collect();
+    if let Some(store) = store.as_deref_mut() {
+        store.depend_on(&dept_types, &removed)?;
+    }
+    let rated = rate(
+        &Ratings {
+            all: ratings.clone(),
+            by_months: ratings_months,
+            end,
+        },
+        &removed,
+        &dept_types,
+        store,
+        policy,
+        as_of,
+        progress,
+    )?;
+    let first_day = rated.first_day.into_iter().chain(first_case_day).min();
+
+    let tables = vec![
+        ("departments", departments),
+        ("rating_appeals", appeals),
+        ("complaints", complaints),
+        ("incidents", incidents),
+        ("measurements", measurements),
+        (
+            "satisfaction",
+            satisfaction::frame(&rated.satisfaction, as_of)?,
+        ),
+        ("rater_effects", rated.effects),
+        ("rating_flags", rated.flags),
+        (
+            "reliability",
+            raters::reliability_frame(&rated.reliability, as_of)?,
+        ),
+    ];
+    Ok(Views {
+        tables,
+        scans: vec![
+            ("ratings", ratings),
+            ("process_events", events),
+            ("cases", cases_scan),
+            ("case_time", case_time_scan),
+        ],
+        removed,
+        satisfaction: rated.satisfaction,
+        first_day,
+    })
+}
+
+/// Stage 1: the lake as this run sees it (what ingest staged, else what is
+/// published), one scan per table.
+pub fn lake(out: &OutDir, progress: &Progress) -> Result<Vec<(&'static str, LazyFrame)>> {
+    let lake = read_lake(out)?;
+    let mut rows = 0;
+    for s in tables::ALL {
+        rows += lake::count_rows(out, s.name, s.month_column.is_some())?;
+    }
+    progress.step(&format!("compute: {rows} lake rows"));
+    Ok(lake)
+}
+
+/// Stages 2 and 3 in a run: [`build_views`] over the lake's ratings
+/// months, each derived mart written to `marts` as soon as it is made.
+pub fn views(
+    lake: Vec<(&'static str, LazyFrame)>,
+    out: &OutDir,
+    marts: &Marts,
+    stores: Stores,
+    policy: &LoadedPolicy,
+    as_of: NaiveDate,
+    progress: &Progress,
+) -> Result<Views> {
+    let views = build_views(
+        lake,
+        &RatingMonths {
+            months: lake::partition_files(out, "ratings")?.into_keys().collect(),
+            scan: &|first, last| lake::scan_months(out, "ratings", first, last),
+        },
+        &mut |name, mut df, previous| lake::scan_file(&marts.write(name, &mut df, previous)?),
+        Some(stores),
+        policy,
+        as_of,
+        progress,
+    )
+    .map_err(|e| name_damaged_file(out, e))?;
+    progress.step(&format!("satisfaction: {} rows", views.satisfaction.len()));
+    Ok(views)
+}
+
+/// Complaints as they stood at as-of: `due_at` filled from the policy's
+/// rectification deadline where missing, `rectified_at` after as-of not yet
+/// known, and `rectification` = `on_time`, `late`, `overdue` or `open`.
+pub(super) fn complaint_view(
+    df: &DataFrame,
+    cal: &WorkCalendar,
+    days: u32,
+    tz: Tz,
+    end: i64,
+) -> Result<DataFrame> {
+    let received = frame::micros(df, "received_at")?;
+    let due_given = frame::micros(df, "due_at")?;
+    let rectified = frame::micros(df, "rectified_at")?;
+    let mut due = Vec::with_capacity(df.height());
+    let mut rect = Vec::with_capacity(df.height());
+    let mut status = Vec::with_capacity(df.height());
+    for i in 0..df.height() {
+        let d = due_given[i].or_else(|| received[i].map(|r| cal.deadline(r, days, tz)));
+        let r = rectified[i].filter(|r| *r <= end);
+        status.push(Some(match (r, d) {
+            (Some(r), Some(d)) if r <= d => "on_time",
+            (Some(_), _) => "late",
+            (None, Some(d)) if d < end => "overdue",
+            _ => "open",
+        }));
+        due.push(d);
+        rect.push(r);
+    }
+    let mut out = df.clone();
+    let extra = Builder::new()
+        .ts("due_at", due)
+        .ts("rectified_at", rect)
+        .str("rectification", status)
+        .build()?;
+    for c in extra.columns() {
+        out.with_column(c.clone())?;
+    }
+    Ok(out)
+}
