@@ -2,7 +2,8 @@
 //! to the quality of the service they give.
 //!
 //! The folders are the stages (see `ARCHITECTURE.md`); [`run`] calls them in
-//! order. Each layer uses only the layers listed before it:
+//! order. Each layer uses only the layers listed before it (checked by
+//! `.ci/layers-check`, with no import cycle at any depth):
 //!
 //! ```text
 //! error, runtime, progress   exit statuses; threads, memory, failpoints; log
