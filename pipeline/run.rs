@@ -50,6 +50,7 @@ pub struct Manifest {
     pub stages: Vec<StageTiming>,
     pub ingest: IngestReport,
     pub compute: Option<ComputeReport>,
+    pub render: Option<report::RenderReport>,
     pub rejects_total: usize,
 }
 
@@ -95,6 +96,7 @@ pub fn run(opts: &RunOptions, progress: &Progress) -> Result<Manifest> {
     let as_of = resolve_as_of(opts.as_of, report.latest_event.as_deref(), &policy);
     crate::runtime::release_freed_memory();
     let mut computed = None;
+    let mut rendered = None;
     if !opts.ingest_only {
         if let Some(as_of) = as_of {
             let t = Instant::now();
@@ -113,7 +115,13 @@ pub fn run(opts: &RunOptions, progress: &Progress) -> Result<Manifest> {
             crate::runtime::release_freed_memory();
         }
         let t = Instant::now();
-        report::render(&out, &mut staging, &policy, as_of, progress)?;
+        rendered = Some(report::render(
+            &out,
+            &mut staging,
+            &policy,
+            as_of,
+            progress,
+        )?);
         stages.push(StageTiming {
             stage: "render",
             seconds: t.elapsed().as_secs_f64(),
@@ -134,6 +142,7 @@ pub fn run(opts: &RunOptions, progress: &Progress) -> Result<Manifest> {
         stages,
         ingest: report,
         compute: computed,
+        render: rendered,
         rejects_total,
     };
     let json = serde_json::to_vec_pretty(&manifest)?;

@@ -65,6 +65,8 @@ pub struct Catalog {
     pub name_zh: String,
     pub name_en: String,
     pub unit: String,
+    /// Whether a higher value is better.
+    pub higher: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -75,11 +77,12 @@ pub struct TrendRow {
 }
 
 #[derive(Debug, Clone)]
+/// A point of `trend_series`. Its process limits and signals are those of
+/// the latest window; a page draws the ones of its own period's window
+/// instead (`Site::limits_at`).
 pub struct SeriesPoint {
     pub period: Period,
     pub value: Option<f64>,
-    pub limits: Option<(f64, f64, f64)>,
-    pub signal: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -113,8 +116,15 @@ pub struct RaterEffect {
 
 type Key = (String, Grain, Period);
 
-/// Cases and hours by intake department and month, then by holder.
-pub type CaseTime = HashMap<(String, Period), BTreeMap<String, (usize, f64)>>;
+/// Transferred cases by intake department and month: of those no longer
+/// open, cases and hours by holder; and how many are still open (their
+/// hours run to as-of, so they are counted apart and a past month's page
+/// stays as it was).
+#[derive(Debug, Default)]
+pub struct CaseTime {
+    pub held: HashMap<(String, Period), BTreeMap<String, (usize, f64)>>,
+    pub open: HashMap<(String, Period), usize>,
+}
 
 /// Everything the pages show.
 #[derive(Debug, Default)]
@@ -364,11 +374,12 @@ fn load_others(out: &OutDir, english: bool, tz: chrono_tz::Tz) -> Result<SiteDat
         }
     }
     if let Some(df) = mart(out, "indicator_catalog")? {
-        let (id, zh, en, unit) = (
+        let (id, zh, en, unit, direction) = (
             frame::strs(&df, "indicator_id")?,
             frame::strs(&df, "name_zh")?,
             frame::strs(&df, "name_en")?,
             frame::strs(&df, "unit")?,
+            frame::strs(&df, "direction")?,
         );
         for i in 0..df.height() {
             d.catalog.insert(
@@ -377,6 +388,7 @@ fn load_others(out: &OutDir, english: bool, tz: chrono_tz::Tz) -> Result<SiteDat
                     name_zh: zh[i].clone().unwrap_or_default(),
                     name_en: en[i].clone().unwrap_or_default(),
                     unit: unit[i].clone().unwrap_or_default(),
+                    higher: direction[i].as_deref() != Some("lower"),
                 },
             );
         }
@@ -427,13 +439,7 @@ fn load_others(out: &OutDir, english: bool, tz: chrono_tz::Tz) -> Result<SiteDat
             frame::strs(&df, "grain")?,
             frame::dates(&df, "period_start")?,
         );
-        let (value, c, u, l, sig) = (
-            frame::f64s(&df, "value")?,
-            frame::f64s(&df, "center")?,
-            frame::f64s(&df, "ucl")?,
-            frame::f64s(&df, "lcl")?,
-            frame::strs(&df, "signals")?,
-        );
+        let value = frame::f64s(&df, "value")?;
         for i in 0..df.height() {
             let (Some(dp), Some(id), Some(p)) = (&dept[i], &ind[i], period_of(&grain[i], start[i]))
             else {
@@ -448,11 +454,6 @@ fn load_others(out: &OutDir, english: bool, tz: chrono_tz::Tz) -> Result<SiteDat
                 .push(SeriesPoint {
                     period: p,
                     value: value[i],
-                    limits: match (c[i], u[i], l[i]) {
-                        (Some(c), Some(u), Some(l)) => Some((c, u, l)),
-                        _ => None,
-                    },
-                    signal: sig[i].as_deref().is_some_and(|s| !s.is_empty()),
                 });
         }
     }
@@ -592,12 +593,18 @@ fn load_others(out: &OutDir, english: bool, tz: chrono_tz::Tz) -> Result<SiteDat
 /// received, by intake department and the month received.
 fn transferred_case_time(out: &OutDir, tz: chrono_tz::Tz) -> Result<CaseTime> {
     let mut days = crate::time::calendar::LocalDays::new(tz);
-    let mut case_time = CaseTime::new();
+    let mut case_time = CaseTime::default();
     if let (Some(cases), Some(ct)) = (
         mart_columns(
             out,
             "cases",
-            &["case_id", "dept_id", "received_at", "transfer_count"],
+            &[
+                "case_id",
+                "dept_id",
+                "received_at",
+                "transfer_count",
+                "status",
+            ],
         )?,
         mart_columns(out, "case_time", &["case_id", "dept_id", "hours"])?,
     ) {
@@ -607,13 +614,19 @@ fn transferred_case_time(out: &OutDir, tz: chrono_tz::Tz) -> Result<CaseTime> {
             At::micros(&cases, "received_at")?,
             frame::i64s(&cases, "transfer_count")?,
         );
-        // Transferred cases: intake department and month, borrowed from the
-        // frame.
+        let status = At::strs(&cases, "status")?;
+        // Transferred cases no longer open: intake department and month,
+        // borrowed from the frame. Open ones are only counted.
         let mut intake: PlHashMap<&str, (&str, Period)> = PlHashMap::default();
         for (i, moved) in transfers.iter().enumerate() {
             if moved.unwrap_or(0) > 0 {
                 if let (Some(c), Some(dp), Some(r)) = (id.get(i), dept.get(i), recv.get(i)) {
-                    intake.insert(c, (dp, Period::containing(Grain::Month, days.day(r))));
+                    let month = Period::containing(Grain::Month, days.day(r));
+                    if matches!(status.get(i), Some("pending" | "overdue")) {
+                        *case_time.open.entry((dp.to_string(), month)).or_default() += 1;
+                    } else {
+                        intake.insert(c, (dp, month));
+                    }
                 }
             }
         }
@@ -647,6 +660,7 @@ fn transferred_case_time(out: &OutDir, tz: chrono_tz::Tz) -> Result<CaseTime> {
         }
         for ((dp, month, h), sum) in sums {
             case_time
+                .held
                 .entry((dp.to_string(), month))
                 .or_default()
                 .insert(h.to_string(), sum);

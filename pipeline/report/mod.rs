@@ -27,6 +27,8 @@ mod pages;
 pub mod svg;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, Result};
 use chrono::{Datelike, NaiveDate};
@@ -36,7 +38,9 @@ use serde::Serialize;
 
 use crate::ingest::tables;
 use crate::lake::{self, OutDir, Staging};
-use crate::policy::{LoadedPolicy, Policy, CATEGORIES};
+use crate::model::measure::Direction;
+use crate::model::trends;
+use crate::policy::{LoadedPolicy, Policy, TrendPolicy, CATEGORIES};
 use crate::progress::Progress;
 use crate::time::periods::{Grain, Period};
 use data::SiteData;
@@ -137,7 +141,7 @@ pub fn render(
     policy: &LoadedPolicy,
     as_of: Option<NaiveDate>,
     progress: &Progress,
-) -> Result<()> {
+) -> Result<RenderReport> {
     let env = environment(policy)?;
     let p = &policy.policy;
     let english = p.locale == "en";
@@ -165,8 +169,20 @@ pub fn render(
     pages.push(site.data_quality_page(out)?);
 
     // Each page is written as soon as it is rendered, on every core: most
-    // of the time a page takes is the file system making its file.
-    let dir = staging.stage(&out.site());
+    // of the time a page takes is the file system making its file. A page
+    // whose bytes are those already published is linked, not written, so
+    // it keeps its file and time (a mirror copies only what changed).
+    let published = out.site();
+    let dir = staging.stage(&published);
+    let kept = AtomicUsize::new(0);
+    let put = |rel: &Path, bytes: &[u8]| -> Result<()> {
+        let file = dir.join(rel);
+        if keep_published(&published.join(rel), &file, bytes) {
+            kept.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        std::fs::write(&file, bytes).with_context(|| format!("cannot write {}", file.display()))
+    };
     let folders: BTreeSet<std::path::PathBuf> = pages
         .iter()
         .filter_map(|page| dir.join(&page.path).parent().map(|p| p.to_path_buf()))
@@ -180,21 +196,45 @@ pub fn render(
             .get_template(page.template)
             .and_then(|tpl| tpl.render(&page.ctx))
             .with_context(|| format!("cannot render {} from {}", page.path, page.template))?;
-        let file = dir.join(&page.path);
-        std::fs::write(&file, html).with_context(|| format!("cannot write {}", file.display()))
+        put(Path::new(&page.path), html.as_bytes())
     })?;
-    for (name, csv) in site.downloads(out)? {
-        let file = dir.join("downloads").join(name);
-        std::fs::create_dir_all(file.parent().expect("has a parent"))?;
-        std::fs::write(&file, csv).with_context(|| format!("cannot write {}", file.display()))?;
+    let downloads = site.downloads(out)?;
+    std::fs::create_dir_all(dir.join("downloads"))?;
+    for (name, bytes) in &downloads {
+        put(&Path::new("downloads").join(name), bytes)?;
     }
     crate::runtime::failpoint("render");
+    let report = RenderReport {
+        files: pages.len() + downloads.len(),
+        kept: kept.into_inner(),
+    };
     progress.step(&format!(
-        "render: {} pages in {}",
-        pages.len(),
-        out.site().display()
+        "render: {} pages and downloads in {}, {} of them unchanged",
+        report.files,
+        published.display(),
+        report.kept
     ));
-    Ok(())
+    Ok(report)
+}
+
+/// What render wrote, for the manifest.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct RenderReport {
+    /// Pages and downloads in the site.
+    pub files: usize,
+    /// Of those, the ones whose bytes were already published: linked into
+    /// the new site as they were, not written again.
+    pub kept: usize,
+}
+
+/// Links the published file `old` to `new` when it holds exactly `bytes`;
+/// false (and nothing done) when it does not, or cannot be linked.
+fn keep_published(old: &Path, new: &Path, bytes: &[u8]) -> bool {
+    let same_size =
+        std::fs::metadata(old).is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64);
+    same_size
+        && std::fs::read(old).is_ok_and(|b| b == bytes)
+        && std::fs::hard_link(old, new).is_ok()
 }
 
 /// What every page needs.
@@ -218,7 +258,10 @@ struct Shared {
 
 impl Site<'_> {
     /// Context shared by every page; `root` leads back to the site's top.
-    fn base(&self, root: &str, title: String) -> Value {
+    /// `dated` pages show the as-of date: the front page, the audit pages,
+    /// and a partial period's overview and scorecards. A complete period's
+    /// pages do not, so that they stay the same from night to night.
+    fn base(&self, root: &str, title: String, dated: bool) -> Value {
         context! {
             t => self.shared.labels,
             css => self.shared.css,
@@ -226,6 +269,7 @@ impl Site<'_> {
             root => root,
             title => title,
             as_of => self.as_of.map(|d| d.to_string()),
+            dated => dated,
             tool_version => env!("CARGO_PKG_VERSION"),
             publish_raters => self.p.site.publish_rater_audit,
             lang => if self.english { "en" } else { "zh-CN" },

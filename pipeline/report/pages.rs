@@ -12,13 +12,13 @@ impl Site<'_> {
                 pages.push(Page {
                     path: format!("periods/{}.html", period.label()),
                     template: "overview.html",
-                    ctx: self.overview(&period, "../"),
+                    ctx: self.overview(&period, "../", false),
                 });
                 if Some(period) == latest_month {
                     pages.push(Page {
                         path: "index.html".into(),
                         template: "overview.html",
-                        ctx: self.overview(&period, ""),
+                        ctx: self.overview(&period, "", true),
                     });
                 }
             }
@@ -27,12 +27,15 @@ impl Site<'_> {
             pages.push(Page {
                 path: "index.html".into(),
                 template: "overview.html",
-                ctx: context! { ..self.base("", self.t["site_title"].clone()), ..context! { empty => true } },
+                ctx: context! { ..self.base("", self.t["site_title"].clone(), true), ..context! { empty => true } },
             });
         }
     }
 
-    pub(super) fn overview(&self, period: &Period, root: &str) -> Value {
+    /// The overview of `period`; `index` for the site's front page, which
+    /// shows the as-of date (a period's own overview shows it only while
+    /// the period is partial).
+    pub(super) fn overview(&self, period: &Period, root: &str, index: bool) -> Value {
         let prev = self.previous(period);
         let partial = self.as_of.is_some_and(|a| period.is_partial(a));
         let mut by_type: BTreeMap<usize, (String, Vec<Value>)> = BTreeMap::new();
@@ -156,7 +159,7 @@ impl Site<'_> {
             .collect();
         let title = format!("{} · {}", self.t["site_title"], period.label());
         context! {
-            ..self.base(root, title),
+            ..self.base(root, title, index || partial),
             ..context! {
                 period => period.label(),
                 grain => self.t[&format!("grain_{}", period.grain.as_str())].clone(),
@@ -312,14 +315,19 @@ impl Site<'_> {
         chart_ids.extend(by_weight.iter().take(3).map(|i| i.indicator_id.clone()));
         for id in chart_ids {
             let pts = series_of(&id);
-            let pts: Vec<&data::SeriesPoint> = pts.iter().rev().take(24).rev().collect();
-            let limits = pts.iter().rev().find_map(|p| p.limits);
-            let chart_points: Vec<svg::ChartPoint> = pts
+            let PageWindow {
+                limits,
+                signals,
+                direction,
+            } = self.window_at(&id, &pts, period.grain);
+            let first = pts.len().saturating_sub(24);
+            let chart_points: Vec<svg::ChartPoint> = pts[first..]
                 .iter()
-                .map(|p| svg::ChartPoint {
+                .zip(&signals[first..])
+                .map(|(p, &signal)| svg::ChartPoint {
                     label: p.period.label(),
                     value: p.value,
-                    signal: p.signal,
+                    signal,
                 })
                 .collect();
             let svg = svg::trend_chart(
@@ -329,20 +337,17 @@ impl Site<'_> {
                 limits,
             );
             if !svg.is_empty() {
-                let trend = self
-                    .d
-                    .trends
-                    .get(&(dept.id.clone(), id.clone(), period.grain));
                 charts.push(context! {
                     name => self.indicator_name(&id),
                     svg => Value::from_safe_string(svg),
-                    direction => trend.map(|t| self.t.get(&format!("direction_{}", t.direction)).cloned().unwrap_or_default()),
+                    direction => direction.map(|d| self.t.get(&format!("direction_{d}")).cloned().unwrap_or_default()),
                 });
             }
         }
         let case_time: Vec<Value> = if period.grain == Grain::Month {
             self.d
                 .case_time
+                .held
                 .get(&(dept.id.clone(), *period))
                 .into_iter()
                 .flatten()
@@ -386,8 +391,9 @@ impl Site<'_> {
             .collect();
         let dir = lake::file_name(&dept.id);
         let title = format!("{} · {}", dept.name, period.label());
+        let partial = self.as_of.is_some_and(|a| period.is_partial(a));
         context! {
-            ..self.base(root, title),
+            ..self.base(root, title, partial),
             ..context! {
                 name => dept.name.clone(),
                 dept_id => dept.id.clone(),
@@ -396,7 +402,7 @@ impl Site<'_> {
                 period => period.label(),
                 grain => self.t[&format!("grain_{}", period.grain.as_str())].clone(),
                 overview_href => format!("{root}periods/{}.html", period.label()),
-                partial => self.as_of.is_some_and(|a| period.is_partial(a)),
+                partial => partial,
                 total => f2(s.and_then(|s| s.total)),
                 result_points => f1(s.and_then(|s| s.result)),
                 process_points => f1(s.and_then(|s| s.process)),
@@ -413,6 +419,7 @@ impl Site<'_> {
                 reliability => reliability,
                 charts => charts,
                 case_time => case_time,
+                case_time_open => if period.grain == Grain::Month { self.d.case_time.open.get(&(dept.id.clone(), *period)).copied().unwrap_or(0) } else { 0 },
                 causes => causes,
                 flags => flags,
                 findings => findings,
@@ -446,7 +453,7 @@ impl Site<'_> {
             path: "raters.html".into(),
             template: "raters.html",
             ctx: context! {
-                ..self.base("", self.t["rater_audit"].clone()),
+                ..self.base("", self.t["rater_audit"].clone(), true),
                 ..context! {
                     flagged => flagged,
                     counts => counts,
@@ -478,7 +485,7 @@ impl Site<'_> {
             path: "data-quality.html".into(),
             template: "data_quality.html",
             ctx: context! {
-                ..self.base("", self.t["data_quality"].clone()),
+                ..self.base("", self.t["data_quality"].clone(), true),
                 ..context! {
                     tables => tables,
                     rejects => rejects,
@@ -489,4 +496,56 @@ impl Site<'_> {
             },
         })
     }
+
+    /// XmR limits (center, upper, lower), per point whether a run rule
+    /// fired, and the direction of indicator `id`'s series `pts`, as the
+    /// trend stage works them out (`model::trends::analyse`) but over the
+    /// trend window that ends at the last complete period among `pts`
+    /// rather than at the latest one: a page of a past period shows the
+    /// process as it stood then, and later data never changes it.
+    pub(super) fn window_at(
+        &self,
+        id: &str,
+        pts: &[data::SeriesPoint],
+        grain: Grain,
+    ) -> PageWindow {
+        let window = TrendPolicy::per_grain(&self.p.trends.window, grain.as_str(), 12);
+        let complete: Vec<usize> = (0..pts.len())
+            .filter(|&i| !self.as_of.is_some_and(|a| pts[i].period.is_partial(a)))
+            .collect();
+        let win: Vec<(usize, f64)> = complete[complete.len().saturating_sub(window)..]
+            .iter()
+            .filter_map(|&i| pts[i].value.map(|v| (i, v)))
+            .collect();
+        let xs: Vec<f64> = win.iter().map(|w| w.1).collect();
+        let side = match self.d.catalog.get(id) {
+            Some(c) if !c.higher => Direction::Lower,
+            _ => Direction::Higher,
+        };
+        let mk = (xs.len() >= 2).then(|| trends::mann_kendall(&xs));
+        let direction = (!complete.is_empty())
+            .then(|| trends::direction(xs.len(), mk.as_ref(), side, &self.p.trends).0);
+        let mut signals = vec![false; pts.len()];
+        let limits = trends::xmr(&xs);
+        if let Some(l) = &limits {
+            for (w, rules) in trends::run_rules(&xs, l).iter().enumerate() {
+                signals[win[w].0] = !rules.is_empty();
+            }
+        }
+        PageWindow {
+            limits: limits.map(|l| (l.center, l.ucl, l.lcl)),
+            signals,
+            direction,
+        }
+    }
+}
+
+/// A chart's series as a page draws it (see [`Site::window_at`]).
+pub(super) struct PageWindow {
+    /// Center, upper and lower process limits.
+    limits: Option<(f64, f64, f64)>,
+    /// Per point: whether a run rule fired.
+    signals: Vec<bool>,
+    /// `improving`, `declining` or `no_trend`; none before a complete period.
+    direction: Option<&'static str>,
 }

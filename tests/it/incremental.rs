@@ -2,7 +2,7 @@
 //! touch are rewritten, a complete year's rater model is computed again
 //! only when its ratings changed, and the result equals a run from scratch.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -156,6 +156,8 @@ fn nightly_run_reads_only_new_files_and_equals_a_full_recompute() {
     );
     let lake = ws.out.join("lake");
     let stamps = modified(&lake);
+    let site = ws.out.join("site");
+    let page_stamps = modified(&site);
 
     // Tonight: the same folder with the last day's files added.
     ws.run_cli(Some(&all), "2026-10-31");
@@ -207,6 +209,42 @@ fn nightly_run_reads_only_new_files_and_equals_a_full_recompute() {
             "ratings/month=2026-10/part-0.parquet",
         ])
     );
+
+    // Pages are written again only where their bytes changed: a complete
+    // period before October shows nothing of the new day (and no as-of
+    // date), so its scorecard is the file published the night before;
+    // October's, and the overview's, show the new ratings.
+    let rewritten_pages: BTreeSet<String> = modified(&site)
+        .into_iter()
+        .filter(|(f, t)| page_stamps.get(f) != Some(t))
+        .map(|(f, _)| f)
+        .collect();
+    let dept = std::fs::read_dir(site.join("departments"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .min()
+        .unwrap();
+    let page = |period: &str| format!("departments/{dept}/{period}.html");
+    assert!(
+        !rewritten_pages.contains(&page("2026-03")),
+        "{rewritten_pages:?}"
+    );
+    assert!(!rewritten_pages.contains(&page("2025")));
+    assert!(rewritten_pages.contains(&page("2026-10")));
+    assert!(rewritten_pages.contains("index.html"));
+    let total = page_stamps.len();
+    let render = &manifest["render"];
+    assert_eq!(render["files"].as_u64().unwrap() as usize, total);
+    assert_eq!(
+        render["kept"].as_u64().unwrap() as usize,
+        total - rewritten_pages.len()
+    );
+    // The as-of date is on the overviews and on a partial period's
+    // scorecard (2026-Q4 is partial at 2026-10-31), not on a complete one.
+    let text = |rel: &str| std::fs::read_to_string(site.join(rel)).unwrap();
+    assert!(text("index.html").contains("数据截至: 2026-10-31"));
+    assert!(text(&page("2026-Q4")).contains("数据截至: 2026-10-31"));
+    assert!(!text(&page("2026-03")).contains("数据截至"));
 
     // Cases with events in October, or open at the last run, were derived
     // again; the others were kept.

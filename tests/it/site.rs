@@ -133,3 +133,155 @@ fn hostile_names_are_escaped_on_department_pages() {
         .replace("&#x2f;", "/");
     assert!(index.contains("href=\"departments/~2E.~2F..~2Fx/2026-03.html\""));
 }
+
+/// `html` without the parts of a scorecard that later data may change in a
+/// complete period: the links to every period (a new period adds one) and
+/// the transferred cases (one still open is counted apart from the hours
+/// of those done, and moves into them when it is resolved).
+fn without_moving_parts(html: &str) -> String {
+    let mut s = html.to_string();
+    for (open, close) in [
+        ("<p class=\"switcher\">", "</p>"),
+        ("<table id=\"case-time\">", "</table>"),
+        ("<p class=\"note\" id=\"case-time-open\">", "</p>"),
+    ] {
+        while let Some(a) = s.find(open) {
+            let b = a + s[a..].find(close).unwrap() + close.len();
+            s.replace_range(a..b, "");
+        }
+    }
+    s
+}
+
+#[test]
+fn a_complete_periods_scorecard_does_not_change_with_later_data() {
+    // The samples as of the end of July, and as of the end of October: a
+    // period complete by July is drawn the same both times (its values, its
+    // process limits and signals over the window ending there, its trend
+    // direction, no as-of date), apart from the moving parts above.
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("data_samples");
+    let (july, october) = (Workspace::new(), Workspace::new());
+    july.run_cli(Some(&samples), "2026-07-31");
+    october.run_cli(Some(&samples), "2026-10-31");
+    let mut compared = 0;
+    for dept in std::fs::read_dir(july.out.join("site/departments")).unwrap() {
+        let dept = dept.unwrap().path();
+        for page in std::fs::read_dir(&dept).unwrap() {
+            let name = page.unwrap().file_name().into_string().unwrap();
+            // Periods whose quarter had ended by 2026-07-31 (raters are
+            // fitted per quarter, so July's fair means move until Q3 is
+            // complete), other than the latest complete month and quarter
+            // then (2026-06, 2026-Q2), whose pages carry the trend hints
+            // until the next period completes: 2026-05 and before, 2026-Q1
+            // and before, 2025 and before (the latest complete year both
+            // times).
+            let label = name.trim_end_matches(".html");
+            let complete = match label.len() {
+                7 if label.contains('Q') => label <= "2026-Q1",
+                7 => label <= "2026-05",
+                4 => label <= "2025",
+                _ => false,
+            };
+            if !complete {
+                continue;
+            }
+            let then = std::fs::read_to_string(dept.join(&name)).unwrap();
+            let now = std::fs::read_to_string(
+                october
+                    .out
+                    .join("site/departments")
+                    .join(dept.file_name().unwrap())
+                    .join(&name),
+            )
+            .unwrap();
+            assert!(!then.contains("数据截至"), "{name} shows the as-of date");
+            assert_eq!(
+                without_moving_parts(&then),
+                without_moving_parts(&now),
+                "{}/{name}",
+                dept.display()
+            );
+            compared += 1;
+        }
+    }
+    // 14 departments with months from 2024-11 (19 and more each).
+    assert!(compared > 14 * 19, "{compared} pages compared");
+}
+
+#[test]
+fn transferred_cases_still_open_are_counted_apart_from_the_hours() {
+    let ws = Workspace::new();
+    run_samples(&ws);
+    // Worked out from the marts: finance's cases received in May 2026
+    // (Shanghai time, UTC+8) that were transferred; the open ones counted,
+    // the others' hours added up by the department that held them.
+    let read = |name: &str| {
+        scorecard::lake::read_parquet(&ws.out.join(format!("marts/{name}.parquet"))).unwrap()
+    };
+    let (cases, held) = (read("cases"), read("case_time"));
+    let (id, dept, status) = (
+        scorecard::frame::strs(&cases, "case_id").unwrap(),
+        scorecard::frame::strs(&cases, "dept_id").unwrap(),
+        scorecard::frame::strs(&cases, "status").unwrap(),
+    );
+    let received = scorecard::frame::micros(&cases, "received_at").unwrap();
+    let moved = scorecard::frame::i64s(&cases, "transfer_count").unwrap();
+    // 2026-05-01T00:00+08:00 and 2026-06-01T00:00+08:00 in UTC microseconds
+    // (Python: datetime(2026, 4, 30, 16, tzinfo=timezone.utc).timestamp()).
+    let (from, to) = (1_777_564_800_000_000, 1_780_243_200_000_000);
+    let mut open = 0;
+    let mut done = std::collections::HashSet::new();
+    for i in 0..cases.height() {
+        let in_may = received[i].is_some_and(|t| from <= t && t < to);
+        if dept[i].as_deref() == Some("finance") && in_may && moved[i].unwrap_or(0) > 0 {
+            match status[i].as_deref() {
+                Some("pending" | "overdue") => open += 1,
+                _ => {
+                    done.insert(id[i].clone().unwrap());
+                }
+            }
+        }
+    }
+    let (cid, holder, hours) = (
+        scorecard::frame::strs(&held, "case_id").unwrap(),
+        scorecard::frame::strs(&held, "dept_id").unwrap(),
+        scorecard::frame::f64s(&held, "hours").unwrap(),
+    );
+    let mut by_holder: std::collections::BTreeMap<String, (usize, f64)> = Default::default();
+    for i in 0..held.height() {
+        if done.contains(cid[i].as_deref().unwrap()) {
+            let e = by_holder.entry(holder[i].clone().unwrap()).or_default();
+            e.0 += 1;
+            e.1 += hours[i].unwrap_or(0.0);
+        }
+    }
+    let mut expected: Vec<String> = by_holder
+        .values()
+        .map(|(n, h)| format!("{n}/{h:.1}"))
+        .collect();
+    expected.sort();
+    assert!(
+        open > 0 && !expected.is_empty(),
+        "{open} open, {expected:?}"
+    );
+
+    let page =
+        std::fs::read_to_string(ws.out.join("site/departments/finance/2026-05.html")).unwrap();
+    assert_eq!(
+        by_id(&page, "case-time-open"),
+        format!("仍在办理的转办事项（未计入上表）: {open}")
+    );
+    let table = &page[page.find("<table id=\"case-time\">").unwrap()..];
+    let table = &table[..table.find("</table>").unwrap()];
+    let cells: Vec<&str> = table
+        .split("<td class=\"num\">")
+        .skip(1)
+        .map(|c| &c[..c.find('<').unwrap()])
+        .collect();
+    let mut shown: Vec<String> = cells
+        .chunks(2)
+        .map(|c| format!("{}/{}", c[0], c[1]))
+        .collect();
+    shown.sort();
+    assert_eq!(shown, expected);
+}

@@ -93,6 +93,33 @@ fn mean(xs: &[f64]) -> Option<f64> {
     (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
 }
 
+/// The direction of a window of `n_points` values with Mann-Kendall result
+/// `mk`: `improving` or `declining` (by the indicator's better side) when
+/// the test is significant, else `no_trend` with the reason.
+pub fn direction(
+    n_points: usize,
+    mk: Option<&MannKendall>,
+    side: Direction,
+    tp: &TrendPolicy,
+) -> (&'static str, String) {
+    let better = |rising: bool| match (rising, side) {
+        (true, Direction::Higher) | (false, Direction::Lower) => "improving",
+        _ => "declining",
+    };
+    match mk {
+        _ if n_points < tp.min_points => (
+            "no_trend",
+            format!(
+                "{n_points} point(s) in the window; at least {} needed",
+                tp.min_points
+            ),
+        ),
+        Some(m) if m.p < tp.significance && m.s != 0.0 => (better(m.s > 0.0), String::new()),
+        Some(m) => ("no_trend", format!("not significant (p = {:.3})", m.p)),
+        None => ("no_trend", "no data".into()),
+    }
+}
+
 /// Computes one series' trend row and chart points.
 pub fn analyse(s: &Series, tp: &TrendPolicy) -> (Trend, Vec<SeriesRow>) {
     let g = s.grain.as_str();
@@ -140,22 +167,7 @@ pub fn analyse(s: &Series, tp: &TrendPolicy) -> (Trend, Vec<SeriesRow>) {
     } else {
         (None, None)
     };
-    let better = |rising: bool| match (rising, s.direction) {
-        (true, Direction::Higher) | (false, Direction::Lower) => "improving",
-        _ => "declining",
-    };
-    let (direction, reason) = match mk {
-        _ if n_points < tp.min_points => (
-            "no_trend",
-            format!(
-                "{n_points} point(s) in the window; at least {} needed",
-                tp.min_points
-            ),
-        ),
-        Some(m) if m.p < tp.significance && m.s != 0.0 => (better(m.s > 0.0), String::new()),
-        Some(m) => ("no_trend", format!("not significant (p = {:.3})", m.p)),
-        None => ("no_trend", "no data".into()),
-    };
+    let (direction, reason) = direction(n_points, mk.as_ref(), s.direction, tp);
     let limits = xmr(&xs);
     let rules = limits.map(|l| run_rules(&xs, &l)).unwrap_or_default();
     let mut signals = Vec::new();
