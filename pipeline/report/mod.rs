@@ -199,8 +199,8 @@ pub fn render(
         put(Path::new(&page.path), html.as_bytes())
     })?;
     let downloads = site.downloads(out)?;
-    std::fs::create_dir_all(dir.join("downloads"))?;
     for (name, bytes) in &downloads {
+        std::fs::create_dir_all(dir.join("downloads"))?;
         put(&Path::new("downloads").join(name), bytes)?;
     }
     crate::runtime::failpoint("render");
