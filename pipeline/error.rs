@@ -28,8 +28,13 @@ pub struct PolicyError {
 }
 
 fn render_problems(source: &str, problems: &[String]) -> String {
+    listed(&format!("policy {source} has"), problems, ":")
+}
+
+/// `{head} N problem(s){tail}` and the problems, one per line.
+fn listed(head: &str, problems: &[String], tail: &str) -> String {
     let mut s = format!(
-        "policy {source} has {} problem{}:",
+        "{head} {} problem{}{tail}",
         problems.len(),
         if problems.len() == 1 { "" } else { "s" }
     );
@@ -46,16 +51,7 @@ fn render_problems(source: &str, problems: &[String]) -> String {
 pub struct InputFailure(pub Vec<String>);
 
 fn render_failures(f: &[String]) -> String {
-    let mut s = format!(
-        "input data has {} problem{}; nothing was published:",
-        f.len(),
-        if f.len() == 1 { "" } else { "s" }
-    );
-    for m in f {
-        s.push_str("\n  - ");
-        s.push_str(m);
-    }
-    s
+    listed("input data has", f, "; nothing was published:")
 }
 
 /// Exit status for an error: 2 usage or policy, 3 input data, 1 otherwise.

@@ -191,12 +191,18 @@ pub fn derive<'a>(
     Ok(Derived { cases, spans })
 }
 
+/// Whether a case of this status is still open at as-of (not resolved,
+/// not cancelled).
+pub fn is_open(status: &str) -> bool {
+    matches!(status, "pending" | "overdue")
+}
+
 /// Whether a case's row depends on as-of, not only on its events: it is
 /// open (its status and the hours its holder has had it move with as-of),
 /// or it has a response deadline and no response (whether the response is
 /// late does).
 pub fn depends_on_as_of(c: &Case) -> bool {
-    matches!(c.status, "pending" | "overdue")
+    is_open(c.status)
         || (c.first_response_at.is_none() && c.response_due_at.is_some() && c.status != "cancelled")
 }
 

@@ -219,6 +219,11 @@ impl TrendPolicy {
     pub fn per_grain(table: &BTreeMap<String, usize>, grain: &str, default: usize) -> usize {
         table.get(grain).copied().unwrap_or(default).max(1)
     }
+
+    /// The trend window of a grain: how many complete periods it spans.
+    pub fn window_for(&self, grain: &str) -> usize {
+        Self::per_grain(&self.window, grain, 12)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

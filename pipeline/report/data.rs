@@ -11,6 +11,7 @@ use polars::prelude::*;
 
 use crate::frame::{self, At};
 use crate::lake::{self, OutDir};
+use crate::model::measure::Direction;
 use crate::time::periods::{Grain, Period};
 
 #[derive(Debug, Clone)]
@@ -65,8 +66,8 @@ pub struct Catalog {
     pub name_zh: String,
     pub name_en: String,
     pub unit: String,
-    /// Whether a higher value is better.
-    pub higher: bool,
+    /// Which side of a value is better.
+    pub direction: Direction,
 }
 
 #[derive(Debug, Clone)]
@@ -79,7 +80,7 @@ pub struct TrendRow {
 #[derive(Debug, Clone)]
 /// A point of `trend_series`. Its process limits and signals are those of
 /// the latest window; a page draws the ones of its own period's window
-/// instead (`Site::limits_at`).
+/// instead (`Site::window_at`).
 pub struct SeriesPoint {
     pub period: Period,
     pub value: Option<f64>,
@@ -388,7 +389,10 @@ fn load_others(out: &OutDir, english: bool, tz: chrono_tz::Tz) -> Result<SiteDat
                     name_zh: zh[i].clone().unwrap_or_default(),
                     name_en: en[i].clone().unwrap_or_default(),
                     unit: unit[i].clone().unwrap_or_default(),
-                    higher: direction[i].as_deref() != Some("lower"),
+                    direction: direction[i]
+                        .as_deref()
+                        .and_then(Direction::from_name)
+                        .unwrap_or(Direction::Higher),
                 },
             );
         }
@@ -622,7 +626,7 @@ fn transferred_case_time(out: &OutDir, tz: chrono_tz::Tz) -> Result<CaseTime> {
             if moved.unwrap_or(0) > 0 {
                 if let (Some(c), Some(dp), Some(r)) = (id.get(i), dept.get(i), recv.get(i)) {
                     let month = Period::containing(Grain::Month, days.day(r));
-                    if matches!(status.get(i), Some("pending" | "overdue")) {
+                    if status.get(i).is_some_and(crate::model::cases::is_open) {
                         *case_time.open.entry((dp.to_string(), month)).or_default() += 1;
                     } else {
                         intake.insert(c, (dp, month));

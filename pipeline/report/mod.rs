@@ -40,7 +40,7 @@ use crate::ingest::tables;
 use crate::lake::{self, OutDir, Staging};
 use crate::model::measure::Direction;
 use crate::model::trends;
-use crate::policy::{LoadedPolicy, Policy, TrendPolicy, CATEGORIES};
+use crate::policy::{LoadedPolicy, Policy, CATEGORIES};
 use crate::progress::Progress;
 use crate::time::periods::{Grain, Period};
 use data::SiteData;

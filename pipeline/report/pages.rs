@@ -419,7 +419,8 @@ impl Site<'_> {
                 reliability => reliability,
                 charts => charts,
                 case_time => case_time,
-                case_time_open => if period.grain == Grain::Month { self.d.case_time.open.get(&(dept.id.clone(), *period)).copied().unwrap_or(0) } else { 0 },
+                // Keyed by month: none for other grains.
+                case_time_open => self.d.case_time.open.get(&(dept.id.clone(), *period)).copied().unwrap_or(0),
                 causes => causes,
                 flags => flags,
                 findings => findings,
@@ -509,19 +510,18 @@ impl Site<'_> {
         pts: &[data::SeriesPoint],
         grain: Grain,
     ) -> PageWindow {
-        let window = TrendPolicy::per_grain(&self.p.trends.window, grain.as_str(), 12);
         let complete: Vec<usize> = (0..pts.len())
             .filter(|&i| !self.as_of.is_some_and(|a| pts[i].period.is_partial(a)))
             .collect();
-        let win: Vec<(usize, f64)> = complete[complete.len().saturating_sub(window)..]
-            .iter()
-            .filter_map(|&i| pts[i].value.map(|v| (i, v)))
-            .collect();
+        let values: Vec<Option<f64>> = complete.iter().map(|&i| pts[i].value).collect();
+        let win = trends::trend_window(&values, self.p.trends.window_for(grain.as_str()));
         let xs: Vec<f64> = win.iter().map(|w| w.1).collect();
-        let side = match self.d.catalog.get(id) {
-            Some(c) if !c.higher => Direction::Lower,
-            _ => Direction::Higher,
-        };
+        // `total_score` is not in the catalog: higher is better.
+        let side = self
+            .d
+            .catalog
+            .get(id)
+            .map_or(Direction::Higher, |c| c.direction);
         let mk = (xs.len() >= 2).then(|| trends::mann_kendall(&xs));
         let direction = (!complete.is_empty())
             .then(|| trends::direction(xs.len(), mk.as_ref(), side, &self.p.trends).0);
@@ -529,7 +529,7 @@ impl Site<'_> {
         let limits = trends::xmr(&xs);
         if let Some(l) = &limits {
             for (w, rules) in trends::run_rules(&xs, l).iter().enumerate() {
-                signals[win[w].0] = !rules.is_empty();
+                signals[complete[win[w].0]] = !rules.is_empty();
             }
         }
         PageWindow {

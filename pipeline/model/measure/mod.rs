@@ -72,6 +72,23 @@ pub enum Direction {
     Lower,
 }
 
+impl Direction {
+    /// `higher` or `lower`, as a definition's header and the catalog mart
+    /// name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Higher => "higher",
+            Direction::Lower => "lower",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Direction> {
+        [Direction::Higher, Direction::Lower]
+            .into_iter()
+            .find(|d| d.name() == name)
+    }
+}
+
 /// One indicator definition: catalog entry and SQL.
 #[derive(Debug, Clone)]
 pub struct Indicator {
@@ -152,18 +169,14 @@ pub fn parse(stem: &str, text: &str, source: &str) -> Result<Indicator, Vec<Stri
             CATEGORIES.join(", ")
         ));
     }
-    let direction = match direction.as_str() {
-        "higher" => Direction::Higher,
-        "lower" => Direction::Lower,
-        other => {
-            if !other.is_empty() {
-                p.push(format!(
-                    "{source}: direction `{other}` is not `higher` or `lower`"
-                ));
-            }
-            Direction::Higher
+    let direction = Direction::from_name(&direction).unwrap_or_else(|| {
+        if !direction.is_empty() {
+            p.push(format!(
+                "{source}: direction `{direction}` is not `higher` or `lower`"
+            ));
         }
-    };
+        Direction::Higher
+    });
     let aggregate = match aggregate.as_str() {
         "ratio" => Aggregate::Ratio,
         "mean" => Aggregate::Mean,

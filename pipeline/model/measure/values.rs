@@ -405,13 +405,7 @@ pub fn catalog_frame(catalog: &[Indicator]) -> Result<DataFrame> {
         )
         .str(
             "direction",
-            catalog.iter().map(|i| {
-                Some(if i.direction == Direction::Higher {
-                    "higher"
-                } else {
-                    "lower"
-                })
-            }),
+            catalog.iter().map(|i| Some(i.direction.name())),
         )
         .str("aggregate", catalog.iter().map(|i| Some(agg(i.aggregate))))
         .f64("scale", catalog.iter().map(|i| Some(i.scale)))

@@ -93,6 +93,18 @@ fn mean(xs: &[f64]) -> Option<f64> {
     (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
 }
 
+/// The trend window over `values`, those of the complete periods in order:
+/// the last `window` periods, those of them with a value, as (position,
+/// value).
+pub fn trend_window(values: &[Option<f64>], window: usize) -> Vec<(usize, f64)> {
+    values
+        .iter()
+        .enumerate()
+        .skip(values.len().saturating_sub(window))
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect()
+}
+
 /// The direction of a window of `n_points` values with Mann-Kendall result
 /// `mk`: `improving` or `declining` (by the indicator's better side) when
 /// the test is significant, else `no_trend` with the reason.
@@ -123,7 +135,7 @@ pub fn direction(
 /// Computes one series' trend row and chart points.
 pub fn analyse(s: &Series, tp: &TrendPolicy) -> (Trend, Vec<SeriesRow>) {
     let g = s.grain.as_str();
-    let window = TrendPolicy::per_grain(&tp.window, g, 12);
+    let window = tp.window_for(g);
     let short = TrendPolicy::per_grain(&tp.rolling_short, g, 3);
     let long = TrendPolicy::per_grain(&tp.rolling_long, g, 12);
     let complete: Vec<&SeriesPoint> = s.points.iter().filter(|p| !p.is_partial).collect();
@@ -151,14 +163,8 @@ pub fn analyse(s: &Series, tp: &TrendPolicy) -> (Trend, Vec<SeriesRow>) {
         Some(value? - then.value?)
     });
 
-    // The trend window: the last `window` complete periods with values.
-    let win: Vec<(usize, f64)> = latest_i
-        .map(|i| {
-            (i.saturating_sub(window - 1)..=i)
-                .filter_map(|k| complete[k].value.map(|v| (k, v)))
-                .collect()
-        })
-        .unwrap_or_default();
+    let values: Vec<Option<f64>> = complete.iter().map(|p| p.value).collect();
+    let win = trend_window(&values, window);
     let xs: Vec<f64> = win.iter().map(|w| w.1).collect();
     let ts: Vec<f64> = win.iter().map(|w| ordinal(&complete[w.0].period)).collect();
     let n_points = xs.len();
