@@ -34,8 +34,9 @@ pub struct StageTiming {
     pub seconds: f64,
 }
 
-/// `OUT/run.json`: the only file with wall-clock times, so the site and the
-/// marts stay deterministic.
+/// `OUT/run.json`: the only output with wall-clock times (but the file
+/// times `OUT/cache/pages/` keeps), so the site and the marts stay
+/// deterministic.
 #[derive(Debug, Serialize)]
 pub struct Manifest {
     pub tool: &'static str,

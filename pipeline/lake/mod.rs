@@ -100,6 +100,10 @@ impl OutDir {
     pub fn cases_cache(&self) -> PathBuf {
         self.root.join("cache").join("cases")
     }
+    /// Digests of the published pages' inputs (see `nightly::pages`).
+    pub fn pages_cache(&self) -> PathBuf {
+        self.root.join("cache").join("pages")
+    }
     /// Takes the output folder's lock for a run that writes into it. The
     /// lock is the operating system's file lock on `OUT/.lock`: it is
     /// released when the run ends, however it ends, so a run killed at night

@@ -1,12 +1,15 @@
 //! What a run keeps from the last one, so that the nightly run redoes only
 //! what changed: rater-model results of complete years and quarters
-//! ([`raters`], `OUT/cache/raters/`) and the derived cases ([`cases`],
-//! `OUT/cache/cases/`). The stages see two stores, [`raters::RaterStore`]
-//! and [`cases::CaseStore`]: each is opened on the output folder, asked for
-//! what it kept, and told what was computed; what it keeps is published
-//! with the run. Uses the models and the lake; never the stages.
+//! ([`raters`], `OUT/cache/raters/`), the derived cases ([`cases`],
+//! `OUT/cache/cases/`) and the digests of the pages' inputs ([`pages`],
+//! `OUT/cache/pages/`). The stages see two stores, [`raters::RaterStore`]
+//! and [`cases::CaseStore`], and render a third, [`pages::PageStore`]: each
+//! is opened on the output folder, asked for what it kept, and told what
+//! was computed; what it keeps is published with the run. Uses the models
+//! and the lake; never the stages.
 
 pub mod cases;
+pub mod pages;
 pub mod raters;
 
 use std::fs;

@@ -40,6 +40,7 @@ use crate::ingest::tables;
 use crate::lake::{self, OutDir, Staging};
 use crate::model::measure::Direction;
 use crate::model::trends;
+use crate::nightly::pages::{page_digest, PageStore};
 use crate::policy::{LoadedPolicy, Policy, CATEGORIES};
 use crate::progress::Progress;
 use crate::time::periods::{Grain, Period};
@@ -142,7 +143,7 @@ pub fn render(
     as_of: Option<NaiveDate>,
     progress: &Progress,
 ) -> Result<RenderReport> {
-    let env = environment(policy)?;
+    let (env, sources) = environment(policy)?;
     let p = &policy.policy;
     let english = p.locale == "en";
     let t = labels(&p.locale)?;
@@ -173,8 +174,10 @@ pub fn render(
     // whose bytes are those already published is linked, not written, so
     // it keeps its file and time (a mirror copies only what changed).
     let published = out.site();
+    let sources: Vec<(&str, &str)> = sources.iter().map(|(n, s)| (*n, s.as_str())).collect();
+    let store = PageStore::open(out, staging, policy, &sources)?;
     let dir = staging.stage(&published);
-    let kept = AtomicUsize::new(0);
+    let (kept, rendered) = (AtomicUsize::new(0), AtomicUsize::new(0));
     let put = |rel: &Path, bytes: &[u8]| -> Result<()> {
         let file = dir.join(rel);
         if keep_published(&published.join(rel), &file, bytes) {
@@ -191,28 +194,42 @@ pub fn render(
         std::fs::create_dir_all(folder)
             .with_context(|| format!("cannot create {}", folder.display()))?;
     }
+    // A page whose inputs are those of the published one is linked
+    // without rendering it.
     pages.par_iter().try_for_each(|page| -> Result<()> {
+        let digest = page_digest(page.template, &page.ctx)?;
+        let (rel, file) = (page.path.as_str(), dir.join(&page.path));
+        if store.reuse(rel, &digest, &published.join(rel), &file) {
+            kept.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        rendered.fetch_add(1, Ordering::Relaxed);
         let html = env
             .get_template(page.template)
             .and_then(|tpl| tpl.render(&page.ctx))
             .with_context(|| format!("cannot render {} from {}", page.path, page.template))?;
-        put(Path::new(&page.path), html.as_bytes())
+        put(Path::new(rel), html.as_bytes())?;
+        store.wrote(rel, digest, &file)
     })?;
     let downloads = site.downloads(out)?;
     for (name, bytes) in &downloads {
         std::fs::create_dir_all(dir.join("downloads"))?;
         put(&Path::new("downloads").join(name), bytes)?;
     }
+    store.seal()?;
     crate::runtime::failpoint("render");
     let report = RenderReport {
         files: pages.len() + downloads.len(),
         kept: kept.into_inner(),
+        rendered: rendered.into_inner(),
     };
     progress.step(&format!(
-        "render: {} pages and downloads in {}, {} of them unchanged",
+        "render: {} pages and downloads in {}, {} of them unchanged; {} of the {} pages rendered (the others' inputs had not changed)",
         report.files,
         published.display(),
-        report.kept
+        report.kept,
+        report.rendered,
+        pages.len()
     ));
     Ok(report)
 }
@@ -225,6 +242,10 @@ pub struct RenderReport {
     /// Of those, the ones whose bytes were already published: linked into
     /// the new site as they were, not written again.
     pub kept: usize,
+    /// Pages rendered from their templates; every other page's inputs were
+    /// those of the published page (see `nightly::pages`), so it was linked
+    /// without rendering. Downloads are always made.
+    pub rendered: usize,
 }
 
 /// Links the published file `old` to `new` when it holds exactly `bytes`;
@@ -268,7 +289,9 @@ impl Site<'_> {
             script => self.shared.script,
             root => root,
             title => title,
-            as_of => self.as_of.map(|d| d.to_string()),
+            // Only a dated page is given as-of, so that the others' inputs
+            // (and digests, see `nightly::pages`) do not move with it.
+            as_of => self.as_of.filter(|_| dated).map(|d| d.to_string()),
             dated => dated,
             tool_version => env!("CARGO_PKG_VERSION"),
             publish_raters => self.p.site.publish_rater_audit,
@@ -376,8 +399,11 @@ impl Site<'_> {
     }
 }
 
-/// The template environment: built-ins, then any override folder's files.
-fn environment(policy: &LoadedPolicy) -> Result<Environment<'static>> {
+/// The template environment: built-ins, then any override folder's files;
+/// and each template's name and source, as used.
+fn environment(
+    policy: &LoadedPolicy,
+) -> Result<(Environment<'static>, Vec<(&'static str, String)>)> {
     let mut env = Environment::new();
     let dir = policy.templates_dir();
     if let Some(dir) = &dir {
@@ -389,16 +415,18 @@ fn environment(policy: &LoadedPolicy) -> Result<Environment<'static>> {
             .into());
         }
     }
+    let mut sources = Vec::new();
     for (name, builtin) in TEMPLATES {
         let text = match &dir {
             Some(d) if d.join(name).is_file() => std::fs::read_to_string(d.join(name))
                 .with_context(|| format!("cannot read template {}", d.join(name).display()))?,
             _ => builtin.to_string(),
         };
-        env.add_template_owned(name, text)
+        env.add_template_owned(name, text.clone())
             .with_context(|| format!("template {name} does not compile"))?;
+        sources.push((name, text));
     }
-    Ok(env)
+    Ok((env, sources))
 }
 
 /// Files, rows and rejects per table, and rejects per reason with one example.

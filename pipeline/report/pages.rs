@@ -158,8 +158,18 @@ impl Site<'_> {
             .map(|f| context! { name => self.dept_name(&f.dept_id), check => self.t.get(&f.check_id).cloned().unwrap_or(f.check_id.clone()), detail => f.detail.clone(), href => self.dept_link(root, &f.dept_id, period) })
             .collect();
         let title = format!("{} · {}", self.t["site_title"], period.label());
+        // Data freshness shows on a dated overview only, so the others do
+        // not change (nor their inputs) from night to night.
+        let dated = index || partial;
+        let freshness: Vec<Value> = self
+            .d
+            .freshness
+            .iter()
+            .filter(|_| dated)
+            .map(|(t, l)| context! { table => t.clone(), latest => l.clone() })
+            .collect();
         context! {
-            ..self.base(root, title, index || partial),
+            ..self.base(root, title, dated),
             ..context! {
                 period => period.label(),
                 grain => self.t[&format!("grain_{}", period.grain.as_str())].clone(),
@@ -171,8 +181,8 @@ impl Site<'_> {
                 findings => findings,
                 improvers => improvers,
                 switcher => self.switcher(root, &|p| format!("periods/{}.html", p.label())),
-                freshness => self.d.freshness.iter().map(|(t, l)| context! { table => t.clone(), latest => l.clone() }).collect::<Vec<_>>(),
-                rejects_total => self.d.rejects_total,
+                freshness => freshness,
+                rejects_total => dated.then_some(self.d.rejects_total),
                 downloads => self.d.periods.get(&Grain::Year).map(|ys| ys.iter().rev().map(|y| context! { label => y.label(), href => format!("{root}downloads/results-{}", y.label()) }).collect::<Vec<_>>()).unwrap_or_default(),
             }
         }

@@ -239,6 +239,13 @@ fn nightly_run_reads_only_new_files_and_equals_a_full_recompute() {
         render["kept"].as_u64().unwrap() as usize,
         total - rewritten_pages.len()
     );
+    // Only the pages whose bytes changed were rendered: every other page's
+    // inputs were those of the published page, so it was linked unrendered.
+    let rewritten_html = rewritten_pages.iter().filter(|p| p.ends_with(".html"));
+    assert_eq!(
+        render["rendered"].as_u64().unwrap() as usize,
+        rewritten_html.count()
+    );
     // The as-of date is on the overviews and on a partial period's
     // scorecard (2026-Q4 is partial at 2026-10-31), not on a complete one.
     let text = |rel: &str| std::fs::read_to_string(site.join(rel)).unwrap();
@@ -253,8 +260,57 @@ fn nightly_run_reads_only_new_files_and_equals_a_full_recompute() {
     assert!(derived < kept, "{derived} derived, {kept} kept");
 
     // A run from scratch over the same files gives the same bytes, the
-    // kept results included.
-    assert_same_as_a_full_run(&ws, &all, &["lake", "marts", "site", "cache"]);
+    // kept results included (all but the pages' file times).
+    assert_same_as_a_full_run(
+        &ws,
+        &all,
+        &[
+            "lake",
+            "marts",
+            "site",
+            "cache/raters",
+            "cache/cases",
+            "cache/pages/digests.json",
+            "cache/pages/fingerprint",
+        ],
+    );
+}
+
+#[test]
+fn a_published_page_changed_by_hand_is_rendered_again() {
+    let ws = Workspace::new();
+    let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data_samples");
+    ws.run_cli(Some(&samples), "2026-10-31");
+    let site = ws.out.join("site");
+    let page = site.join("index.html");
+    let original = std::fs::read(&page).unwrap();
+    let rendered = |ws: &Workspace| {
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(ws.out.join("run.json")).unwrap()).unwrap();
+        manifest["render"]["rendered"].as_u64().unwrap()
+    };
+    // Nothing changed: no page is rendered.
+    ws.run_cli(Some(&samples), "2026-10-31");
+    assert_eq!(rendered(&ws), 0);
+    // A page edited in place (same size, so only its time tells) and a
+    // page removed are rendered again, and nothing else.
+    let mut edited = original.clone();
+    let at = edited.iter().position(|b| b.is_ascii_lowercase()).unwrap();
+    edited[at] = edited[at].to_ascii_uppercase();
+    assert_ne!(edited, original);
+    std::fs::write(&page, &edited).unwrap();
+    let dept = std::fs::read_dir(site.join("departments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .min()
+        .unwrap();
+    let removed = dept.join("2026-03.html");
+    let removed_bytes = std::fs::read(&removed).unwrap();
+    std::fs::remove_file(&removed).unwrap();
+    ws.run_cli(Some(&samples), "2026-10-31");
+    assert_eq!(rendered(&ws), 2);
+    assert_eq!(std::fs::read(&page).unwrap(), original);
+    assert_eq!(std::fs::read(&removed).unwrap(), removed_bytes);
 }
 
 /// Cases the last run in `out` derived from their events, and cases whose
@@ -451,8 +507,9 @@ fn a_rating_of(input: &Path, day: &str) -> String {
 /// compared: a nightly run keeps them as published and lists the
 /// differences in `restatements` (see model/closed_periods.rs), where a run from scratch
 /// has nothing published to keep.
-const RATER_OUTPUTS: [&str; 6] = [
-    "cache",
+const RATER_OUTPUTS: [&str; 7] = [
+    "cache/raters",
+    "cache/cases",
     "marts/satisfaction.parquet",
     "marts/rater_effects.parquet",
     "marts/rating_flags.parquet",
