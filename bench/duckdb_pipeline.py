@@ -35,7 +35,6 @@ periods, no cross-checks, no run rules or Mann-Kendall test, no downloads
 or data dictionary.
 """
 import argparse
-import math
 import os
 import sys
 import time
@@ -44,15 +43,13 @@ import tomllib
 import duckdb
 import jinja2
 
-GRAINS = {"month": "month", "quarter": "quarter", "year": "year"}
+GRAINS = ("month", "quarter", "year")
 
 started = time.perf_counter()
-timings = []
 
 
 def step(name, t0):
     secs = time.perf_counter() - t0
-    timings.append((name, secs))
     print(f"[{time.perf_counter() - started:6.1f}s] {name}: {secs:.1f} s", file=sys.stderr)
 
 
@@ -67,7 +64,6 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     db = duckdb.connect()
     db.execute(f"SET threads = {os.cpu_count()}")
-    tz = policy.get("timezone", "Asia/Shanghai")
     end = f"TIMESTAMP '{a.as_of} 23:59:59.999999'"
     lake = os.path.join(a.out, "lake")
     os.makedirs(lake, exist_ok=True)
@@ -75,34 +71,34 @@ def main():
     # 1. ingest
     t0 = time.perf_counter()
     src = lambda name: os.path.join(a.input, name)
-    def read(name, glob):
+    def read(glob):
         return f"read_csv('{src(glob)}', all_varchar = true, header = true, filename = true, quote = '\"', escape = '\"', strict_mode = false, null_padding = true)"
     ts = lambda c: f"TRY_CAST({c} AS TIMESTAMP)"
     tables = {
-        "ratings": (read("ratings", "ratings/*.csv"), f"""
+        "ratings": (read("ratings/*.csv"), f"""
             rating_id, {ts('rated_at')} AS rated_at, dept_id, staff_id, rater_id, rater_group, item,
             TRY_CAST(score AS DOUBLE) AS score, TRY_CAST(scale_min AS DOUBLE) AS scale_min,
             TRY_CAST(scale_max AS DOUBLE) AS scale_max, case_id, channel, comment, filename""",
             "rating_id IS NOT NULL AND rated_at IS NOT NULL AND dept_id IS NOT NULL AND rater_id IS NOT NULL AND item IS NOT NULL AND score IS NOT NULL AND isfinite(score)",
             "rating_id, item", "rated_at"),
-        "process_events": (read("process_events", "process_events/*.csv"), f"""
+        "process_events": (read("process_events/*.csv"), f"""
             case_id, event, {ts('"at"')} AS event_at, dept_id, staff_id, service_type, {ts('due_at')} AS due_at,
             {ts('response_due_at')} AS response_due_at, TRY_CAST(instant AS BOOLEAN) AS instant, event_id, filename""",
             "case_id IS NOT NULL AND event IN ('received','visit','responded','transferred','suspended','resumed','resolved','reopened','notified','cancelled') AND event_at IS NOT NULL AND dept_id IS NOT NULL",
             "case_id, event, event_at", "event_at"),
-        "complaints": (read("complaints", "complaints.csv"), f"""
+        "complaints": (read("complaints.csv"), f"""
             complaint_id, {ts('received_at')} AS received_at, dept_id, severity, TRY_CAST(valid AS BOOLEAN) AS valid,
             case_id, root_cause, {ts('due_at')} AS due_at, {ts('rectified_at')} AS rectified_at, filename""",
             "complaint_id IS NOT NULL AND received_at IS NOT NULL AND dept_id IS NOT NULL",
             "complaint_id", "received_at"),
-        "measurements": (read("measurements", "measurements.csv"), """
+        "measurements": (read("measurements.csv"), """
             dept_id, metric, TRY_CAST(period_start AS DATE) AS period_start, TRY_CAST(period_end AS DATE) AS period_end,
             TRY_CAST(value AS DOUBLE) AS value, TRY_CAST(numerator AS DOUBLE) AS numerator,
             TRY_CAST(denominator AS DOUBLE) AS denominator, filename""",
             "dept_id IS NOT NULL AND metric IS NOT NULL AND period_start IS NOT NULL",
             "dept_id, metric, period_start", "period_start"),
     }
-    db.execute(f"CREATE TABLE departments AS SELECT * FROM {read('departments', 'departments.csv')}")
+    db.execute(f"CREATE TABLE departments AS SELECT * FROM {read('departments.csv')}")
     rejects = 0
     for name, (source, typed, valid, key, month) in tables.items():
         db.execute(f"CREATE TEMP TABLE raw_{name} AS SELECT {typed} FROM {source}")

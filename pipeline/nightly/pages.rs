@@ -67,26 +67,28 @@ impl PageStore {
         out: &OutDir,
         staging: &mut Staging,
         policy: &LoadedPolicy,
-        templates: &[(&str, &str)],
+        templates: &[(&str, String)],
     ) -> Result<PageStore> {
-        let folder = CacheFolder::stage(out.pages_cache(), staging, FORMAT, policy)?;
-        let mut base = folder.base.clone();
+        let CacheFolder {
+            old,
+            new,
+            mut base,
+            enabled,
+        } = CacheFolder::stage(out.pages_cache(), staging, FORMAT, policy)?;
         for (name, source) in templates {
             super::feed(&mut base, name.as_bytes());
             super::feed(&mut base, source.as_bytes());
         }
         let fingerprint = hex(&base.finalize());
-        let kept = fs::read_to_string(folder.old.join("fingerprint")).ok();
-        let old = match kept {
-            Some(k) if folder.enabled && k.trim() == fingerprint => {
-                read_kept(&folder.old).unwrap_or_default()
-            }
+        let kept = fs::read_to_string(old.join("fingerprint")).ok();
+        let pages = match kept {
+            Some(k) if enabled && k.trim() == fingerprint => read_kept(&old).unwrap_or_default(),
             _ => BTreeMap::new(),
         };
         Ok(PageStore {
-            old,
+            old: pages,
             new: Mutex::new(BTreeMap::new()),
-            folder: folder.new,
+            folder: new,
             fingerprint,
         })
     }
@@ -153,7 +155,7 @@ impl PageStore {
 /// without the keys every page shares.
 pub fn page_digest(template: &str, ctx: &Value) -> Result<String> {
     let mut h = Xxh3::new();
-    h.update(template.as_bytes());
+    feed_value(&mut h, &Value::from(template));
     let keys = ctx
         .try_iter()
         .map_err(|e| anyhow::anyhow!("a page's context is not a map: {e}"))?;

@@ -174,7 +174,6 @@ pub fn render(
     // whose bytes are those already published is linked, not written, so
     // it keeps its file and time (a mirror copies only what changed).
     let published = out.site();
-    let sources: Vec<(&str, &str)> = sources.iter().map(|(n, s)| (*n, s.as_str())).collect();
     let store = PageStore::open(out, staging, policy, &sources)?;
     let dir = staging.stage(&published);
     let (kept, rendered) = (AtomicUsize::new(0), AtomicUsize::new(0));

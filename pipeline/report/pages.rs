@@ -161,13 +161,13 @@ impl Site<'_> {
         // Data freshness shows on a dated overview only, so the others do
         // not change (nor their inputs) from night to night.
         let dated = index || partial;
-        let freshness: Vec<Value> = self
-            .d
-            .freshness
-            .iter()
-            .filter(|_| dated)
-            .map(|(t, l)| context! { table => t.clone(), latest => l.clone() })
-            .collect();
+        let freshness: Vec<Value> = if dated {
+            let rows = self.d.freshness.iter();
+            rows.map(|(t, l)| context! { table => t.clone(), latest => l.clone() })
+                .collect()
+        } else {
+            Vec::new()
+        };
         context! {
             ..self.base(root, title, dated),
             ..context! {

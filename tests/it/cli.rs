@@ -1,12 +1,12 @@
 //! The command line end to end: the README's run on data_samples/, exit
 //! statuses, init, check and query.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use chrono::Datelike;
 
-use crate::Workspace;
+use crate::{manifest, samples, Workspace};
 
 fn scorecard(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_scorecard"))
@@ -15,16 +15,8 @@ fn scorecard(args: &[&str]) -> Output {
         .expect("run scorecard")
 }
 
-fn samples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("data_samples")
-}
-
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-fn manifest(out: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap()
 }
 
 #[test]

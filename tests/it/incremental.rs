@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::SystemTime;
 
-use crate::{files_under, snapshot, strs, Workspace, RATINGS_HEADER};
+use crate::{files_under, manifest, samples, snapshot, strs, Workspace, RATINGS_HEADER};
 
 fn modified(dir: &Path) -> BTreeMap<String, SystemTime> {
     files_under(dir)
@@ -161,8 +161,7 @@ fn nightly_run_reads_only_new_files_and_equals_a_full_recompute() {
 
     // Tonight: the same folder with the last day's files added.
     ws.run_cli(Some(&all), "2026-10-31");
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(ws.out.join("run.json")).unwrap()).unwrap();
+    let manifest = manifest(&ws.out);
     let mut read: Vec<(String, String)> = manifest["ingest"]["files"]
         .as_array()
         .unwrap()
@@ -279,16 +278,12 @@ fn nightly_run_reads_only_new_files_and_equals_a_full_recompute() {
 #[test]
 fn a_published_page_changed_by_hand_is_rendered_again() {
     let ws = Workspace::new();
-    let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data_samples");
+    let samples = samples();
     ws.run_cli(Some(&samples), "2026-10-31");
     let site = ws.out.join("site");
     let page = site.join("index.html");
     let original = std::fs::read(&page).unwrap();
-    let rendered = |ws: &Workspace| {
-        let manifest: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(ws.out.join("run.json")).unwrap()).unwrap();
-        manifest["render"]["rendered"].as_u64().unwrap()
-    };
+    let rendered = |ws: &Workspace| manifest(&ws.out)["render"]["rendered"].as_u64().unwrap();
     // Nothing changed: no page is rendered.
     ws.run_cli(Some(&samples), "2026-10-31");
     assert_eq!(rendered(&ws), 0);
@@ -316,8 +311,7 @@ fn a_published_page_changed_by_hand_is_rendered_again() {
 /// Cases the last run in `out` derived from their events, and cases whose
 /// rows it kept from the run before (from `run.json`).
 fn case_counts(out: &Path) -> (u64, u64) {
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    let manifest = manifest(out);
     let n = |key: &str| manifest["compute"][key].as_u64().unwrap();
     (n("cases_derived"), n("cases_kept"))
 }
@@ -446,8 +440,7 @@ fn cases_are_derived_again_exactly_when_their_events_or_as_of_change() {
 /// those it computed and kept (from `run.json`): complete years, and the
 /// complete quarters of the current year.
 fn rater_periods(out: &Path) -> (Vec<String>, Vec<String>) {
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    let manifest = manifest(out);
     let years = |key: &str| -> Vec<String> {
         manifest["compute"][key]
             .as_array()
@@ -736,8 +729,7 @@ fn a_month_either_side_counts_only_with_ratings_in_the_period() {
     assert_eq!(rater_periods(&ws.out), (vec![], strs(&["2026-Q3"])));
     // `scorecard compute` updates the manifest (render reads its as-of)
     // and keeps what the ingest before it read.
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(ws.out.join("run.json")).unwrap()).unwrap();
+    let manifest = manifest(&ws.out);
     assert_eq!(
         (
             &manifest["command"],

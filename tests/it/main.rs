@@ -74,6 +74,16 @@ pub fn published(out: &Path) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// The project's `data_samples/`.
+pub fn samples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data_samples")
+}
+
+/// The run manifest (`run.json`) of the output folder `out`.
+pub fn manifest(out: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap()
+}
+
 /// A temporary input folder and output folder.
 pub struct Workspace {
     _tmp: tempfile::TempDir,

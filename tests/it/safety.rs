@@ -22,10 +22,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 fn samples_into(ws: &Workspace) {
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("data_samples"),
-        &ws.input,
-    );
+    copy_dir(&crate::samples(), &ws.input);
 }
 
 fn run_args<'a>(input: &'a Path, out: &'a Path) -> Vec<String> {
