@@ -21,6 +21,8 @@ pub mod fields;
 pub mod source;
 pub mod tables;
 
+mod columns;
+use columns::*;
 mod validate;
 use validate::*;
 mod partitions;
@@ -44,7 +46,7 @@ use crate::lake::{self, OutDir, Staging};
 use crate::policy::{hex, LoadedPolicy};
 use crate::progress::Progress;
 use crate::time::calendar::LocalDays;
-use source::{FileError, InputFile, RawRecord};
+use source::{FileError, InputFile};
 use tables::{Key, Kind, TableSpec};
 
 /// Why a record was rejected. The code (`as_str`) is what `rejects.reason`
@@ -129,26 +131,6 @@ pub struct Reject {
     pub raw: String,
 }
 
-/// A typed value of one field.
-#[derive(Debug, Clone, PartialEq)]
-enum Val {
-    Null,
-    Text(String),
-    Ts(i64),
-    Date(i32),
-    Num(f64),
-    Bool(bool),
-}
-
-/// A record that passed validation.
-#[derive(Debug, Clone)]
-struct Row {
-    line: u64,
-    vals: Vec<Val>,
-    /// Raw text, kept only for departments (checked again once all are known).
-    raw: String,
-}
-
 /// What happened to one input file.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct FileReport {
@@ -195,7 +177,10 @@ pub struct IngestReport {
 struct FileResult {
     file: InputFile,
     report: FileReport,
-    rows: Vec<Row>,
+    /// The valid rows, as the lake types them (see [`Columns::finish`]).
+    rows: DataFrame,
+    /// Departments only: each row's raw text.
+    raws: Vec<String>,
     rejects: Vec<Reject>,
 }
 
@@ -207,18 +192,43 @@ pub fn ingest(
     policy: &LoadedPolicy,
     progress: &Progress,
 ) -> Result<IngestReport> {
-    ingest_in_batches(input, target, policy, progress, BATCH_BYTES)
+    ingest_with(input, target, policy, progress, &Options::default())
 }
 
-/// [`ingest`] reading about `batch_bytes` of input per batch (tests use
-/// small batches to cross batch boundaries with a few files).
-fn ingest_in_batches(
+/// How [`ingest_with`] reads; tests vary what results must not depend on.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// About how much input is read per batch.
+    pub batch_bytes: u64,
+    /// About how much of a table's new rows is held in memory before the
+    /// months read past are merged and written out.
+    pub held_bytes: usize,
+    pub csv: source::CsvReader,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            batch_bytes: BATCH_BYTES,
+            held_bytes: HELD_BYTES,
+            csv: source::CsvReader::Fast,
+        }
+    }
+}
+
+/// [`ingest`] with [`Options`].
+pub fn ingest_with(
     input: &Path,
     target: Option<(&OutDir, &mut Staging)>,
     policy: &LoadedPolicy,
     progress: &Progress,
-    batch_bytes: u64,
+    options: &Options,
 ) -> Result<IngestReport> {
+    let Options {
+        batch_bytes,
+        held_bytes,
+        csv,
+    } = *options;
     let started = std::time::SystemTime::now();
     let (out, mut staging) = match target {
         Some((o, s)) => (Some(o), Some(s)),
@@ -279,7 +289,8 @@ fn ingest_in_batches(
     };
     let mut failures = Vec::new();
     let mut new_rejects = Vec::new();
-    let (unchanged, dept_results) = read_files(dept_files, &known, &ctx, policy, &mut failures)?;
+    let (unchanged, dept_results) =
+        read_files(dept_files, &known, &ctx, policy, csv, &mut failures)?;
     report.files.extend(unchanged);
     log_read(
         progress,
@@ -288,11 +299,12 @@ fn ingest_in_batches(
     );
     let mut ctx = ctx;
     ctx.depts = known_departments(lake_depts.as_ref(), &dept_results)?;
-    let dept_results = check_parents(dept_results, &ctx.depts);
+    let dept_results = check_parents(dept_results, &ctx.depts)?;
 
     // The other tables, table by table and a batch of files at a time: each
-    // batch's valid rows are spilled to the staging folder by month at
-    // once, so memory holds one batch, not the whole input.
+    // batch's valid rows are held by month, and the months read past are
+    // merged and written out when too much is held (`Spill`), so memory
+    // holds a few months, not the whole input.
     let mut spills: BTreeMap<&'static str, Spill> = BTreeMap::new();
     for spec in tables::ALL.iter().filter(|s| s.name != "departments") {
         let files: Vec<InputFile> = other_files
@@ -304,9 +316,15 @@ fn ingest_in_batches(
             continue;
         }
         let total = files.len();
+        let lake_parts = match out {
+            Some(out) => lake::partition_files(out, spec.name)?,
+            None => BTreeMap::new(),
+        };
         let spill = Spill::new(
             spec,
             staging.as_deref().map(|s| s.scratch(spec.name)),
+            lake_parts,
+            held_bytes,
             policy.tz,
         );
         let mut done = 0usize;
@@ -319,14 +337,14 @@ fn ingest_in_batches(
             let spiller = s.spawn(move || -> Result<Spill> {
                 let mut spill = spill;
                 for results in to_spill {
-                    spill.add(build_frame(spec, &results)?)?;
+                    spill.add(results.into_iter().map(|r| r.rows).collect())?;
                 }
                 Ok(spill)
             });
             for batch in batches(files, batch_bytes) {
                 done += batch.len();
                 let (unchanged, mut results) =
-                    read_files(batch, &known, &ctx, policy, &mut failures)?;
+                    read_files(batch, &known, &ctx, policy, csv, &mut failures)?;
                 report.files.extend(unchanged);
                 for r in &mut results {
                     new_rejects.append(&mut r.rejects);
@@ -396,7 +414,7 @@ fn ingest_in_batches(
             if !dept_new.is_empty() {
                 let new = build_frame(spec, &dept_new)?;
                 count.valid_read = new.height();
-                let mut merged = merge(spec, lake_depts.take(), new)?;
+                let mut merged = merge(spec, lake_depts.take(), new, false)?;
                 count.rows_after = merged.height();
                 if let (Some(out), Some(staging)) = (out, staging.as_deref_mut()) {
                     lake::write_parquet(
@@ -570,6 +588,11 @@ fn micros_since_epoch(t: std::time::SystemTime) -> Option<i64> {
 /// Input bytes read per batch: enough to keep every core busy, small
 /// enough that a batch's parsed rows stay a few hundred megabytes.
 const BATCH_BYTES: u64 = 48 << 20;
+
+/// New rows of a table held in memory before the months read past are
+/// written out: with files in time order, half a year of the standard set's
+/// ratings.
+const HELD_BYTES: usize = 512 << 20;
 
 /// Splits files (in name order) into batches of about `batch_bytes`.
 fn batches(files: Vec<InputFile>, batch_bytes: u64) -> Vec<Vec<InputFile>> {

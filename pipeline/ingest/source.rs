@@ -1,5 +1,6 @@
-//! Finding input files and turning each into raw records: one text value per
-//! contract column, with the line it came from and its raw text.
+//! Finding input files and handing on their records: one text value per
+//! contract column, with the line it came from and its raw text, borrowed
+//! from the file's text (nothing is allocated per valid record).
 //!
 //! CSV and JSON Lines are parsed here rather than by polars so that one bad
 //! line becomes one reject with its line number instead of failing the file.
@@ -142,13 +143,18 @@ fn relative(base: &Path, p: &Path) -> String {
         .join("/")
 }
 
-/// A record as read: text per contract column (`None` = absent or empty).
-#[derive(Debug, Clone)]
-pub struct RawRecord {
-    /// 1-based line (CSV: where the record starts; Parquet: row number).
-    pub line: u64,
-    pub fields: Vec<Option<String>>,
-    pub raw: String,
+/// What a reader hands on, record by record.
+pub enum Read<'a> {
+    /// A record: the text of each contract column (`None` = absent or
+    /// empty, else trimmed), with its 1-based line (CSV: where the record
+    /// starts; Parquet: the row number) and its raw text.
+    Record {
+        line: u64,
+        fields: &'a [Option<&'a str>],
+        raw: &'a str,
+    },
+    /// A record that could not be split into fields.
+    Reject(ReadReject),
 }
 
 /// A problem with one record found while reading, before typed validation.
@@ -161,14 +167,20 @@ pub struct ReadReject {
     pub raw: String,
 }
 
-/// What reading a file gave.
-#[derive(Debug, Default)]
-pub struct ReadOutcome {
-    pub records: Vec<RawRecord>,
-    pub rejects: Vec<ReadReject>,
-    /// `utf-8`, `utf-8-bom`, `gb18030` or `parquet`.
-    pub encoding: &'static str,
+/// How CSV files are split into records. Both give the same records,
+/// lines and raw text (`tests/it/fuzz.rs` checks it on every fuzz case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CsvReader {
+    /// csv-core over the whole file: no allocation per record or field.
+    #[default]
+    Fast,
+    /// The `csv` crate's record reader, a field at a time: the reference.
+    Exact,
 }
+
+/// The most columns a table has (each record's fields are kept on the
+/// stack).
+pub const MAX_COLUMNS: usize = 16;
 
 /// A problem that makes a whole file unusable.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -178,23 +190,33 @@ pub struct FileError {
     pub message: String,
 }
 
-/// Reads one file into raw records, given its bytes.
-pub fn read(file: &InputFile, bytes: &[u8], encoding: Encoding) -> Result<ReadOutcome, FileError> {
+/// Reads one file, given its bytes, handing each record to `each`; returns
+/// the encoding read (`utf-8`, `utf-8-bom`, `gb18030` or `parquet`). After
+/// an error the records already handed on are to be dropped.
+pub fn read(
+    file: &InputFile,
+    bytes: &[u8],
+    encoding: Encoding,
+    csv: CsvReader,
+    each: &mut dyn FnMut(Read<'_>),
+) -> Result<&'static str, FileError> {
     let fail = |message: String| FileError {
         file: file.rel.clone(),
         message,
     };
     match file.format {
-        Format::Parquet => read_parquet(file.table, bytes).map_err(fail),
+        Format::Parquet => read_parquet(file.table, bytes, each)
+            .map(|()| "parquet")
+            .map_err(fail),
         Format::Csv | Format::Jsonl => {
             let (text, enc) = decode(bytes, encoding).map_err(fail)?;
-            let mut out = if file.format == Format::Csv {
-                read_csv(file.table, &text).map_err(fail)?
-            } else {
-                read_jsonl(file.table, &text).map_err(fail)?
-            };
-            out.encoding = enc;
-            Ok(out)
+            match (file.format, csv) {
+                (Format::Csv, CsvReader::Fast) => read_csv(file.table, &text, each),
+                (Format::Csv, CsvReader::Exact) => read_csv_exact(file.table, &text, each),
+                _ => read_jsonl(file.table, &text, each),
+            }
+            .map_err(fail)?;
+            Ok(enc)
         }
     }
 }
@@ -203,7 +225,10 @@ pub fn read(file: &InputFile, bytes: &[u8], encoding: Encoding) -> Result<ReadOu
 /// else GB18030 (a superset of GBK and GB2312). A file that is mostly valid
 /// UTF-8 with a few broken bytes is a damaged UTF-8 file, not GB18030: it
 /// fails with the line of the first bad byte rather than being garbled.
-pub fn decode(bytes: &[u8], encoding: Encoding) -> Result<(String, &'static str), String> {
+pub fn decode(
+    bytes: &[u8],
+    encoding: Encoding,
+) -> Result<(std::borrow::Cow<'_, str>, &'static str), String> {
     let (bytes, had_bom) = match bytes.strip_prefix(b"\xEF\xBB\xBF") {
         Some(rest) => (rest, true),
         None => (bytes, false),
@@ -211,7 +236,7 @@ pub fn decode(bytes: &[u8], encoding: Encoding) -> Result<(String, &'static str)
     let utf8_label = if had_bom { "utf-8-bom" } else { "utf-8" };
     let utf8 = std::str::from_utf8(bytes);
     match utf8 {
-        Ok(s) if encoding != Encoding::Gb18030 => return Ok((s.to_string(), utf8_label)),
+        Ok(s) if encoding != Encoding::Gb18030 => return Ok((s.into(), utf8_label)),
         Err(e) if encoding == Encoding::Utf8 || had_bom => {
             return Err(bad_utf8_message(bytes, e.valid_up_to()));
         }
@@ -234,7 +259,7 @@ pub fn decode(bytes: &[u8], encoding: Encoding) -> Result<(String, &'static str)
         _ => {}
     }
     match encoding_rs::GB18030.decode_without_bom_handling_and_without_replacement(bytes) {
-        Some(s) => Ok((s.into_owned(), "gb18030")),
+        Some(s) => Ok((s.into_owned().into(), "gb18030")),
         None => {
             let at = utf8.err().map_or(0, |e| e.valid_up_to());
             let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
@@ -289,172 +314,283 @@ fn map_header(table: &TableSpec, header: &[String]) -> Result<Vec<Option<usize>>
         .collect())
 }
 
-fn clean(v: &str) -> Option<String> {
+/// A field's text as validation sees it: trimmed, `None` when empty.
+fn clean(v: &str) -> Option<&str> {
+    // Most fields start and end with a visible ASCII character, and trimming
+    // would not change them.
+    let b = v.as_bytes();
+    if let (Some(first), Some(last)) = (b.first(), b.last()) {
+        if first.is_ascii_graphic() && last.is_ascii_graphic() {
+            return Some(v);
+        }
+    }
     let t = v.trim();
-    (!t.is_empty()).then(|| t.to_string())
+    (!t.is_empty()).then_some(t)
 }
 
-fn read_csv(table: &TableSpec, text: &str) -> Result<ReadOutcome, String> {
+fn header_of(fields: impl Iterator<Item = String>) -> Result<Vec<String>, String> {
+    let header: Vec<String> = fields.map(|h| h.trim().to_lowercase()).collect();
+    if header.iter().all(|h| h.is_empty()) {
+        return Err("the file is empty: a CSV file needs a header line".into());
+    }
+    Ok(header)
+}
+
+/// Hands on one CSV record: skipped when blank, a reject when its field
+/// count is not the header's, else its contract columns.
+fn csv_record<'a>(
+    header_len: usize,
+    map: &[Option<usize>],
+    line: u64,
+    raw: &str,
+    n: usize,
+    field: impl Fn(usize) -> &'a str,
+    each: &mut dyn FnMut(Read<'_>),
+) {
+    let raw = raw.trim_end_matches(['\r', '\n']);
+    if n == 1 && field(0).trim().is_empty() {
+        return; // a blank line
+    }
+    if n != header_len {
+        each(Read::Reject(ReadReject {
+            line,
+            column: None,
+            reason: Reason::RaggedRow,
+            message: format!("expected {header_len} fields as in the header, found {n}"),
+            raw: raw.to_string(),
+        }));
+        return;
+    }
+    let mut fields = [None; MAX_COLUMNS];
+    for (f, m) in fields.iter_mut().zip(map) {
+        *f = m.and_then(|i| clean(field(i)));
+    }
+    each(Read::Record {
+        line,
+        fields: &fields[..map.len()],
+        raw,
+    });
+}
+
+/// Reads CSV with csv-core over the whole text (the `csv` crate's parser,
+/// with its defaults), each record's fields unescaped into one reused
+/// buffer. A record's line and start are where the reader stood before it,
+/// as the `csv` crate reports them.
+fn read_csv(table: &TableSpec, text: &str, each: &mut dyn FnMut(Read<'_>)) -> Result<(), String> {
+    let bytes = text.as_bytes();
+    let mut rdr = csv_core::Reader::new();
+    let (mut out, mut ends) = (vec![0u8; 1 << 12], vec![0usize; 64]);
+    let mut pos = 0usize;
+    // The next record: (line, start, field count), its fields in
+    // `out[ends[i - 1]..ends[i]]`.
+    let mut next = |out: &mut Vec<u8>, ends: &mut Vec<usize>, pos: &mut usize| {
+        let (line, start) = (rdr.line(), *pos);
+        let (mut n_out, mut n_ends) = (0, 0);
+        loop {
+            let (res, n_in, o, e) =
+                rdr.read_record(&bytes[*pos..], &mut out[n_out..], &mut ends[n_ends..]);
+            *pos += n_in;
+            n_out += o;
+            n_ends += e;
+            match res {
+                csv_core::ReadRecordResult::InputEmpty => {}
+                csv_core::ReadRecordResult::OutputFull => out.resize(out.len() * 2, 0),
+                csv_core::ReadRecordResult::OutputEndsFull => ends.resize(ends.len() * 2, 0),
+                csv_core::ReadRecordResult::Record => return Some((line, start, n_ends)),
+                csv_core::ReadRecordResult::End => return None,
+            }
+        }
+    };
+    let header = match next(&mut out, &mut ends, &mut pos) {
+        Some((_, _, n)) => header_of((0..n).map(|i| field_text(&out, &ends, i).to_string()))?,
+        None => header_of(std::iter::empty())?,
+    };
+    let map = map_header(table, &header)?;
+    while let Some((line, start, n)) = next(&mut out, &mut ends, &mut pos) {
+        // A record's raw text runs to the next record's start: here, or to
+        // the end when only line breaks follow.
+        let rest = &text[pos..];
+        let end = if rest.bytes().all(|b| b == b'\r' || b == b'\n') {
+            text.len()
+        } else {
+            pos
+        };
+        let (out, ends) = (&out, &ends);
+        let text_of = |i: usize| field_text(out, ends, i);
+        csv_record(
+            header.len(),
+            &map,
+            line,
+            &text[start..end],
+            n,
+            text_of,
+            each,
+        );
+    }
+    Ok(())
+}
+
+/// Field `i` of a record csv-core read into `out` and `ends`. Fields of
+/// text split at ASCII bytes, with ASCII quotes taken out, are UTF-8.
+fn field_text<'a>(out: &'a [u8], ends: &[usize], i: usize) -> &'a str {
+    let from = if i == 0 { 0 } else { ends[i - 1] };
+    std::str::from_utf8(&out[from..ends[i]])
+        .expect("fields of UTF-8 text split at ASCII bytes are UTF-8")
+}
+
+/// [`read_csv`] with the `csv` crate's record reader: the reference the
+/// fast reader is checked against.
+fn read_csv_exact(
+    table: &TableSpec,
+    text: &str,
+    each: &mut dyn FnMut(Read<'_>),
+) -> Result<(), String> {
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
         .from_reader(text.as_bytes());
-    let header: Vec<String> = rdr
-        .headers()
-        .map_err(|e| format!("cannot read the header: {e}"))?
-        .iter()
-        .map(|h| h.trim().to_lowercase())
-        .collect();
-    if header.iter().all(|h| h.is_empty()) {
-        return Err("the file is empty: a CSV file needs a header line".into());
-    }
+    let header = header_of(
+        rdr.headers()
+            .map_err(|e| format!("cannot read the header: {e}"))?
+            .iter()
+            .map(String::from),
+    )?;
     let map = map_header(table, &header)?;
-    let mut out = ReadOutcome::default();
+    let mut record = csv::StringRecord::new();
+    let mut held: Option<(u64, usize, csv::StringRecord)> = None;
     // A record's raw line runs to the next record's start, so each record
-    // is taken when the next one has been read (two buffers, swapped).
-    let take =
-        |out: &mut ReadOutcome, line: u64, start: usize, end: usize, rec: &csv::StringRecord| {
-            let raw = text[start..end].trim_end_matches(['\r', '\n']).to_string();
-            if rec.len() == 1 && rec.get(0).is_some_and(|f| f.trim().is_empty()) {
-                return; // a blank line
-            }
-            if rec.len() != header.len() {
-                out.rejects.push(ReadReject {
-                    line,
-                    column: None,
-                    reason: Reason::RaggedRow,
-                    message: format!(
-                        "expected {} fields as in the header, found {}",
-                        header.len(),
-                        rec.len()
-                    ),
-                    raw,
-                });
-                return;
-            }
-            let fields = map
-                .iter()
-                .map(|m| m.and_then(|i| rec.get(i)).and_then(clean))
-                .collect();
-            out.records.push(RawRecord { line, fields, raw });
-        };
-    let (mut record, mut held) = (csv::StringRecord::new(), csv::StringRecord::new());
-    let mut pending: Option<(u64, usize)> = None;
+    // is handed on when the next one has been read.
+    let mut hand_on = |held: Option<(u64, usize, csv::StringRecord)>, end: usize| {
+        if let Some((line, start, rec)) = held {
+            let field = |i: usize| rec.get(i).unwrap_or("");
+            csv_record(
+                header.len(),
+                &map,
+                line,
+                &text[start..end],
+                rec.len(),
+                field,
+                each,
+            );
+        }
+    };
     loop {
         let pos_before = rdr.position().clone();
         match rdr.read_record(&mut record) {
             Ok(true) => {
-                let start = record.position().map(|p| p.byte() as usize).unwrap_or(0);
-                let line = record
-                    .position()
-                    .map(|p| p.line())
-                    .unwrap_or(pos_before.line());
-                if let Some((l, s)) = pending {
-                    take(&mut out, l, s, start, &held);
-                }
-                std::mem::swap(&mut record, &mut held);
-                pending = Some((line, start));
+                let start = record.position().map_or(0, |p| p.byte() as usize);
+                let line = record.position().map_or(pos_before.line(), |p| p.line());
+                hand_on(held.take(), start);
+                held = Some((line, start, record.clone()));
             }
             Ok(false) => break,
-            Err(e) => {
-                // The csv reader only fails here on I/O or UTF-8, neither of
-                // which can happen on an in-memory string; report and stop.
-                return Err(format!("line {}: {e}", pos_before.line()));
-            }
+            // Only I/O or UTF-8 fail here, neither possible on a string.
+            Err(e) => return Err(format!("line {}: {e}", pos_before.line())),
         }
     }
-    if let Some((l, s)) = pending {
-        take(&mut out, l, s, text.len(), &held);
-    }
-    Ok(out)
+    hand_on(held, text.len());
+    Ok(())
 }
 
-fn read_jsonl(table: &TableSpec, text: &str) -> Result<ReadOutcome, String> {
-    let mut out = ReadOutcome::default();
+fn read_jsonl(table: &TableSpec, text: &str, each: &mut dyn FnMut(Read<'_>)) -> Result<(), String> {
     let mut keys_seen = std::collections::BTreeSet::new();
+    let mut any = false;
     for (i, line_text) in text.lines().enumerate() {
         let line = i as u64 + 1;
         let raw = line_text.trim_end_matches('\r');
         if raw.trim().is_empty() {
             continue;
         }
+        any = true;
+        let reject = |column: Option<&str>, reason, message: String| {
+            Read::Reject(ReadReject {
+                line,
+                column: column.map(String::from),
+                reason,
+                message,
+                raw: raw.to_string(),
+            })
+        };
         let value: serde_json::Value = match serde_json::from_str(raw) {
             Ok(v) => v,
             Err(e) => {
-                out.rejects.push(ReadReject {
-                    line,
-                    column: None,
-                    reason: Reason::BadJson,
-                    message: format!("not valid JSON: {e}"),
-                    raw: raw.to_string(),
-                });
+                each(reject(
+                    None,
+                    Reason::BadJson,
+                    format!("not valid JSON: {e}"),
+                ));
                 continue;
             }
         };
         let Some(obj) = value.as_object() else {
-            out.rejects.push(ReadReject {
-                line,
-                column: None,
-                reason: Reason::BadJson,
-                message: "expected a JSON object on each line".into(),
-                raw: raw.to_string(),
-            });
+            each(reject(
+                None,
+                Reason::BadJson,
+                "expected a JSON object on each line".into(),
+            ));
             continue;
         };
         keys_seen.extend(obj.keys().cloned());
-        let mut fields = Vec::with_capacity(table.columns.len());
+        let mut texts: Vec<Option<String>> = Vec::with_capacity(table.columns.len());
         let mut bad = None;
         for col in table.columns {
-            let v = match obj.get(col.name) {
+            texts.push(match obj.get(col.name) {
                 None | Some(serde_json::Value::Null) => None,
-                Some(serde_json::Value::String(s)) => clean(s),
+                Some(serde_json::Value::String(s)) => Some(s.clone()),
                 Some(serde_json::Value::Bool(b)) => Some(b.to_string()),
                 Some(serde_json::Value::Number(n)) => Some(n.to_string()),
                 Some(_) => {
                     bad = Some(col.name);
                     None
                 }
-            };
-            fields.push(v);
+            });
         }
         if let Some(col) = bad {
-            out.rejects.push(ReadReject {
-                line,
-                column: Some(col.to_string()),
-                reason: Reason::NotScalar,
-                message: "expected a string, number or boolean, found an array or object".into(),
-                raw: raw.to_string(),
-            });
+            each(reject(
+                Some(col),
+                Reason::NotScalar,
+                "expected a string, number or boolean, found an array or object".into(),
+            ));
             continue;
         }
-        out.records.push(RawRecord {
+        let fields: Vec<Option<&str>> =
+            texts.iter().map(|t| t.as_deref().and_then(clean)).collect();
+        each(Read::Record {
             line,
-            fields,
-            raw: raw.to_string(),
+            fields: &fields,
+            raw,
         });
     }
     // A required key that no record has is a missing column, as in CSV.
-    if !out.records.is_empty() || !out.rejects.is_empty() {
+    if any {
         let header: Vec<String> = keys_seen.iter().cloned().collect();
         if table.required().any(|c| !keys_seen.contains(c)) {
             map_header(table, &header)?;
         }
     }
-    Ok(out)
+    Ok(())
 }
 
-fn read_parquet(table: &TableSpec, bytes: &[u8]) -> Result<ReadOutcome, String> {
+fn read_parquet(
+    table: &TableSpec,
+    bytes: &[u8],
+    each: &mut dyn FnMut(Read<'_>),
+) -> Result<(), String> {
     // polars' Parquet decoder can panic on damaged pages (found by fuzzing):
     // a damaged export is refused as a file, never a crash.
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        read_parquet_inner(table, bytes)
+        read_parquet_inner(table, bytes, each)
     }))
     .unwrap_or_else(|_| {
         Err("not a readable Parquet file: its data pages are damaged; re-export it".into())
     })
 }
 
-fn read_parquet_inner(table: &TableSpec, bytes: &[u8]) -> Result<ReadOutcome, String> {
+fn read_parquet_inner(
+    table: &TableSpec,
+    bytes: &[u8],
+    each: &mut dyn FnMut(Read<'_>),
+) -> Result<(), String> {
     let df = ParquetReader::new(std::io::Cursor::new(bytes))
         .finish()
         .map_err(|e| format!("not a readable Parquet file: {e}"))?;
@@ -474,12 +610,8 @@ fn read_parquet_inner(table: &TableSpec, bytes: &[u8]) -> Result<ReadOutcome, St
             None => None,
         });
     }
-    let mut out = ReadOutcome {
-        encoding: "parquet",
-        ..Default::default()
-    };
     for row in 0..df.height() {
-        let fields: Vec<Option<String>> = columns
+        let fields: Vec<Option<&str>> = columns
             .iter()
             .map(|c| c.as_ref().and_then(|v| v[row].as_deref()).and_then(clean))
             .collect();
@@ -487,16 +619,16 @@ fn read_parquet_inner(table: &TableSpec, bytes: &[u8]) -> Result<ReadOutcome, St
             .columns
             .iter()
             .zip(&fields)
-            .filter_map(|(c, v)| v.as_ref().map(|v| format!("{}={v}", c.name)))
+            .filter_map(|(c, v)| v.map(|v| format!("{}={v}", c.name)))
             .collect::<Vec<_>>()
             .join(", ");
-        out.records.push(RawRecord {
+        each(Read::Record {
             line: row as u64 + 1,
-            fields,
-            raw,
+            fields: &fields,
+            raw: &raw,
         });
     }
-    Ok(out)
+    Ok(())
 }
 
 /// A Parquet column as text. Timestamps are written as RFC 3339 (UTC when

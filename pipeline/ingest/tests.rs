@@ -54,18 +54,27 @@ fn the_lake_does_not_depend_on_how_files_are_batched() {
     .unwrap();
 
     let policy = crate::stages::load_policy(None, &[]).unwrap().0;
-    let ingest_into = |name: &str, batch_bytes: u64| -> PathBuf {
+    let ingest_into = |name: &str, batch_bytes: u64, held_bytes: usize| -> PathBuf {
         let root = tmp.path().join(name);
         let out = OutDir::new(&root);
         let mut staging = Staging::new(&out).unwrap();
         let p = Progress::silent();
-        ingest_in_batches(&input, Some((&out, &mut staging)), &policy, &p, batch_bytes).unwrap();
+        let options = Options {
+            batch_bytes,
+            held_bytes,
+            ..Options::default()
+        };
+        ingest_with(&input, Some((&out, &mut staging)), &policy, &p, &options).unwrap();
         staging.publish().unwrap();
         root
     };
-    let whole = ingest_into("whole", BATCH_BYTES);
+    let whole = ingest_into("whole", BATCH_BYTES, HELD_BYTES);
     // One byte a batch: every file is a batch of its own.
-    let single = ingest_into("single", 1);
+    let single = ingest_into("single", 1, HELD_BYTES);
+    // And nothing held: after each file, every month read so far is merged
+    // and written out, and merged again as later files touch it (the
+    // correction below supersedes a rating of a month written long before).
+    let unheld = ingest_into("unheld", 1, 0);
     let ratings_files = source::discover(&input)
         .unwrap()
         .0
@@ -84,16 +93,19 @@ fn the_lake_does_not_depend_on_how_files_are_batched() {
         f.extend(files(&root.join("rejects")));
         f
     };
-    let (a, b) = (lake(&whole), lake(&single));
+    let a = lake(&whole);
     let names = |f: &[(String, Vec<u8>)]| f.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
-    assert_eq!(names(&a), names(&b));
     assert!(a.len() > 6, "{:?}", names(&a));
-    for ((name, x), (_, y)) in a.iter().zip(&b) {
-        assert!(x == y, "{name} differs between batch sizes");
+    for other in [&single, &unheld] {
+        let b = lake(other);
+        assert_eq!(names(&a), names(&b));
+        for ((name, x), (_, y)) in a.iter().zip(&b) {
+            assert!(x == y, "{name} differs in {}", other.display());
+        }
     }
     // The corrected rating is in October only.
     for month in ["2026-08", "2026-09", "2026-10"] {
-        let part = single.join(format!("lake/ratings/month={month}/part-0.parquet"));
+        let part = unheld.join(format!("lake/ratings/month={month}/part-0.parquet"));
         let df = lake::read_parquet(&part).unwrap();
         let ids = df.column("rating_id").unwrap().str().unwrap();
         let items = df.column("item").unwrap().str().unwrap();

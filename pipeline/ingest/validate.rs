@@ -12,6 +12,7 @@ pub(super) fn read_files(
     known: &Known,
     ctx: &Ctx,
     policy: &LoadedPolicy,
+    csv: source::CsvReader,
     failures: &mut Vec<String>,
 ) -> Result<(Vec<FileReport>, Vec<FileResult>)> {
     let encoding = policy.encoding();
@@ -58,43 +59,36 @@ pub(super) fn read_files(
                 return Ok(Err(r));
             }
             let status = if logged { "changed" } else { "new" };
-            let read = source::read(&file, &bytes, encoding)?;
-            let mut rejects: Vec<Reject> = read
-                .rejects
-                .into_iter()
-                .map(|r| Reject {
-                    table: file.table.name.into(),
-                    file: file.rel.clone(),
-                    line: r.line,
-                    column: r.column,
-                    reason: r.reason,
-                    message: r.message,
-                    raw: r.raw,
-                })
-                .collect();
-            let mut rows = Vec::with_capacity(read.records.len());
-            for rec in read.records {
-                match validate(file.table, &rec, ctx) {
-                    Ok(vals) => rows.push(Row {
-                        line: rec.line,
-                        vals,
-                        raw: if file.table.name == "departments" {
-                            rec.raw
-                        } else {
-                            String::new()
-                        },
-                    }),
-                    Err((column, reason, message)) => rejects.push(Reject {
-                        table: file.table.name.into(),
-                        file: file.rel.clone(),
-                        line: rec.line,
-                        column: Some(column.to_string()),
-                        reason,
-                        message,
-                        raw: rec.raw,
-                    }),
+            let spec = file.table;
+            let mut rows = Columns::new(spec, bytes.len() / 64);
+            let mut rejects: Vec<Reject> = Vec::new();
+            let reject = |line, column: Option<String>, reason, message, raw| Reject {
+                table: spec.name.into(),
+                file: file.rel.clone(),
+                line,
+                column,
+                reason,
+                message,
+                raw,
+            };
+            let mut vals = Vec::with_capacity(spec.columns.len());
+            let encoding = source::read(&file, &bytes, encoding, csv, &mut |read| match read {
+                source::Read::Record { line, fields, raw } => {
+                    match validate(spec, fields, ctx, &mut vals) {
+                        Ok(()) => rows.push(line, &vals, fields, raw),
+                        Err((column, reason, message)) => rejects.push(reject(
+                            line,
+                            Some(column.to_string()),
+                            reason,
+                            message,
+                            raw.to_string(),
+                        )),
+                    }
                 }
-            }
+                source::Read::Reject(r) => {
+                    rejects.push(reject(r.line, r.column, r.reason, r.message, r.raw))
+                }
+            })?;
             let records = (rows.len() + rejects.len()) as u64;
             let share = if records == 0 {
                 0.0
@@ -132,16 +126,22 @@ pub(super) fn read_files(
                 // modification time came with.
                 modified: modified.filter(|_| meta.len() == bytes.len() as u64),
                 format: file.format.as_str().into(),
-                encoding: read.encoding.into(),
+                encoding: encoding.into(),
                 status: status.into(),
                 records,
                 valid: rows.len() as u64,
                 rejected: rejects.len() as u64,
             };
+            let raws = std::mem::take(&mut rows.raws);
+            let rows = rows.finish(&file.rel).map_err(|e| FileError {
+                file: file.rel.clone(),
+                message: format!("{e:#}"),
+            })?;
             Ok(Ok(FileResult {
                 file,
                 report,
                 rows,
+                raws,
                 rejects,
             }))
         })
@@ -158,15 +158,17 @@ pub(super) fn read_files(
     Ok((unchanged, results))
 }
 
-/// Validates one record: typed values, or the first problem found.
+/// Validates one record's texts (one per column of `spec`) into `vals`:
+/// its typed values, or the first problem found.
 pub(super) fn validate(
     spec: &TableSpec,
-    rec: &RawRecord,
+    texts: &[Option<&str>],
     ctx: &Ctx,
-) -> Result<Vec<Val>, (&'static str, Reason, String)> {
-    let mut vals = Vec::with_capacity(spec.columns.len());
-    for (col, field) in spec.columns.iter().zip(&rec.fields) {
-        let Some(text) = field else {
+    vals: &mut Vec<Typed>,
+) -> Result<(), (&'static str, Reason, String)> {
+    vals.clear();
+    for (col, field) in spec.columns.iter().zip(texts) {
+        let Some(text) = *field else {
             if col.required {
                 return Err((
                     col.name,
@@ -174,15 +176,15 @@ pub(super) fn validate(
                     format!("`{}` is required but empty", col.name),
                 ));
             }
-            vals.push(Val::Null);
+            vals.push(Typed::Null);
             continue;
         };
         let v = match col.kind {
-            Kind::Text => Val::Text(text.clone()),
+            Kind::Text => Typed::Text,
             Kind::Timestamp => {
-                Val::Ts(fields::parse_timestamp(text, ctx.tz).map_err(|(r, m)| (col.name, r, m))?)
+                Typed::Ts(fields::parse_timestamp(text, ctx.tz).map_err(|(r, m)| (col.name, r, m))?)
             }
-            Kind::Date => Val::Date(fields::parse_date(text).map_err(|(r, m)| (col.name, r, m))?),
+            Kind::Date => Typed::Date(fields::parse_date(text).map_err(|(r, m)| (col.name, r, m))?),
             Kind::Number { min } => {
                 let n = fields::parse_number(text).map_err(|(r, m)| (col.name, r, m))?;
                 if let Some(min) = min {
@@ -194,11 +196,11 @@ pub(super) fn validate(
                         ));
                     }
                 }
-                Val::Num(n)
+                Typed::Num(n)
             }
-            Kind::Bool => Val::Bool(fields::parse_bool(text).map_err(|(r, m)| (col.name, r, m))?),
+            Kind::Bool => Typed::Bool(fields::parse_bool(text).map_err(|(r, m)| (col.name, r, m))?),
             Kind::Enum(allowed) => {
-                if !allowed.contains(&text.as_str()) {
+                if !allowed.contains(&text) {
                     return Err((
                         col.name,
                         Reason::BadValue,
@@ -209,7 +211,7 @@ pub(super) fn validate(
                         ),
                     ));
                 }
-                Val::Text(text.clone())
+                Typed::Text
             }
             Kind::DeptRef => {
                 // Parents are checked once every department is known.
@@ -223,7 +225,7 @@ pub(super) fn validate(
                         ),
                     ));
                 }
-                Val::Text(text.clone())
+                Typed::Text
             }
             Kind::DeptType => {
                 if !ctx.dept_types.contains(text) {
@@ -241,22 +243,21 @@ pub(super) fn validate(
                         ),
                     ));
                 }
-                Val::Text(text.clone())
+                Typed::Text
             }
         };
         vals.push(v);
     }
     match spec.name {
-        "ratings" => check_rating(spec, &mut vals)?,
-        "measurements" => check_measurement(spec, &mut vals)?,
-        _ => {}
+        "ratings" => check_rating(spec, vals),
+        "measurements" => check_measurement(spec, vals),
+        _ => Ok(()),
     }
-    Ok(vals)
 }
 
-pub(super) fn num(vals: &[Val], i: usize) -> Option<f64> {
+pub(super) fn num(vals: &[Typed], i: usize) -> Option<f64> {
     match vals[i] {
-        Val::Num(n) => Some(n),
+        Typed::Num(n) => Some(n),
         _ => None,
     }
 }
@@ -264,14 +265,14 @@ pub(super) fn num(vals: &[Val], i: usize) -> Option<f64> {
 /// Fills the default 1-5 scale and checks the score lies on it.
 pub(super) fn check_rating(
     spec: &TableSpec,
-    vals: &mut [Val],
+    vals: &mut [Typed],
 ) -> Result<(), (&'static str, Reason, String)> {
     let idx = |c| spec.column_index(c).expect("ratings column");
     let (i_score, i_min, i_max) = (idx("score"), idx("scale_min"), idx("scale_max"));
     let lo = num(vals, i_min).unwrap_or(1.0);
     let hi = num(vals, i_max).unwrap_or(5.0);
-    vals[i_min] = Val::Num(lo);
-    vals[i_max] = Val::Num(hi);
+    vals[i_min] = Typed::Num(lo);
+    vals[i_max] = Typed::Num(hi);
     if lo >= hi {
         return Err((
             "scale_max",
@@ -293,19 +294,19 @@ pub(super) fn check_rating(
 /// Defaults `period_end` to the month's end; needs `value` or both counts.
 pub(super) fn check_measurement(
     spec: &TableSpec,
-    vals: &mut [Val],
+    vals: &mut [Typed],
 ) -> Result<(), (&'static str, Reason, String)> {
     let idx = |c| spec.column_index(c).expect("measurements column");
     let start = match vals[idx("period_start")] {
-        Val::Date(d) => d,
+        Typed::Date(d) => d,
         _ => unreachable!("period_start is a required date"),
     };
     let i_end = idx("period_end");
     let end = match vals[i_end] {
-        Val::Date(d) => d,
+        Typed::Date(d) => d,
         _ => crate::time::month_end(start),
     };
-    vals[i_end] = Val::Date(end);
+    vals[i_end] = Typed::Date(end);
     if end < start {
         return Err((
             "period_end",
@@ -350,7 +351,7 @@ pub(super) fn known_departments(
     results: &[FileResult],
 ) -> Result<HashSet<String>> {
     let mut set = HashSet::new();
-    if let Some(df) = lake {
+    for df in lake.into_iter().chain(results.iter().map(|r| &r.rows)) {
         set.extend(
             df.column("dept_id")?
                 .str()?
@@ -359,13 +360,6 @@ pub(super) fn known_departments(
                 .map(String::from),
         );
     }
-    for r in results {
-        for row in &r.rows {
-            if let Val::Text(id) = &row.vals[0] {
-                set.insert(id.clone());
-            }
-        }
-    }
     Ok(set)
 }
 
@@ -373,33 +367,38 @@ pub(super) fn known_departments(
 pub(super) fn check_parents(
     mut results: Vec<FileResult>,
     depts: &HashSet<String>,
-) -> Vec<FileResult> {
-    let i_parent = tables::DEPARTMENTS
-        .column_index("parent_id")
-        .expect("departments.parent_id");
+) -> Result<Vec<FileResult>> {
     for r in &mut results {
-        let rows = std::mem::take(&mut r.rows);
-        for row in rows {
-            match &row.vals[i_parent] {
-                Val::Text(p) if !depts.contains(p) => {
-                    r.rejects.push(Reject {
-                        table: "departments".into(),
-                        file: r.file.rel.clone(),
-                        line: row.line,
-                        column: Some("parent_id".into()),
-                        reason: Reason::UnknownDepartment,
-                        message: format!(
-                            "parent department `{}` is not in the departments table",
-                            fields::clip(p)
-                        ),
-                        raw: row.raw,
-                    });
-                    r.report.valid -= 1;
-                    r.report.rejected += 1;
-                }
-                _ => r.rows.push(row),
-            }
-        }
+        let keep: BooleanChunked = {
+            let parents = r.rows.column("parent_id")?.str()?;
+            let lines = r.rows.column("source_line")?.i64()?;
+            parents
+                .iter()
+                .zip(lines.iter())
+                .zip(&r.raws)
+                .map(|((parent, line), raw)| match parent {
+                    Some(p) if !depts.contains(p) => {
+                        r.rejects.push(Reject {
+                            table: "departments".into(),
+                            file: r.file.rel.clone(),
+                            line: line.expect("every row has a line") as u64,
+                            column: Some("parent_id".into()),
+                            reason: Reason::UnknownDepartment,
+                            message: format!(
+                                "parent department `{}` is not in the departments table",
+                                fields::clip(p)
+                            ),
+                            raw: raw.clone(),
+                        });
+                        r.report.valid -= 1;
+                        r.report.rejected += 1;
+                        Some(false)
+                    }
+                    _ => Some(true),
+                })
+                .collect()
+        };
+        r.rows = r.rows.filter(&keep)?;
     }
-    results
+    Ok(results)
 }

@@ -6,7 +6,7 @@ use super::*;
 
 /// Writes a frame as one Parquet file (zstd, with statistics).
 pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<()> {
-    write_with(df, path, ParquetCompression::Zstd(None), true, None).map(|_| ())
+    write_with(df, path, None).map(|_| ())
 }
 
 /// A Parquet file that [`write_parquet`] wrote, and its rows as read back.
@@ -30,23 +30,11 @@ pub fn write_parquet_reusing(
     path: &Path,
     previous: Option<Previous>,
 ) -> Result<usize> {
-    write_with(df, path, ParquetCompression::Zstd(None), true, previous)
+    write_with(df, path, previous)
 }
 
-/// Writes an intermediate file that this run reads back once and never
-/// publishes: LZ4 and no statistics, which write several times faster than
-/// zstd with statistics for files somewhat larger.
-pub fn write_scratch_parquet(df: &mut DataFrame, path: &Path) -> Result<()> {
-    write_with(df, path, ParquetCompression::Lz4Raw, false, None).map(|_| ())
-}
-
-pub(super) fn write_with(
-    df: &mut DataFrame,
-    path: &Path,
-    compression: ParquetCompression,
-    statistics: bool,
-    previous: Option<Previous>,
-) -> Result<usize> {
+fn write_with(df: &mut DataFrame, path: &Path, previous: Option<Previous>) -> Result<usize> {
+    let compression = ParquetCompression::Zstd(None);
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
@@ -59,13 +47,8 @@ pub(super) fn write_with(
         fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut w = std::io::BufWriter::new(file);
     // Minimum, maximum and null count per column chunk: what engines read
-    // to skip row groups. Distinct counts are left out: they cost a hash of
-    // every value, and readers do not use them to prune.
-    let statistics = if statistics {
-        StatisticsOptions::default()
-    } else {
-        StatisticsOptions::empty()
-    };
+    // to skip row groups (no distinct counts: readers do not prune by them).
+    let statistics = StatisticsOptions::default();
     let copied = write_row_groups(df, &mut w, compression, statistics, previous.as_ref())
         .with_context(|| format!("cannot write {}", path.display()))?;
     use std::io::Write;

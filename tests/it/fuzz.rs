@@ -299,3 +299,150 @@ fn ingest_never_panics_and_accounts_for_every_record() {
         started.elapsed().as_secs_f64()
     );
 }
+
+/// Every file under `dir` but the ingest log (it records when files were
+/// read), as (relative path, bytes) in path order.
+fn lake_files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(dir).unwrap().display().to_string();
+            if p.is_dir() {
+                stack.push(p);
+            } else if !rel.starts_with("lake/_ingest_log") {
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Ingests `input` into a new folder `out` with the given CSV reader; the
+/// lake and rejects, or the error.
+fn ingest_with_reader(
+    input: &std::path::Path,
+    out: &std::path::Path,
+    policy: &scorecard::policy::LoadedPolicy,
+    csv: ingest::source::CsvReader,
+) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let _ = std::fs::remove_dir_all(out);
+    let dir = scorecard::lake::OutDir::new(out);
+    let mut staging = scorecard::lake::Staging::new(&dir).unwrap();
+    let options = ingest::Options {
+        csv,
+        ..ingest::Options::default()
+    };
+    match ingest::ingest_with(
+        input,
+        Some((&dir, &mut staging)),
+        policy,
+        &Progress::silent(),
+        &options,
+    ) {
+        Ok(_) => {
+            staging.publish().unwrap();
+            let mut files = lake_files(&out.join("lake"));
+            files.extend(lake_files(&out.join("rejects")));
+            Ok(files)
+        }
+        Err(e) => Err(format!("{e:#}")),
+    }
+}
+
+fn assert_same(
+    fast: Result<Vec<(String, Vec<u8>)>, String>,
+    exact: Result<Vec<(String, Vec<u8>)>, String>,
+    what: &str,
+) {
+    match (fast, exact) {
+        (Ok(a), Ok(b)) => {
+            let names = |f: &[(String, Vec<u8>)]| f.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
+            assert_eq!(names(&a), names(&b), "{what}");
+            for ((name, x), (_, y)) in a.iter().zip(&b) {
+                assert!(x == y, "{what}: {name} differs between the CSV readers");
+            }
+        }
+        (a, b) => assert_eq!(a.err(), b.err(), "{what}"),
+    }
+}
+
+/// The fast CSV reader (csv-core over the whole file) and the reference
+/// (the `csv` crate a record at a time) give the same lake and rejects,
+/// byte for byte, or the same error: on every CSV fuzz case (quotes,
+/// line breaks inside fields, ragged rows, blank lines, CR line ends, bad
+/// values) and on `data_samples/` (GB18030 and bad records included).
+#[test]
+fn the_fast_csv_reader_gives_what_the_reference_reader_gives() {
+    let cases: u64 = std::env::var("SCORECARD_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let policy = policy();
+    let ws = Workspace::new();
+    ws.put_departments();
+    let (fast_out, exact_out) = (ws.out.join("fast"), ws.out.join("exact"));
+    let mut compared = 0;
+    for i in 0..cases {
+        let case = make_case(&mut case_rng(2026, i));
+        if case.ext != "csv" {
+            continue;
+        }
+        ws.put("ratings.csv", &case.bytes);
+        let fast = ingest_with_reader(
+            &ws.input,
+            &fast_out,
+            &policy,
+            ingest::source::CsvReader::Fast,
+        );
+        let exact = ingest_with_reader(
+            &ws.input,
+            &exact_out,
+            &policy,
+            ingest::source::CsvReader::Exact,
+        );
+        if fast
+            .as_ref()
+            .is_ok_and(|f| f.iter().any(|(n, _)| n.starts_with("rejects")))
+        {
+            compared += 1;
+        }
+        assert_same(fast, exact, &format!("fuzz case {i}"));
+    }
+    assert!(compared > cases / 10, "only {compared} CSV cases ingested");
+
+    let samples = crate::samples();
+    let policy = scorecard::stages::load_policy(Some(&samples.join("policy.toml")), &[])
+        .unwrap()
+        .0;
+    let fast = ingest_with_reader(
+        &samples,
+        &fast_out,
+        &policy,
+        ingest::source::CsvReader::Fast,
+    );
+    let exact = ingest_with_reader(
+        &samples,
+        &exact_out,
+        &policy,
+        ingest::source::CsvReader::Exact,
+    );
+    let rejects = ParquetReader::new(std::io::Cursor::new(
+        fast.as_ref()
+            .unwrap()
+            .iter()
+            .find(|(n, _)| n == "rejects.parquet")
+            .unwrap()
+            .1
+            .clone(),
+    ))
+    .finish()
+    .unwrap();
+    assert_eq!(rejects.height(), 10, "data_samples' bad records");
+    assert_same(fast, exact, "data_samples");
+}
