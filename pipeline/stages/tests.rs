@@ -143,58 +143,6 @@ fn the_first_and_last_rating_come_from_the_files_at_either_end() {
 }
 
 #[test]
-fn definitions_that_read_the_same_rows_are_collected_together() {
-    let policy = load_text(DEFAULT_POLICY.to_string(), PolicySource::Embedded).unwrap();
-    let catalog = measure::load_catalog(&policy).unwrap();
-    let views = build_views(
-        empty_lake().unwrap(),
-        &RatingMonths {
-            months: Vec::new(),
-            scan: &|_, _| Ok(None),
-        },
-        &mut |_, df, _| Ok(df.lazy()),
-        None,
-        &policy,
-        NaiveDate::from_ymd_opt(2026, 1, 31).unwrap(),
-        &Progress::silent(),
-    )
-    .unwrap()
-    .sql();
-    let names =
-        |g: &Vec<usize>| -> Vec<&str> { g.iter().map(|&i| catalog[i].id.as_str()).collect() };
-    let groups: Vec<Vec<&str>> = measure::sharing(&catalog, &views)
-        .iter()
-        .map(names)
-        .collect();
-    // By reading the definitions (the catalog is in id order): the
-    // good- and bad-review rates select the same overall ratings of
-    // clients; three complaint rates the valid complaints; two case
-    // rates the resolved cases' reopenings and notices, two others the
-    // cases' on-time columns; the instant share and visits the cases not
-    // cancelled; the mean and 90th percentile of hours the resolved
-    // cases' hours; three development indicators the measurements.
-    // Satisfaction reads a table of its own.
-    let expected: Vec<Vec<&str>> = vec![
-        vec!["bad_review_rate", "good_review_rate"],
-        vec![
-            "complaint_rectified_on_time_rate",
-            "major_complaint_rate",
-            "valid_complaint_rate",
-        ],
-        vec!["first_time_resolution_rate", "result_notified_rate"],
-        vec![
-            "innovations_adopted",
-            "process_compliance_rate",
-            "training_hours_per_person",
-        ],
-        vec!["instant_handled_share", "visits_per_case"],
-        vec!["mean_resolution_hours", "p90_resolution_hours"],
-        vec!["on_time_resolution_rate", "on_time_response_rate"],
-    ];
-    assert_eq!(groups, expected);
-}
-
-#[test]
 fn a_year_at_a_time_gives_what_one_pass_over_all_ratings_gives() {
     let text = DEFAULT_POLICY.replace("handling = \"keep\"", "handling = \"exclude\"");
     let policy = load_text(text, PolicySource::Embedded).unwrap();

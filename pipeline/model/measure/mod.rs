@@ -14,13 +14,13 @@
 //! The built-in definitions are compiled in; the policy's `site.indicators`
 //! folder adds definitions or replaces built-ins with the same id.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use chrono::{Datelike, NaiveDate};
 use chrono_tz::Tz;
-use polars::prelude::{DataFrame, DataType, Engine, Float64Chunked, LazyFrame, PlHashMap};
+use polars::prelude::{DataFrame, DataType, Float64Chunked, LazyFrame, PlHashMap};
 use polars::sql::SQLContext;
 
 use crate::error::PolicyError;

@@ -1,7 +1,6 @@
-//! Indicator values: each definition's SQL run over the views (definitions
-//! that share work collected into one query), its rows added up to every
-//! period of every grain (ratio, mean, quantile, per period), and the
-//! `indicator_values` and `indicator_catalog` marts.
+//! Indicator values: each definition's SQL run over the views, its rows
+//! added up to every period of every grain (ratio, mean, quantile, per
+//! period), and the `indicator_values` and `indicator_catalog` marts.
 
 use super::*;
 
@@ -26,150 +25,29 @@ pub(super) struct Acc {
     pub(super) values: Vec<f64>,
 }
 
-/// Runs every definition and aggregates it to every grain.
-///
-/// Definitions whose queries share work (see [`sharing`]) are collected
-/// together, so polars runs what they share once, and their rows are added
-/// up one after another. Queries run one at a time (a query uses every
-/// core) and each one's rows are added up on a core of its own while the
-/// next query runs (adding up is a walk over the rows in order, on one
-/// core).
+/// Runs every definition and aggregates it to every grain. Queries run
+/// one at a time (a query uses every core) and each one's rows are added
+/// up on a core of its own while the next query runs (adding up is a walk
+/// over the rows in order, on one core).
 pub fn compute(catalog: &[Indicator], views: &[(&str, LazyFrame)], tz: Tz) -> Result<Vec<Value>> {
-    let failed = |ind: &Indicator| format!("indicator {} ({}) failed", ind.id, ind.source);
-    let plan = |ind: &Indicator| context(views).execute(&ind.sql);
-    let query = |i: usize| -> Result<DataFrame> {
+    let mut query = |i: usize| -> Result<DataFrame> {
         let ind = &catalog[i];
-        plan(ind)
+        context(views)
+            .execute(&ind.sql)
             .and_then(|lf| lf.collect())
-            .with_context(|| failed(ind))
+            .with_context(|| format!("indicator {} ({}) failed", ind.id, ind.source))
     };
-    let add_up = |ind: &Indicator, df: &DataFrame| -> Result<Vec<Value>> {
-        aggregate(ind, df, tz).with_context(|| {
+    let values = crate::runtime::on_every_core_as_made(catalog.len(), &mut query, |i, df| {
+        let ind = &catalog[i];
+        aggregate(ind, &df, tz).with_context(|| {
             format!(
                 "indicator {} ({}) returned unusable rows",
                 ind.id, ind.source
             )
         })
-    };
-    // The definitions in the order they run: a group where its first
-    // member is.
-    let groups = sharing(catalog, views);
-    let mut order = Vec::with_capacity(catalog.len());
-    for i in 0..catalog.len() {
-        match groups.iter().find(|g| g.contains(&i)) {
-            Some(g) if g[0] == i => order.extend(g),
-            Some(_) => {}
-            None => order.push(i),
-        }
-    }
-    // A group's rows, collected when its first member is due; the others'
-    // wait here for their turn, which comes next.
-    let mut waiting: HashMap<usize, DataFrame> = HashMap::new();
-    let mut make = |k: usize| -> Result<DataFrame> {
-        let i = order[k];
-        if let Some(df) = waiting.remove(&i) {
-            return Ok(df);
-        }
-        let Some(group) = groups.iter().find(|g| g[0] == i) else {
-            return query(i);
-        };
-        let plans = group
-            .iter()
-            .map(|&j| plan(&catalog[j]).with_context(|| failed(&catalog[j])))
-            .collect::<Result<Vec<_>>>()?;
-        let opt = plans[0].get_current_optimizations();
-        let plans = plans.into_iter().map(|lf| lf.logical_plan).collect();
-        match LazyFrame::collect_all_with_engine(plans, Engine::Auto, opt) {
-            Ok(frames) => {
-                let mut frames = group.iter().copied().zip(frames);
-                let (_, first) = frames.next().expect("a group has members");
-                waiting.extend(frames);
-                Ok(first)
-            }
-            // Run alone, a failing definition names itself.
-            Err(_) => query(i),
-        }
-    };
-    let values = crate::runtime::on_every_core_as_made(order.len(), &mut make, |k, df| {
-        add_up(&catalog[order[k]], &df)
     })?;
-    // Back in catalog order.
-    let mut by_definition: Vec<Vec<Value>> = vec![Vec::new(); catalog.len()];
-    for (k, v) in values.into_iter().enumerate() {
-        by_definition[order[k]] = v;
-    }
-    Ok(by_definition.into_iter().flatten().collect())
+    Ok(values.into_iter().flatten().collect())
 }
-
-/// Groups of two or more definitions whose queries share work, each in
-/// catalog order: the same scan of the same rows and columns, say, as the
-/// good- and bad-review rates both read the clients' overall ratings.
-/// Collected together, polars runs a shared part once (common-subplan
-/// elimination). Polars' optimizer is asked once, for all queries
-/// together: its plan shows each shared part as a cache that the queries
-/// reading it (`PLAN i`) name. A definition joins at most one group, and a
-/// group holds at most [`GROUP_AT_MOST`] (their rows are in memory at
-/// once). If the queries cannot be planned together, nothing is grouped;
-/// the results are the same either way.
-pub(crate) fn sharing(catalog: &[Indicator], views: &[(&str, LazyFrame)]) -> Vec<Vec<usize>> {
-    let plans: Option<Vec<LazyFrame>> = catalog
-        .iter()
-        .map(|ind| context(views).execute(&ind.sql).ok())
-        .collect();
-    let Some(plans) = plans.filter(|p| p.len() > 1) else {
-        return Vec::new();
-    };
-    let opt = plans[0].get_current_optimizations();
-    let plans = plans.into_iter().map(|lf| lf.logical_plan).collect();
-    let Ok(text) = LazyFrame::explain_all(plans, opt) else {
-        return Vec::new();
-    };
-    // Cache id -> the plans that read it, in order. A query's own unions
-    // number their inputs `PLAN 0`, `PLAN 1`.. too, indented further: the
-    // queries are the `PLAN` lines indented as the first one is.
-    let mut readers: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    let (mut plan, mut plan_indent) = (None, None);
-    for line in text.lines() {
-        let (indent, item) = (line.len() - line.trim_start().len(), line.trim());
-        if let Some(i) = item.strip_prefix("PLAN ").and_then(|l| l.strip_suffix(':')) {
-            if *plan_indent.get_or_insert(indent) == indent {
-                plan = i.parse::<usize>().ok();
-            }
-        } else if let (Some(id), Some(p)) = (
-            item.strip_prefix("CACHE[id: ")
-                .and_then(|l| l.strip_suffix(']')),
-            plan,
-        ) {
-            let r = readers.entry(id).or_default();
-            if r.last() != Some(&p) {
-                r.push(p);
-            }
-        }
-    }
-    let mut grouped = vec![false; catalog.len()];
-    let mut groups: Vec<Vec<usize>> = Vec::new();
-    let mut shared: Vec<&Vec<usize>> = readers.values().filter(|r| r.len() > 1).collect();
-    shared.sort();
-    for r in shared {
-        let free: Vec<usize> = r
-            .iter()
-            .copied()
-            .filter(|&p| p < catalog.len() && !grouped[p])
-            .take(GROUP_AT_MOST)
-            .collect();
-        if free.len() > 1 {
-            for &p in &free {
-                grouped[p] = true;
-            }
-            groups.push(free);
-        }
-    }
-    groups.sort();
-    groups
-}
-
-/// The most definitions collected together.
-pub(super) const GROUP_AT_MOST: usize = 4;
 
 pub(super) fn aggregate(ind: &Indicator, df: &DataFrame, tz: Tz) -> Result<Vec<Value>> {
     let num_column = |name: &str| -> Result<Float64Chunked> {
