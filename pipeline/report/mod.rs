@@ -404,6 +404,8 @@ fn environment(
     policy: &LoadedPolicy,
 ) -> Result<(Environment<'static>, Vec<(&'static str, String)>)> {
     let mut env = Environment::new();
+    // Charts print as their SVG, drawn only for the pages rendered.
+    env.set_formatter(svg::formatter);
     let dir = policy.templates_dir();
     if let Some(dir) = &dir {
         if !dir.is_dir() {

@@ -81,7 +81,7 @@ impl Site<'_> {
                 total_sort => s.total.unwrap_or(-1.0),
                 change => signed(s.total.zip(before).map(|(a, b)| a - b)),
                 arrow => arrow(dir),
-                spark => svg::sparkline(&self.total_series(&dept.id, period, 12)),
+                spark => svg::Drawing::Sparkline(self.total_series(&dept.id, period, 12)).value(),
                 grade => self.grade_name(s.grade.as_deref()),
                 grade_class => if s.veto { "bad" } else { "" },
                 bonus => s.bonus.map(|b| format!("{b:.3}")),
@@ -273,7 +273,7 @@ impl Site<'_> {
                         rag => rag(&i.status),
                         n => i.n.map(|n| format!("{n:.0}")),
                         change => signed(i.value.zip(prev_values.get(&i.indicator_id).copied().flatten()).map(|(a, b)| a - b)),
-                        spark => svg::sparkline(&spark),
+                        spark => svg::Drawing::Sparkline(spark).value(),
                     }
                 })
                 .collect();
@@ -340,16 +340,17 @@ impl Site<'_> {
                     signal,
                 })
                 .collect();
-            let svg = svg::trend_chart(
-                &self.indicator_name(&id),
-                &chart_points,
-                targets.get(&id).copied(),
-                limits,
-            );
-            if !svg.is_empty() {
+            // A chart with no value is not drawn (`svg::trend_chart`).
+            if chart_points.iter().any(|p| p.value.is_some()) {
+                let svg = svg::Drawing::Trend {
+                    title: self.indicator_name(&id),
+                    points: chart_points,
+                    target: targets.get(&id).copied(),
+                    limits,
+                };
                 charts.push(context! {
                     name => self.indicator_name(&id),
-                    svg => Value::from_safe_string(svg),
+                    svg => svg.value(),
                     direction => direction.map(|d| self.t.get(&format!("direction_{d}")).cloned().unwrap_or_default()),
                 });
             }

@@ -251,6 +251,122 @@ pub fn histogram(title: &str, values: &[f64], bin: f64) -> String {
     s
 }
 
+/// A chart a page shows, drawn only when the page is rendered: a page whose
+/// digest matches the published one is linked without drawing anything.
+/// In a template it prints as its SVG (the environment's formatter writes
+/// it unescaped, and `| safe` takes the same text); to the page digest it
+/// is a map of one entry, `chart`, the bytes of everything it is drawn
+/// from, so the digest covers what the drawing shows.
+#[derive(Debug)]
+pub enum Drawing {
+    Sparkline(Vec<Option<f64>>),
+    Trend {
+        title: String,
+        points: Vec<ChartPoint>,
+        target: Option<f64>,
+        limits: Option<(f64, f64, f64)>,
+    },
+}
+
+impl Drawing {
+    pub fn value(self) -> minijinja::Value {
+        minijinja::Value::from_object(self)
+    }
+
+    pub fn draw(&self) -> String {
+        match self {
+            Drawing::Sparkline(values) => sparkline(values),
+            Drawing::Trend {
+                title,
+                points,
+                target,
+                limits,
+            } => trend_chart(title, points, *target, *limits),
+        }
+    }
+
+    /// Everything the drawing depends on, as bytes.
+    fn inputs(&self) -> Vec<u8> {
+        fn num(b: &mut Vec<u8>, v: Option<f64>) {
+            match v {
+                Some(x) => {
+                    b.push(1);
+                    b.extend_from_slice(&x.to_bits().to_le_bytes());
+                }
+                None => b.push(0),
+            }
+        }
+        fn text(b: &mut Vec<u8>, s: &str) {
+            b.extend_from_slice(&(s.len() as u64).to_le_bytes());
+            b.extend_from_slice(s.as_bytes());
+        }
+        let mut b = Vec::new();
+        match self {
+            Drawing::Sparkline(values) => {
+                b.push(b's');
+                for &v in values {
+                    num(&mut b, v);
+                }
+            }
+            Drawing::Trend {
+                title,
+                points,
+                target,
+                limits,
+            } => {
+                b.push(b't');
+                text(&mut b, title);
+                num(&mut b, *target);
+                match limits {
+                    Some((c, u, l)) => [*c, *u, *l].into_iter().for_each(|x| num(&mut b, Some(x))),
+                    None => b.push(0),
+                }
+                for p in points {
+                    text(&mut b, &p.label);
+                    num(&mut b, p.value);
+                    b.push(u8::from(p.signal));
+                }
+            }
+        }
+        b
+    }
+}
+
+impl minijinja::value::Object for Drawing {
+    fn repr(self: &std::sync::Arc<Self>) -> minijinja::value::ObjectRepr {
+        minijinja::value::ObjectRepr::Map
+    }
+
+    fn get_value(self: &std::sync::Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
+        (key.as_str() == Some("chart")).then(|| minijinja::Value::from_bytes(self.inputs()))
+    }
+
+    fn enumerate(self: &std::sync::Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Str(&["chart"])
+    }
+
+    fn render(self: &std::sync::Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result
+    where
+        Self: Sized + 'static,
+    {
+        f.write_str(&self.draw())
+    }
+}
+
+/// Writes a [`Drawing`] as its SVG, every other value as minijinja does.
+pub fn formatter(
+    out: &mut minijinja::Output,
+    state: &minijinja::State,
+    value: &minijinja::Value,
+) -> Result<(), minijinja::Error> {
+    match value.downcast_object_ref::<Drawing>() {
+        Some(d) => out
+            .write_str(&d.draw())
+            .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string())),
+        None => minijinja::escape_formatter(out, state, value),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,5 +442,34 @@ mod tests {
         assert!(s.contains("t &amp; u"));
         assert_eq!(s.matches("point signal").count(), 1);
         assert_eq!(s.matches(r#"class="limit""#).count(), 2);
+    }
+
+    #[test]
+    fn a_drawing_prints_as_its_svg_and_digests_as_its_inputs() {
+        let mut env = minijinja::Environment::new();
+        env.set_formatter(formatter);
+        env.add_template("p.html", "{{ a }}|{{ a | safe }}|{{ b }}")
+            .unwrap();
+        let values = vec![Some(1.0), Some(2.0), None, Some(4.0)];
+        let ctx = |v: Vec<Option<f64>>| {
+            minijinja::context! { a => Drawing::Sparkline(v).value(), b => "<b>" }
+        };
+        // Printed or through `safe`, the drawing is the sparkline's SVG,
+        // unescaped; other values are escaped as before.
+        let html = env
+            .get_template("p.html")
+            .unwrap()
+            .render(ctx(values.clone()))
+            .unwrap();
+        let svg = sparkline(&values);
+        assert!(svg.starts_with("<svg"), "{svg}");
+        assert_eq!(html, format!("{svg}|{svg}|&lt;b&gt;"));
+        // The digest follows the inputs: the same values give the same
+        // digest, one value changed another.
+        let digest = |v| crate::nightly::pages::page_digest("p.html", &ctx(v)).unwrap();
+        assert_eq!(digest(values.clone()), digest(values.clone()));
+        let mut moved = values.clone();
+        moved[3] = Some(4.5);
+        assert_ne!(digest(values), digest(moved));
     }
 }
