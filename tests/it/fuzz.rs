@@ -236,16 +236,19 @@ fn damaged_parquet_page_is_refused_not_a_crash() {
     );
 }
 
+/// The number in environment variable `name`, or `default` when it is
+/// unset or not a number.
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 #[test]
 fn ingest_never_panics_and_accounts_for_every_record() {
-    let cases: u64 = std::env::var("SCORECARD_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(300);
-    let seed: u64 = std::env::var("SCORECARD_FUZZ_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2026);
+    let cases = env_number("SCORECARD_FUZZ_CASES", 300);
+    let seed = env_number("SCORECARD_FUZZ_SEED", 2026);
     let policy = policy();
     let started = std::time::Instant::now();
     let (mut stored, mut rejected, mut failed_files) = (0u64, 0u64, 0u64);
@@ -379,10 +382,7 @@ fn assert_same(
 /// values) and on `data_samples/` (GB18030 and bad records included).
 #[test]
 fn the_fast_csv_reader_gives_what_the_reference_reader_gives() {
-    let cases: u64 = std::env::var("SCORECARD_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(300);
+    let cases = env_number("SCORECARD_FUZZ_CASES", 300);
     let policy = policy();
     let ws = Workspace::new();
     ws.put_departments();
