@@ -4,13 +4,19 @@
 //! `case_time` (hours each department held each case, so a report can show
 //! where the time of transferred cases went). A case belongs to the
 //! department and period of its `received` event (intake cohort).
+//!
+//! Derivation gives *facts* that do not depend on as-of: a case not yet
+//! resolved or cancelled has status `open`, the lateness that as-of
+//! decides is left null, and the hours of the department holding it grow
+//! from an instant (`grows_from`). [`cases_at`] and [`case_time_at`] turn facts into
+//! the marts' rows at an as-of, so that moving as-of derives nothing again.
 
 use anyhow::Result;
 use chrono_tz::Tz;
-use polars::prelude::{DataFrame, PlHashMap};
+use polars::prelude::*;
+use rayon::prelude::*;
 
 use crate::time::calendar::WorkCalendar;
-use rayon::slice::ParallelSliceMut;
 
 use crate::frame::{self, At, Builder};
 use crate::policy::Policy;
@@ -66,9 +72,17 @@ pub struct Case<'a> {
     pub visit_count: i64,
     pub transfer_count: i64,
     pub notified: bool,
-    /// (department, hours held), in the order held.
+    /// (department, hours held), in the order held. An open case's
+    /// holder has its hours up to the last event that stopped them.
     pub held: Vec<(&'a str, f64)>,
+    /// An open case that is not suspended: its holder, whose hours grow by
+    /// the time from this instant (UTC micros) to as-of.
+    pub grows_from: Option<(&'a str, i64)>,
 }
+
+/// The status of a case derived but not yet resolved or cancelled;
+/// [`cases_at`] makes it `pending` or `overdue`.
+pub const OPEN: &str = "open";
 
 /// The columns of `process_events` that [`derive`] reads.
 pub const EVENT_COLUMNS: [&str; 8] = [
@@ -93,14 +107,13 @@ pub struct Derived<'a> {
     pub spans: Vec<(&'a str, i32, i32)>,
 }
 
-/// Derives cases from process events as they stood at `as_of_end` (UTC
-/// micros, inclusive). Events after it must already be filtered out.
+/// Derives the facts of the cases of `events` (those after as-of must
+/// already be filtered out), the cases shared out across cores.
 pub fn derive<'a>(
     events: &'a DataFrame,
     policy: &Policy,
     cal: &WorkCalendar,
     tz: Tz,
-    as_of_end: i64,
 ) -> Result<Derived<'a>> {
     // Columns are read in place; per event only a sort key is held.
     let ids = At::strs(events, "case_id")?;
@@ -161,49 +174,136 @@ pub fn derive<'a>(
     drop((number, rank));
     keys.par_sort_unstable();
 
-    let mut cases = Vec::new();
-    let mut spans = Vec::new();
-    let mut evs: Vec<Event> = Vec::new();
-    for run in keys.chunk_by(|a, b| a.0 == b.0) {
-        evs.clear();
-        evs.extend(run.iter().map(|&(_, at, _, row, _)| {
-            let i = row as usize;
-            Event {
-                at,
-                event: kinds.get(i).expect("kept rows have an event"),
-                dept: depts.get(i).expect("kept rows have a department"),
-                service_type: services.get(i),
-                due_at: dues.get(i),
-                response_due_at: rdues.get(i),
-                instant: instants.get(i),
-            }
-        }));
-        let id = ids
-            .get(run[0].3 as usize)
-            .expect("kept rows have a case id");
-        if month_column.is_some() {
-            let of_run = run.iter().map(|k| k.4);
-            let first = of_run.clone().min().expect("a run has rows");
-            spans.push((id, first, of_run.max().expect("a run has rows")));
+    // Each case's events are one run of `keys`; shares of about equal size
+    // that end at a case's end are derived at once.
+    let shares = (rayon::current_num_threads() * 8).max(1);
+    let mut bounds = vec![0];
+    for k in 1..shares {
+        let mut at = keys.len() * k / shares;
+        while at > *bounds.last().expect("starts at 0")
+            && at < keys.len()
+            && keys[at].0 == keys[at - 1].0
+        {
+            at += 1;
         }
-        cases.extend(one_case(id, &evs, policy, cal, tz, as_of_end));
+        if at > *bounds.last().expect("starts at 0") && at < keys.len() {
+            bounds.push(at);
+        }
+    }
+    bounds.push(keys.len());
+    let with_spans = month_column.is_some();
+    let derive_share = |share: &[(u32, i64, u8, u32, i32)]| {
+        let (mut cases, mut spans) = (Vec::new(), Vec::new());
+        let mut evs: Vec<Event> = Vec::new();
+        for run in share.chunk_by(|a, b| a.0 == b.0) {
+            evs.clear();
+            evs.extend(run.iter().map(|&(_, at, _, row, _)| {
+                let i = row as usize;
+                Event {
+                    at,
+                    event: kinds.get(i).expect("kept rows have an event"),
+                    dept: depts.get(i).expect("kept rows have a department"),
+                    service_type: services.get(i),
+                    due_at: dues.get(i),
+                    response_due_at: rdues.get(i),
+                    instant: instants.get(i),
+                }
+            }));
+            let id = ids
+                .get(run[0].3 as usize)
+                .expect("kept rows have a case id");
+            if with_spans {
+                let of_run = run.iter().map(|k| k.4);
+                let first = of_run.clone().min().expect("a run has rows");
+                spans.push((id, first, of_run.max().expect("a run has rows")));
+            }
+            cases.extend(one_case(id, &evs, policy, cal, tz));
+        }
+        Derived { cases, spans }
+    };
+    let parts: Vec<Derived> = bounds
+        .par_windows(2)
+        .map(|w| derive_share(&keys[w[0]..w[1]]))
+        .collect();
+    let mut cases = Vec::with_capacity(parts.iter().map(|p| p.cases.len()).sum());
+    let mut spans = Vec::with_capacity(parts.iter().map(|p| p.spans.len()).sum());
+    for part in parts {
+        cases.extend(part.cases);
+        spans.extend(part.spans);
     }
     Ok(Derived { cases, spans })
 }
 
-/// Whether a case of this status is still open at as-of (not resolved,
-/// not cancelled).
+/// Whether a case of this status in the `cases` mart is still open at
+/// as-of (not resolved, not cancelled).
 pub fn is_open(status: &str) -> bool {
     matches!(status, "pending" | "overdue")
 }
 
-/// Whether a case's row depends on as-of, not only on its events: it is
-/// open (its status and the hours its holder has had it move with as-of),
-/// or it has a response deadline and no response (whether the response is
-/// late does).
-pub fn depends_on_as_of(c: &Case) -> bool {
-    is_open(c.status)
-        || (c.first_response_at.is_none() && c.response_due_at.is_some() && c.status != "cancelled")
+/// Over the facts frame of cases ([`cases_frame`]): whether a case's row
+/// in the mart depends on as-of, not only on its events. It is open (its
+/// status and its holder's hours move with as-of), or it has a response
+/// deadline and no response (whether the response is late does).
+pub fn depends_on_as_of() -> Expr {
+    col("status").eq(lit(OPEN)).or(awaiting_response())
+}
+
+fn awaiting_response() -> Expr {
+    col("first_response_at")
+        .is_null()
+        .and(col("response_due_at").is_not_null())
+        .and(col("status").neq(lit("cancelled")))
+}
+
+/// The `cases` mart at the end of as-of `end` (UTC micros, inclusive)
+/// from the facts of [`cases_frame`]: an open case is overdue (and late)
+/// once its deadline is before `end`, else pending; a response not given
+/// is late once its deadline is.
+pub fn cases_at(cases: LazyFrame, end: i64) -> LazyFrame {
+    let end_at = crate::frame::instant(end);
+    let overdue = col("status")
+        .eq(lit(OPEN))
+        .and(col("due_at").lt(end_at.clone()));
+    cases.with_columns([
+        when(col("status").eq(lit(OPEN)))
+            .then(
+                when(overdue.clone())
+                    .then(lit("overdue"))
+                    .otherwise(lit("pending")),
+            )
+            .otherwise(col("status"))
+            .alias("status"),
+        when(overdue)
+            .then(lit(false))
+            .otherwise(col("on_time"))
+            .alias("on_time"),
+        when(awaiting_response().and(col("response_due_at").lt(end_at)))
+            .then(lit(false))
+            .otherwise(col("response_on_time"))
+            .alias("response_on_time"),
+    ])
+}
+
+/// The `case_time` mart at the end of as-of `end` from the facts of
+/// [`case_time_frame`]: the holder of an open case that is not suspended
+/// has held it, besides its hours so far, from `grows_from` to `end`.
+/// (In Rust: polars divides by a constant as a product with its inverse,
+/// which is not the quotient derivation takes for the other hours.)
+pub fn case_time_at(mut case_time: DataFrame, end: i64) -> Result<DataFrame> {
+    let hours: Float64Chunked = {
+        let held = frame::column(&case_time, "hours")?.f64()?;
+        let from = frame::column(&case_time, "grows_from")?.i64()?;
+        held.iter()
+            .zip(from.iter())
+            .map(|(h, from)| match from {
+                Some(from) => h.map(|h| h + (end - from).max(0) as f64 / HOUR_US),
+                None => h,
+            })
+            .collect()
+    };
+    case_time.with_column(hours.with_name("hours".into()).into_column())?;
+    case_time.drop_in_place("grows_from")?;
+    Ok(case_time)
 }
 
 fn one_case<'a>(
@@ -212,7 +312,6 @@ fn one_case<'a>(
     policy: &Policy,
     cal: &WorkCalendar,
     tz: Tz,
-    as_of_end: i64,
 ) -> Option<Case<'a>> {
     let recv = evs.iter().find(|e| e.event == "received")?;
     let received_at = recv.at;
@@ -277,24 +376,56 @@ fn one_case<'a>(
             _ => {}
         }
     }
-    let end = resolved_at.or(cancelled_at).unwrap_or(as_of_end);
+    // An open case's last suspension runs on (to any as-of), and so does
+    // its holder's time unless suspended: up to as-of the holder has
+    // `held` hours from `hold_start` to `grows_from` (suspensions so far
+    // left out), and the time since.
+    let closed_at = resolved_at.or(cancelled_at);
+    let open_suspension = suspend_start.filter(|_| closed_at.is_none());
     if let Some(s) = suspend_start {
-        suspended.push((s, end.max(s)));
+        suspended.push((s, closed_at.map_or(i64::MAX, |end| end.max(s))));
     }
-    segments.push((holder, hold_start, end.max(hold_start)));
-    let active_hours = |from: i64, to: i64| -> f64 {
+    let active_us = |from: i64, to: i64| -> i64 {
         let paused: i64 = suspended
             .iter()
             .map(|&(s, e)| (e.min(to) - s.max(from)).max(0))
             .sum();
-        ((to - from) - paused).max(0) as f64 / HOUR_US
+        ((to - from) - paused).max(0)
+    };
+    let active_hours = |from: i64, to: i64| active_us(from, to) as f64 / HOUR_US;
+    let grows_from = match (closed_at, open_suspension) {
+        (Some(end), _) => {
+            segments.push((holder, hold_start, end.max(hold_start)));
+            None
+        }
+        // Suspended: the holder's time stopped at the suspension.
+        (None, Some(s)) => {
+            segments.push((holder, hold_start, s.max(hold_start)));
+            None
+        }
+        // Every suspension ended before as-of: the holder's time to an
+        // instant t is t - hold_start less them.
+        (None, None) => {
+            segments.push((holder, hold_start, hold_start));
+            let paused: i64 = suspended
+                .iter()
+                .map(|&(s, e)| (e - s.max(hold_start)).max(0))
+                .sum();
+            Some((holder, hold_start + paused))
+        }
     };
     let mut held: Vec<(&str, f64)> = Vec::new();
-    for &(dept, s, e) in &segments {
-        let h = active_hours(s, e);
+    let last = segments.len() - 1;
+    for (k, &(dept, s, e)) in segments.iter().enumerate() {
+        // The growing holder's time is added by `case_time_at`, last.
+        let h = if k == last && grows_from.is_some() {
+            None
+        } else {
+            Some(active_hours(s, e))
+        };
         match held.iter_mut().find(|(d, _)| *d == dept) {
-            Some(x) => x.1 += h,
-            None => held.push((dept, h)),
+            Some(x) => x.1 += h.unwrap_or(0.0),
+            None => held.push((dept, h.unwrap_or(0.0))),
         }
     }
 
@@ -303,14 +434,11 @@ fn one_case<'a>(
         "cancelled"
     } else if resolved_at.is_some() {
         "resolved"
-    } else if due_at.is_some_and(|d| d < as_of_end) {
-        "overdue"
     } else {
-        "pending"
+        OPEN
     };
     let on_time = match status {
         "resolved" => due_at.map(|d| resolved_at.expect("resolved") <= d),
-        "overdue" => Some(false),
         _ => None,
     };
     let response_on_time = if cancelled {
@@ -318,7 +446,6 @@ fn one_case<'a>(
     } else {
         match (response_due_at, first_response_at) {
             (Some(due), Some(r)) => Some(r <= due),
-            (Some(due), None) if due < as_of_end => Some(false),
             _ => None,
         }
     };
@@ -346,10 +473,12 @@ fn one_case<'a>(
         transfer_count: transfers,
         notified: status == "resolved" && notified_at.is_some(),
         held,
+        grows_from,
     })
 }
 
-/// The `cases` mart, sorted by case id.
+/// The facts of `cases` in the columns of the `cases` mart, in their
+/// order: [`cases_at`] makes the mart's rows.
 pub fn cases_frame(cases: &[Case]) -> Result<DataFrame> {
     Builder::new()
         .str("case_id", cases.iter().map(|c| Some(c.case_id)))
@@ -379,16 +508,24 @@ pub fn cases_frame(cases: &[Case]) -> Result<DataFrame> {
         .build()
 }
 
-/// The `case_time` mart: hours each department held each case (suspended
-/// time excluded), in the order held.
+/// The facts of `case_time`: hours each department held each case
+/// (suspended time excluded), in the order held, and `grows_from` (UTC
+/// micros) on the row of an open case's holder whose hours grow with
+/// as-of ([`case_time_at`]).
 pub fn case_time_frame(cases: &[Case]) -> Result<DataFrame> {
-    let rows: Vec<(&str, &str, f64)> = cases
+    let rows: Vec<(&str, &str, f64, Option<i64>)> = cases
         .iter()
-        .flat_map(|c| c.held.iter().map(move |&(d, h)| (c.case_id, d, h)))
+        .flat_map(|c| {
+            c.held.iter().map(move |&(d, h)| {
+                let grows = c.grows_from.filter(|(holder, _)| *holder == d);
+                (c.case_id, d, h, grows.map(|(_, from)| from))
+            })
+        })
         .collect();
     Builder::new()
         .str("case_id", rows.iter().map(|r| Some(r.0)))
         .str("dept_id", rows.iter().map(|r| Some(r.1)))
         .f64("hours", rows.iter().map(|r| Some(r.2)))
+        .i64("grows_from", rows.iter().map(|r| r.3))
         .build()
 }

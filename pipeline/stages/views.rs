@@ -222,8 +222,8 @@ pub fn build_views(
         }
         None => {
             let events = collect_columns(&events, &cases::EVENT_COLUMNS, "process events")?;
-            let rows = cases::derive(&events, p, &cal, tz, end)?.cases;
-            let m = case_reuse::write_derived(&rows, events.height(), spill, tz, progress)?;
+            let rows = cases::derive(&events, p, &cal, tz)?.cases;
+            let m = case_reuse::write_derived(&rows, events.height(), spill, tz, end, progress)?;
             (m.cases, m.case_time, m.first_day)
         }
     };

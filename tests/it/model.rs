@@ -133,6 +133,103 @@ fn case_statuses_reopening_transfers_and_deadlines() {
     );
 }
 
+/// Cases open for weeks at two as-ofs: the second run on the first's
+/// output, where only the month between the two as-ofs is derived again
+/// (the nightly path), and on its own (every case derived).
+#[test]
+fn an_open_case_moves_with_as_of_only_while_its_time_runs() {
+    // February: o1 with gsc 09:00-13:00 on 2 February, then legal,
+    // suspended 3 February 09:00-21:00; o2 suspended two hours after
+    // receipt, never resumed, due 4 February; o3 with a response due 6
+    // March 09:00, none given. January and March: one case each, resolved.
+    // Without a response_due_at the policy's default 24 h applies, and no
+    // case but o3 responded in time: their responses are late.
+    let events = "case_id,event,at,dept_id,service_type,due_at,response_due_at\n\
+        j1,received,2026-01-05 09:00:00,gsc,,2026-01-06 09:00:00,\n\
+        j1,resolved,2026-01-05 10:00:00,gsc,,,\n\
+        o1,received,2026-02-02 09:00:00,gsc,,2026-03-20 09:00:00,\n\
+        o1,transferred,2026-02-02 13:00:00,legal,,,\n\
+        o1,suspended,2026-02-03 09:00:00,legal,,,\n\
+        o1,resumed,2026-02-03 21:00:00,legal,,,\n\
+        o2,received,2026-02-02 09:00:00,gsc,,2026-02-04 09:00:00,\n\
+        o2,suspended,2026-02-02 11:00:00,gsc,,,\n\
+        o3,received,2026-02-04 09:00:00,gsc,,2026-03-30 09:00:00,2026-03-06 09:00:00\n\
+        m1,received,2026-03-02 09:00:00,gsc,,2026-03-03 09:00:00,\n\
+        m1,resolved,2026-03-02 12:00:00,gsc,,,\n";
+    let cases = "SELECT case_id, status, on_time, response_on_time FROM cases ORDER BY case_id";
+    let held =
+        "SELECT case_id, dept_id, round(hours, 6) AS h FROM case_time ORDER BY case_id, dept_id";
+    let closed = [
+        strs(&["j1", "resolved", "true", "false"]),
+        strs(&["m1", "resolved", "true", "false"]),
+    ];
+    let with_closed = |open: [Vec<String>; 3]| {
+        let mut rows = closed.to_vec();
+        rows.extend(open);
+        rows
+    };
+    let ws = Workspace::new();
+    ws.put_departments();
+    ws.put("process_events.csv", events);
+
+    // As of 5 March (its end: 6 March 00:00 less a microsecond, local).
+    // o1: legal from 2 February 13:00 to 2 March 13:00 is 672 h (28 days),
+    // to 6 March 00:00 83 h more, less 12 h suspended: 743 h. o2: 2 h, its
+    // time stopped; overdue since 4 February. o3: 672 h from 4 February
+    // 09:00 to 4 March 09:00, 39 h more; its response is not late yet.
+    ws.run_cli(None, "2026-03-05");
+    assert_eq!(
+        ws.rows(cases),
+        with_closed([
+            strs(&["o1", "pending", "∅", "false"]),
+            strs(&["o2", "overdue", "false", "false"]),
+            strs(&["o3", "pending", "∅", "∅"]),
+        ])
+    );
+    let held_rows = |o1: &str, o3: &str| {
+        vec![
+            strs(&["j1", "gsc", "1.0"]),
+            strs(&["m1", "gsc", "3.0"]),
+            strs(&["o1", "gsc", "4.0"]),
+            strs(&["o1", "legal", o1]),
+            strs(&["o2", "gsc", "2.0"]),
+            strs(&["o3", "gsc", o3]),
+        ]
+    };
+    assert_eq!(ws.rows(held), held_rows("743.0", "711.0"));
+
+    // As of 8 March, three days on: o1's and o3's holders 72 h more, o2
+    // still 2 h; o3's response is late now.
+    let at_8_march = |ws: &Workspace| {
+        assert_eq!(
+            ws.rows(cases),
+            with_closed([
+                strs(&["o1", "pending", "∅", "false"]),
+                strs(&["o2", "overdue", "false", "false"]),
+                strs(&["o3", "pending", "∅", "false"]),
+            ])
+        );
+        assert_eq!(ws.rows(held), held_rows("815.0", "783.0"));
+    };
+    ws.run_cli(None, "2026-03-08");
+    at_8_march(&ws);
+    // Only March may hold events between the two as-ofs: m1 alone is
+    // derived again, the open cases of February are put at the new as-of.
+    let derived = &crate::manifest(&ws.out)["compute"]["cases_derived"];
+    assert_eq!(derived.as_u64(), Some(1));
+    let full = Workspace::new();
+    full.run_cli(Some(&ws.input), "2026-03-08");
+    at_8_march(&full);
+    for mart in ["cases", "case_time"] {
+        let file = format!("marts/{mart}.parquet");
+        assert_eq!(
+            std::fs::read(ws.out.join(&file)).unwrap(),
+            std::fs::read(full.out.join(&file)).unwrap(),
+            "{file}"
+        );
+    }
+}
+
 #[test]
 fn case_indicators_worked_by_hand() {
     let ws = Workspace::new();

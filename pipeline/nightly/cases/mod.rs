@@ -2,27 +2,29 @@
 //! the cases whose events may have changed since the last run, and takes
 //! every other case's rows from the marts the last run published.
 //!
-//! A case's rows depend only on its events up to the end of as-of, on
-//! as-of itself while it is open or awaits a response, on the policy and
-//! on the program. The last run's cases are kept in `OUT/cache/cases/`
-//! (see [`CaseStore`]) with the months (`process_events` month files) each
-//! case's events lie in. A month file is *touched* when its bytes changed
-//! since the last run, or it was added or removed, or (when as-of moved)
-//! it may hold events between the two as-ofs. The cases derived again are:
+//! A case's facts depend only on its events up to the end of as-of, on
+//! the policy and on the program; its rows in the marts also on as-of
+//! while it is open or awaits a response ([`cases::at_as_of`]). The last
+//! run's cases are kept in `OUT/cache/cases/` (see [`CaseStore`]) with the
+//! months (`process_events` month files) each case's events lie in, and
+//! the facts of the cases whose rows depend on as-of. A month file is
+//! *touched* when its bytes changed since the last run, or it was added or
+//! removed, or (when as-of moved) it may hold events between the two
+//! as-ofs. The cases derived again are:
 //!
 //! * those with an event in a touched month, as the files are now;
-//! * those whose events lay in a touched month at the last run;
-//! * when as-of moved, those whose rows depend on it
-//!   ([`cases::depends_on_as_of`]).
+//! * those whose events lay in a touched month at the last run.
 //!
 //! Their events in untouched months are unchanged: they are read from the
 //! lake (the months each case spans), or for cases open at the last run
 //! from the events kept with them, so that a case open for years does not
-//! make every month be read. Every other case keeps its rows. When more
-//! than half the months are touched, every case is derived. The result
-//! equals deriving every case from all events (the nightly tests compare
-//! the two), and a store that does not match (another program or policy,
-//! an unreadable or altered file) means every case is derived.
+//! make every month be read. The other cases whose rows depend on as-of
+//! take them from their kept facts at this as-of; every other case keeps
+//! its rows. When more than half the months are touched, every case is
+//! derived. The result equals deriving every case from all events (the
+//! nightly tests compare the two), and a store that does not match
+//! (another program or policy, an unreadable or altered file) means every
+//! case is derived.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -45,7 +47,7 @@ use crate::time::local_day;
 
 /// Changes whenever what the cases folder holds, or how cases are derived,
 /// changes in a way the program version would not show.
-const CASES_FORMAT: &str = "cases/2";
+const CASES_FORMAT: &str = "cases/3";
 
 /// Derived cases kept for the next run in `OUT/cache/cases/`, so that it
 /// derives again only the cases whose events may have changed:
@@ -53,10 +55,13 @@ const CASES_FORMAT: &str = "cases/2";
 /// * `cases.parquet`, `case_time.parquet`: the marts as published (linked);
 /// * `spans.parquet`: for every case id, the first and last month
 ///   (`yyyymm`) of the `process_events` files its events are in;
-/// * `open_events.parquet`: every event of the cases whose row depends on
-///   as-of (open, or awaiting a response that has a deadline), so that
-///   they can be derived again at a later as-of without reading the months
-///   they started in;
+/// * `open_cases.parquet`, `open_case_time.parquet`: the facts
+///   ([`cases::cases_frame`], [`cases::case_time_frame`]) of the cases
+///   whose rows depend on as-of (open, or awaiting a response that has a
+///   deadline), which give their rows at a later as-of;
+/// * `open_events.parquet`: every event of those cases, so that a new
+///   event of one derives it again without reading the months it started
+///   in;
 /// * `state.json`: the end of as-of they were derived at, and the digest of
 ///   every `process_events` month file and of the two marts;
 /// * `fingerprint`: the program and the policy (written last).
@@ -83,6 +88,8 @@ struct KeptCases {
     cases: DataFrame,
     case_time: DataFrame,
     spans: DataFrame,
+    open_cases: DataFrame,
+    open_case_time: DataFrame,
     open_events: DataFrame,
 }
 
@@ -141,12 +148,13 @@ impl CaseStore {
             cases: read("cases")?,
             case_time: read("case_time")?,
             spans: read("spans")?,
+            open_cases: read("open_cases")?,
+            open_case_time: read("open_case_time")?,
             open_events: read("open_events")?,
         })
     }
 
-    /// Writes one frame kept with this run's cases (`spans`,
-    /// `open_events`), so that memory need not hold it; `kept` is the last
+    /// Writes one frame kept with this run's cases (`spans`, `open_*`), so that memory need not hold it; `kept` is the last
     /// run's frame, if any, whose unchanged row groups are copied.
     fn put(&self, name: &str, mut df: DataFrame, kept: Option<&DataFrame>) -> Result<()> {
         let file = format!("{name}.parquet");
@@ -231,18 +239,33 @@ pub fn derive(
     let Some(kept) = kept else {
         let months: Vec<&String> = store.months.keys().collect();
         let events = read_events(store, &months, end, None)?;
-        let mut derived = cases::derive(&events, policy, cal, tz, end)?;
+        let mut derived = cases::derive(&events, policy, cal, tz)?;
         (store.derived, store.kept) = (derived.cases.len(), 0);
+        progress.step(&format!(
+            "cases: {} from {} process events",
+            derived.cases.len(),
+            events.height()
+        ));
         // Each frame is written and freed before the next is made.
         store.put(
             "spans",
             spans_frame(&std::mem::take(&mut derived.spans))?,
             None,
         )?;
-        store.put("open_events", open_events(&events, &derived.cases)?, None)?;
-        let marts = write_derived(&derived.cases, events.height(), spill, tz, progress)?;
+        let facts = cases::cases_frame(&derived.cases)?;
+        let facts_time = cases::case_time_frame(&derived.cases)?;
         drop(derived);
+        let (open, open_time) = open_facts(&facts, &facts_time)?;
+        store.put("open_events", open_events(&events, &open)?, None)?;
         drop(events);
+        store.put("open_cases", open, None)?;
+        store.put("open_case_time", open_time, None)?;
+        let first_day = first_day(&facts)?;
+        let marts = CaseMarts {
+            cases: spill("cases", cases::cases_at(facts.lazy(), end).collect()?, None)?,
+            case_time: spill("case_time", cases::case_time_at(facts_time, end)?, None)?,
+            first_day,
+        };
         store.seal(end)?;
         return Ok(marts);
     };
@@ -250,8 +273,8 @@ pub fn derive(
     let touched = touched_months(&store.months, &kept, end);
     let touched_numbers: Vec<i32> = touched.iter().filter_map(|m| month_number(m)).collect();
 
-    // The cases to derive again: events in touched months now, events in
-    // touched months at the last run, and (as-of moved) open cases.
+    // The cases to derive again: events in touched months now and events
+    // in touched months at the last run.
     let fresh_months: Vec<&String> = touched
         .iter()
         .copied()
@@ -272,9 +295,6 @@ pub fn derive(
         .iter()
         .flatten()
         .collect();
-    if kept.end != end {
-        again.extend(open_ids.iter().copied());
-    }
     let again_ids: Series = again.iter().copied().collect();
 
     // Their events in untouched months: kept with the open cases, read
@@ -324,38 +344,61 @@ pub fn derive(
         .collect();
     let read = read_events(store, &read_months, end, Some(&to_read))?;
     let events = fresh.vstack(&cached)?.vstack(&read)?;
-    let derived = cases::derive(&events, policy, cal, tz, end)?;
+    let derived = cases::derive(&events, policy, cal, tz)?;
 
-    // This run's rows: the others' kept, these derived, in case id order.
-    let merge =
-        |old: &DataFrame, new: DataFrame, by: &[&str]| merge_in_order(old, &again, &new, by);
-    let cases_frame = merge(
-        &kept.cases,
-        cases::cases_frame(&derived.cases)?,
-        &["case_id"],
-    )?;
+    // The facts to put at this as-of: those derived, and those kept of the
+    // other cases whose rows depend on as-of; in case id order.
+    let not_again = is_in_ids(&again_ids).not();
+    let still_open = kept
+        .open_cases
+        .clone()
+        .lazy()
+        .filter(not_again.clone())
+        .collect()?;
+    let still_open_time = kept
+        .open_case_time
+        .clone()
+        .lazy()
+        .filter(not_again)
+        .collect()?;
+    let by_case = |df: DataFrame| -> Result<DataFrame> {
+        Ok(df.sort(
+            ["case_id"],
+            SortMultipleOptions::default().with_maintain_order(true),
+        )?)
+    };
+    let facts = by_case(cases::cases_frame(&derived.cases)?.vstack(&still_open)?)?;
+    let facts_time = by_case(cases::case_time_frame(&derived.cases)?.vstack(&still_open_time)?)?;
+    let (open, open_time) = open_facts(&facts, &facts_time)?;
+    let mut replaced = again.clone();
+    replaced.extend(still_open.column("case_id")?.str()?.iter().flatten());
+    let new_cases = cases::cases_at(facts.lazy(), end).collect()?;
+    let new_case_time = cases::case_time_at(facts_time, end)?;
+
+    // This run's rows: the others' kept, these made now, in case id order.
+    let cases_frame = merge_in_order(&kept.cases, &replaced, &new_cases, &["case_id"])?;
     (store.derived, store.kept) = (
         derived.cases.len(),
         cases_frame.height() - derived.cases.len(),
     );
     progress.step(&match derived.cases.len() {
         0 => format!(
-            "cases: {}, all kept from the last run (no events changed)",
-            cases_frame.height()
+            "cases: {}, all kept from the last run (no events changed; {} open put at this as-of)",
+            cases_frame.height(),
+            still_open.height(),
         ),
         n => format!(
-            "cases: {} ({n} derived again from {} process events, as {} month(s) changed since the last run; the others kept)",
+            "cases: {} ({n} derived again from {} process events, as {} month(s) changed since the last run; {} open put at this as-of; the others kept)",
             cases_frame.height(),
             events.height(),
             touched.len(),
+            still_open.height(),
         ),
     });
     let first_day = first_day(&cases_frame)?;
-    let case_time = merge(
-        &kept.case_time,
-        cases::case_time_frame(&derived.cases)?,
-        &["case_id"],
-    )?;
+    let case_time = merge_in_order(&kept.case_time, &replaced, &new_case_time, &["case_id"])?;
+    let merge =
+        |old: &DataFrame, new: DataFrame, by: &[&str]| merge_in_order(old, &again, &new, by);
     store.put(
         "spans",
         merge(&kept.spans, spans_frame(&derived.spans)?, &["case_id"])?,
@@ -365,11 +408,13 @@ pub fn derive(
         "open_events",
         merge(
             &kept.open_events,
-            open_events(&events, &derived.cases)?,
+            open_events(&events, &open)?,
             &["case_id", "month"],
         )?,
         Some(&kept.open_events),
     )?;
+    store.put("open_cases", open, Some(&kept.open_cases))?;
+    store.put("open_case_time", open_time, Some(&kept.open_case_time))?;
     // Most rows are the kept ones, where they were: the marts' row groups
     // that hold no changed row are copied from the last run's files.
     let (old_cases, old_case_time) = (
@@ -449,28 +494,53 @@ fn merge_in_order(
     Ok(df)
 }
 
-/// Writes the case marts of `rows`, every case derived now from
-/// `events_read` events, one mart at a time.
+/// Writes the case marts of `rows` at the end of as-of `end`, every case
+/// derived now from `events_read` events, one mart at a time.
 pub fn write_derived(
     rows: &[Case],
     events_read: usize,
     spill: &mut Spill,
     tz: Tz,
+    end: i64,
     progress: &Progress,
 ) -> Result<CaseMarts> {
     progress.step(&format!(
         "cases: {} from {events_read} process events",
         rows.len()
     ));
+    let first_day = rows
+        .iter()
+        .map(|c| c.received_at)
+        .min()
+        .map(|us| local_day(us, tz));
+    let cases = spill(
+        "cases",
+        cases::cases_at(cases::cases_frame(rows)?.lazy(), end).collect()?,
+        None,
+    )?;
+    let case_time = cases::case_time_at(cases::case_time_frame(rows)?, end)?;
     Ok(CaseMarts {
-        cases: spill("cases", cases::cases_frame(rows)?, None)?,
-        case_time: spill("case_time", cases::case_time_frame(rows)?, None)?,
-        first_day: rows
-            .iter()
-            .map(|c| c.received_at)
-            .min()
-            .map(|us| local_day(us, tz)),
+        cases,
+        case_time: spill("case_time", case_time, None)?,
+        first_day,
     })
+}
+
+/// The facts of the cases whose rows depend on as-of, and their
+/// `case_time` facts.
+fn open_facts(facts: &DataFrame, facts_time: &DataFrame) -> Result<(DataFrame, DataFrame)> {
+    let open = facts
+        .clone()
+        .lazy()
+        .filter(cases::depends_on_as_of())
+        .collect()?;
+    let ids = open.column("case_id")?.as_materialized_series().clone();
+    let open_time = facts_time
+        .clone()
+        .lazy()
+        .filter(is_in_ids(&ids))
+        .collect()?;
+    Ok((open, open_time))
 }
 
 /// The months touched since the last run: a month file whose bytes
@@ -563,13 +633,9 @@ fn read_events(
     Ok(events)
 }
 
-/// The events of the cases whose rows depend on as-of, by case and month.
-fn open_events(events: &DataFrame, rows: &[Case]) -> Result<DataFrame> {
-    let open: PlHashSet<&str> = rows
-        .iter()
-        .filter(|c| cases::depends_on_as_of(c))
-        .map(|c| c.case_id)
-        .collect();
+/// The events of the cases of `open` (facts), by case and month.
+fn open_events(events: &DataFrame, open: &DataFrame) -> Result<DataFrame> {
+    let open: PlHashSet<&str> = open.column("case_id")?.str()?.iter().flatten().collect();
     // A mask over the events in place: a lazy filter would copy them first.
     let mask: BooleanChunked = events
         .column("case_id")?
