@@ -171,11 +171,13 @@ pub fn derive<'a>(
             month,
         ));
     }
+    let n_ids = rank.len();
     drop((number, rank));
     keys.par_sort_unstable();
 
-    // Each case's events are one run of `keys`; shares of about equal size
-    // that end at a case's end are derived at once.
+    // Each case's events are one run of `keys`, and its rank is its slot in
+    // the result. Shares of about equal size that end at a case's end are
+    // derived at once, each into its own slots.
     let shares = (rayon::current_num_threads() * 8).max(1);
     let mut bounds = vec![0];
     for k in 1..shares {
@@ -192,45 +194,61 @@ pub fn derive<'a>(
     }
     bounds.push(keys.len());
     let with_spans = month_column.is_some();
-    let derive_share = |share: &[(u32, i64, u8, u32, i32)]| {
-        let (mut cases, mut spans) = (Vec::new(), Vec::new());
-        let mut evs: Vec<Event> = Vec::new();
-        for run in share.chunk_by(|a, b| a.0 == b.0) {
-            evs.clear();
-            evs.extend(run.iter().map(|&(_, at, _, row, _)| {
-                let i = row as usize;
-                Event {
-                    at,
-                    event: kinds.get(i).expect("kept rows have an event"),
-                    dept: depts.get(i).expect("kept rows have a department"),
-                    service_type: services.get(i),
-                    due_at: dues.get(i),
-                    response_due_at: rdues.get(i),
-                    instant: instants.get(i),
-                }
-            }));
-            let id = ids
-                .get(run[0].3 as usize)
-                .expect("kept rows have a case id");
-            if with_spans {
-                let of_run = run.iter().map(|k| k.4);
-                let first = of_run.clone().min().expect("a run has rows");
-                spans.push((id, first, of_run.max().expect("a run has rows")));
-            }
-            cases.extend(one_case(id, &evs, policy, cal, tz));
-        }
-        Derived { cases, spans }
-    };
-    let parts: Vec<Derived> = bounds
-        .par_windows(2)
-        .map(|w| derive_share(&keys[w[0]..w[1]]))
-        .collect();
-    let mut cases = Vec::with_capacity(parts.iter().map(|p| p.cases.len()).sum());
-    let mut spans = Vec::with_capacity(parts.iter().map(|p| p.spans.len()).sum());
-    for part in parts {
-        cases.extend(part.cases);
-        spans.extend(part.spans);
+    let mut case_slots: Vec<Option<Case>> = (0..n_ids).map(|_| None).collect();
+    let mut span_slots: Vec<Option<(&str, i32, i32)>> =
+        vec![None; if with_spans { n_ids } else { 0 }];
+    let mut work = Vec::with_capacity(bounds.len());
+    let (mut cases_left, mut spans_left) = (&mut case_slots[..], &mut span_slots[..]);
+    let mut base = 0;
+    for w in bounds.windows(2) {
+        let end = keys.get(w[1]).map_or(n_ids, |k| k.0 as usize);
+        let (mine, rest) = std::mem::take(&mut cases_left).split_at_mut(end - base);
+        cases_left = rest;
+        let spans_mine = if with_spans {
+            let (mine, rest) = std::mem::take(&mut spans_left).split_at_mut(end - base);
+            spans_left = rest;
+            mine
+        } else {
+            &mut []
+        };
+        work.push((&keys[w[0]..w[1]], base, mine, spans_mine));
+        base = end;
     }
+    work.into_par_iter()
+        .for_each(|(share, base, cases, spans)| {
+            let mut evs: Vec<Event> = Vec::new();
+            for run in share.chunk_by(|a, b| a.0 == b.0) {
+                let slot = run[0].0 as usize - base;
+                evs.clear();
+                evs.extend(run.iter().map(|&(_, at, _, row, _)| {
+                    let i = row as usize;
+                    Event {
+                        at,
+                        event: kinds.get(i).expect("kept rows have an event"),
+                        dept: depts.get(i).expect("kept rows have a department"),
+                        service_type: services.get(i),
+                        due_at: dues.get(i),
+                        response_due_at: rdues.get(i),
+                        instant: instants.get(i),
+                    }
+                }));
+                let id = ids
+                    .get(run[0].3 as usize)
+                    .expect("kept rows have a case id");
+                if with_spans {
+                    let of_run = run.iter().map(|k| k.4);
+                    let first = of_run.clone().min().expect("a run has rows");
+                    spans[slot] = Some((id, first, of_run.max().expect("a run has rows")));
+                }
+                cases[slot] = one_case(id, &evs, policy, cal, tz);
+            }
+        });
+    // In place: an `Option<Case>` takes the room of a `Case`, and
+    // `filter_map` (unlike `flatten`) collects into the same allocation.
+    const _: () = assert!(size_of::<Option<Case>>() == size_of::<Case>());
+    #[allow(clippy::filter_map_identity)]
+    let cases: Vec<Case> = case_slots.into_iter().filter_map(|c| c).collect();
+    let spans: Vec<(&str, i32, i32)> = span_slots.into_iter().flatten().collect();
     Ok(Derived { cases, spans })
 }
 

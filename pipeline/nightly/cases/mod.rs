@@ -252,17 +252,19 @@ pub fn derive(
             spans_frame(&std::mem::take(&mut derived.spans))?,
             None,
         )?;
+        // One mart at a time, written as soon as made.
         let facts = cases::cases_frame(&derived.cases)?;
+        let first_day = first_day(&facts)?;
+        let open = open_cases(&facts)?;
+        store.put("open_events", open_events(&events, &open)?, None)?;
+        let cases_mart = spill("cases", cases::cases_at(facts.lazy(), end).collect()?, None)?;
         let facts_time = cases::case_time_frame(&derived.cases)?;
         drop(derived);
-        let (open, open_time) = open_facts(&facts, &facts_time)?;
-        store.put("open_events", open_events(&events, &open)?, None)?;
         drop(events);
+        store.put("open_case_time", of_cases(&facts_time, &open)?, None)?;
         store.put("open_cases", open, None)?;
-        store.put("open_case_time", open_time, None)?;
-        let first_day = first_day(&facts)?;
         let marts = CaseMarts {
-            cases: spill("cases", cases::cases_at(facts.lazy(), end).collect()?, None)?,
+            cases: cases_mart,
             case_time: spill("case_time", cases::case_time_at(facts_time, end)?, None)?,
             first_day,
         };
@@ -369,7 +371,8 @@ pub fn derive(
     };
     let facts = by_case(cases::cases_frame(&derived.cases)?.vstack(&still_open)?)?;
     let facts_time = by_case(cases::case_time_frame(&derived.cases)?.vstack(&still_open_time)?)?;
-    let (open, open_time) = open_facts(&facts, &facts_time)?;
+    let open = open_cases(&facts)?;
+    let open_time = of_cases(&facts_time, &open)?;
     let mut replaced = again.clone();
     replaced.extend(still_open.column("case_id")?.str()?.iter().flatten());
     let new_cases = cases::cases_at(facts.lazy(), end).collect()?;
@@ -526,21 +529,19 @@ pub fn write_derived(
     })
 }
 
-/// The facts of the cases whose rows depend on as-of, and their
-/// `case_time` facts.
-fn open_facts(facts: &DataFrame, facts_time: &DataFrame) -> Result<(DataFrame, DataFrame)> {
-    let open = facts
+/// The facts of the cases whose rows depend on as-of.
+fn open_cases(facts: &DataFrame) -> Result<DataFrame> {
+    Ok(facts
         .clone()
         .lazy()
         .filter(cases::depends_on_as_of())
-        .collect()?;
-    let ids = open.column("case_id")?.as_materialized_series().clone();
-    let open_time = facts_time
-        .clone()
-        .lazy()
-        .filter(is_in_ids(&ids))
-        .collect()?;
-    Ok((open, open_time))
+        .collect()?)
+}
+
+/// The rows of `df` of the cases in `cases`.
+fn of_cases(df: &DataFrame, cases: &DataFrame) -> Result<DataFrame> {
+    let ids = cases.column("case_id")?.as_materialized_series().clone();
+    Ok(df.clone().lazy().filter(is_in_ids(&ids)).collect()?)
 }
 
 /// The months touched since the last run: a month file whose bytes
