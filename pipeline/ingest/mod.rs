@@ -69,6 +69,7 @@ pub enum Reason {
     RaggedRow,
     BadJson,
     NotScalar,
+    OutcomeWithoutCallBack,
 }
 
 impl serde::Serialize for Reason {
@@ -78,7 +79,7 @@ impl serde::Serialize for Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 16] = [
+    pub const ALL: [Reason; 17] = [
         Reason::MissingValue,
         Reason::BadTimestamp,
         Reason::NonexistentLocalTime,
@@ -95,6 +96,7 @@ impl Reason {
         Reason::RaggedRow,
         Reason::BadJson,
         Reason::NotScalar,
+        Reason::OutcomeWithoutCallBack,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -115,6 +117,7 @@ impl Reason {
             Reason::RaggedRow => "ragged_row",
             Reason::BadJson => "bad_json",
             Reason::NotScalar => "not_scalar",
+            Reason::OutcomeWithoutCallBack => "outcome_without_call_back",
         }
     }
 }

@@ -39,7 +39,7 @@ pub(super) fn merge(
                     spec.name
                 )
             };
-            let old = old
+            let old = lake::with_missing_columns(old, new.schema())?
                 .select(new.get_column_names_owned())
                 .map_err(unexpected)?;
             old.vstack(&new).map_err(unexpected)?

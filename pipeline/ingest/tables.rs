@@ -132,6 +132,7 @@ pub const RATINGS: TableSpec = TableSpec {
         opt("case_id", TEXT),
         opt("channel", TEXT),
         opt("comment", TEXT),
+        opt("real_name", Kind::Bool),
     ],
     key: Key::Columns(&["rating_id", "item"]),
     month_column: Some("rated_at"),
@@ -211,8 +212,32 @@ pub const MEASUREMENTS: TableSpec = TableSpec {
     month_column: Some("period_start"),
 };
 
+/// What a follow-up is about.
+pub const FOLLOWUP_SUBJECTS: &[&str] = &["rating", "complaint"];
+/// What a follow-up did: called the rater or complainant back (回访),
+/// rectified (整改), explained why nothing was to be rectified (解释说明),
+/// or reopened the matter (a later rectification then counts).
+pub const FOLLOWUP_KINDS: &[&str] = &["call_back", "rectified", "explained", "reopened"];
+pub const CALL_BACK_OUTCOMES: &[&str] = &["satisfied", "partly", "unsatisfied"];
+
+pub const FOLLOWUPS: TableSpec = TableSpec {
+    name: "followups",
+    columns: &[
+        req("followup_id", TEXT),
+        req("subject_kind", Kind::Enum(FOLLOWUP_SUBJECTS)),
+        req("subject_id", TEXT),
+        req("kind", Kind::Enum(FOLLOWUP_KINDS)),
+        req("at", TS),
+        opt("staff_id", TEXT),
+        opt("outcome", Kind::Enum(CALL_BACK_OUTCOMES)),
+        opt("note", TEXT),
+    ],
+    key: Key::Columns(&["followup_id"]),
+    month_column: Some("at"),
+};
+
 /// Every input table; `departments` first because the others refer to it.
-pub const ALL: [&TableSpec; 7] = [
+pub const ALL: [&TableSpec; 8] = [
     &DEPARTMENTS,
     &RATINGS,
     &RATING_APPEALS,
@@ -220,6 +245,7 @@ pub const ALL: [&TableSpec; 7] = [
     &COMPLAINTS,
     &INCIDENTS,
     &MEASUREMENTS,
+    &FOLLOWUPS,
 ];
 
 pub fn by_name(name: &str) -> Option<&'static TableSpec> {

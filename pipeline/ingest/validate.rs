@@ -251,6 +251,26 @@ pub(super) fn validate(
     match spec.name {
         "ratings" => check_rating(spec, vals),
         "measurements" => check_measurement(spec, vals),
+        "followups" => check_followup(spec, texts),
+        _ => Ok(()),
+    }
+}
+
+/// An outcome belongs to a call-back only.
+pub(super) fn check_followup(
+    spec: &TableSpec,
+    texts: &[Option<&str>],
+) -> Result<(), (&'static str, Reason, String)> {
+    let text = |c| texts[spec.column_index(c).expect("followups column")];
+    match (text("kind"), text("outcome")) {
+        (Some(kind), Some(outcome)) if kind != "call_back" => Err((
+            "outcome",
+            Reason::OutcomeWithoutCallBack,
+            format!(
+                "outcome `{}` is given for a `{kind}` follow-up; only a call_back has one",
+                fields::clip(outcome)
+            ),
+        )),
         _ => Ok(()),
     }
 }

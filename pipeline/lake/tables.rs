@@ -93,7 +93,28 @@ pub(super) fn scan_files(files: impl Iterator<Item = PathBuf>) -> Result<Option<
     if scans.is_empty() {
         return Ok(None);
     }
-    Ok(Some(concat(scans, UnionArgs::default())?))
+    // Diagonal: a file written before a column was added to its table
+    // lacks it (null there).
+    let args = UnionArgs {
+        diagonal: true,
+        ..Default::default()
+    };
+    Ok(Some(concat(scans, args)?))
+}
+
+/// `df` with each column of `like` that it lacks, all null: a lake file
+/// written before the column was added to its table.
+pub fn with_missing_columns(
+    mut df: DataFrame,
+    like: &polars::prelude::Schema,
+) -> Result<DataFrame> {
+    for (name, dtype) in like.iter() {
+        if df.column(name).is_err() {
+            let nulls = polars::prelude::Column::full_null(name.clone(), df.height(), dtype);
+            df.with_column(nulls)?;
+        }
+    }
+    Ok(df)
 }
 
 /// One Parquet file as a lazy scan (no hive columns from its path).

@@ -50,6 +50,9 @@ pub struct Policy {
     pub trends: TrendPolicy,
     pub cross_checks: CrossCheckPolicy,
     pub complaints: ComplaintPolicy,
+    /// Follow-up of bad reviews: rectification and call-backs.
+    #[serde(default)]
+    pub followups: FollowupPolicy,
     #[serde(default)]
     pub calendar: Calendar,
     /// Time limits by `service_type` (`default` for any other).
@@ -240,6 +243,56 @@ pub struct CrossCheckPolicy {
 pub struct ComplaintPolicy {
     /// Rectification deadline, in working days, when `due_at` is not given.
     pub rectify_working_days: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FollowupPolicy {
+    /// Working days after a bad review by which its rater is called back.
+    pub call_back_working_days: u32,
+    /// Working days after a bad review by which it is rectified or
+    /// explained.
+    pub rectify_working_days: u32,
+    /// Only raters who gave their name (`ratings.real_name`) are owed a
+    /// call-back.
+    pub call_back_real_name_only: bool,
+    pub bad_review: BadReview,
+}
+
+impl Default for FollowupPolicy {
+    fn default() -> Self {
+        FollowupPolicy {
+            call_back_working_days: 5,
+            rectify_working_days: 5,
+            call_back_real_name_only: true,
+            bad_review: BadReview::default(),
+        }
+    }
+}
+
+/// What counts as a bad review (差评).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BadReview {
+    /// The rating item whose answer decides.
+    pub item: String,
+    /// At or below this score on the 0-100 scale.
+    pub max_score: f64,
+    /// Rater groups whose ratings can be bad reviews.
+    pub groups: Vec<String>,
+    /// `ratings.channel` values that count; empty: every channel.
+    pub channels: Vec<String>,
+}
+
+impl Default for BadReview {
+    fn default() -> Self {
+        BadReview {
+            item: "overall".into(),
+            max_score: 25.0,
+            groups: vec!["client_internal".into(), "client_external".into()],
+            channels: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -90,6 +90,33 @@ impl Policy {
                 p.push(format!("raters.flags.{k}: {v} must be positive"));
             }
         }
+        let fu = &self.followups;
+        for (k, v) in [
+            ("call_back_working_days", fu.call_back_working_days),
+            ("rectify_working_days", fu.rectify_working_days),
+        ] {
+            if v == 0 {
+                p.push(format!("followups.{k}: must be at least 1"));
+            }
+        }
+        let bad = &fu.bad_review;
+        if !(0.0..=100.0).contains(&bad.max_score) {
+            p.push(format!(
+                "followups.bad_review.max_score: {} is not on the 0-100 scale",
+                bad.max_score
+            ));
+        }
+        if bad.groups.is_empty() {
+            p.push("followups.bad_review.groups: name at least one rater group".into());
+        }
+        for g in &bad.groups {
+            if !RATER_GROUPS.contains(&g.as_str()) {
+                p.push(format!(
+                    "followups.bad_review.groups: `{g}` is not a rater group; expected one of {}",
+                    RATER_GROUPS.join(", ")
+                ));
+            }
+        }
         if !matches!(self.scoring.missing.as_str(), "rescale" | "zero") {
             p.push(format!(
                 "scoring.missing: `{}` is not one of `rescale`, `zero`",

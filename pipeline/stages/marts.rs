@@ -132,7 +132,8 @@ impl<'a> Marts<'a> {
 }
 
 /// The marts that scores do not change: satisfaction, the rater marts (as
-/// published), reliability, the indicator values and the catalog.
+/// published), reliability, follow-ups, the indicator values and the
+/// catalog.
 pub fn score_free_marts(
     views: &Views,
     values: &[measure::Value],
@@ -151,6 +152,7 @@ pub fn score_free_marts(
             published_raters(views.get("rating_flags"), rater_key)?,
         ),
         ("reliability", views.get("reliability").clone()),
+        ("followup_status", views.get("followup_status").clone()),
         ("indicator_values", measure::values_frame(values, as_of)?),
         ("indicator_catalog", measure::catalog_frame(catalog)?),
     ])

@@ -15,15 +15,17 @@ pub struct Views {
     pub scans: Vec<(&'static str, LazyFrame)>,
     /// Ratings removed on appeal by as-of.
     pub(super) removed: PlHashSet<String>,
+    /// Over `ratings`: whether a rating is a bad review (null for a rating
+    /// that cannot be one: another item, group or channel).
+    pub(super) bad_review: Expr,
     pub satisfaction: Vec<satisfaction::Row>,
     /// First local day with a rating or a case: where scoring starts.
     pub first_day: Option<NaiveDate>,
 }
 
 impl Views {
-    /// The views as indicator SQL sees them. `scored_ratings` is `ratings`
-    /// without the ratings removed on appeal, plus `score_100` (the score on
-    /// a 0-100 scale).
+    /// The views as indicator SQL sees them; `scored_ratings` as
+    /// [`scored_ratings`] makes it.
     pub fn sql(&self) -> Vec<(&'static str, LazyFrame)> {
         let mut out: Vec<(&'static str, LazyFrame)> = self
             .tables
@@ -38,22 +40,10 @@ impl Views {
             .expect("ratings are scanned")
             .1
             .clone();
-        let scored = if self.removed.is_empty() {
-            ratings
-        } else {
-            let removed: Series = self.removed.iter().map(String::as_str).collect();
-            ratings.filter(
-                col("rating_id")
-                    .is_in(lit(removed).implode(false), false)
-                    .fill_null(lit(false))
-                    .not(),
-            )
-        };
-        let f = |c: &str| col(c).cast(DataType::Float64);
-        let score_100 = ((f("score") - f("scale_min")) / (f("scale_max") - f("scale_min"))
-            * lit(100.0))
-        .alias("score_100");
-        out.push(("scored_ratings", scored.with_column(score_100)));
+        out.push((
+            "scored_ratings",
+            scored_ratings(ratings, &self.removed, &self.bad_review),
+        ));
         out
     }
 
@@ -65,6 +55,50 @@ impl Views {
             .expect("view exists")
             .1
     }
+}
+
+/// `ratings` without the ratings removed on appeal, plus `score_100` (the
+/// score on a 0-100 scale) and `bad_review` (`bad_review`, over
+/// `score_100`).
+fn scored_ratings(ratings: LazyFrame, removed: &PlHashSet<String>, bad_review: &Expr) -> LazyFrame {
+    let scored = if removed.is_empty() {
+        ratings
+    } else {
+        let removed: Series = removed.iter().map(String::as_str).collect();
+        ratings.filter(
+            col("rating_id")
+                .is_in(lit(removed).implode(false), false)
+                .fill_null(lit(false))
+                .not(),
+        )
+    };
+    let f = |c: &str| col(c).cast(DataType::Float64);
+    let score_100 = ((f("score") - f("scale_min")) / (f("scale_max") - f("scale_min"))
+        * lit(100.0))
+    .alias("score_100");
+    scored
+        .with_column(score_100)
+        .with_column(bad_review.clone().alias("bad_review"))
+}
+
+/// Whether a rating (with `score_100`) is a bad review under the policy;
+/// null when it cannot be one.
+fn bad_review_expr(bad: &crate::policy::BadReview) -> Expr {
+    let one_of = |column: &str, values: &[String]| {
+        let values: Series = values.iter().map(String::as_str).collect();
+        col(column)
+            .is_in(lit(values).implode(false), false)
+            .fill_null(lit(false))
+    };
+    let mut can_be = col("item")
+        .eq(lit(bad.item.clone()))
+        .and(one_of("rater_group", &bad.groups));
+    if !bad.channels.is_empty() {
+        can_be = can_be.and(one_of("channel", &bad.channels));
+    }
+    when(can_be)
+        .then(col("score_100").lt_eq(lit(bad.max_score)))
+        .otherwise(lit(Null {}).cast(DataType::Boolean))
 }
 
 /// The last microsecond of `as_of` in the policy's time zone, as UTC.
@@ -94,9 +128,24 @@ pub(super) fn read_lake(out: &OutDir) -> Result<Vec<(&'static str, LazyFrame)>> 
             } else {
                 lake::read_table(out, s.name, false)?.map(|df| df.lazy())
             };
+            let empty = ingest::empty_frame(s)?;
             let lf = match lf {
-                Some(lf) => lf,
-                None => ingest::empty_frame(s)?.lazy(),
+                Some(mut lf) => {
+                    // A lake older than a column of its table.
+                    let have = lf.collect_schema()?;
+                    let missing: Vec<Expr> = empty
+                        .schema()
+                        .iter()
+                        .filter(|(name, _)| !have.contains(name))
+                        .map(|(name, dtype)| lit(Null {}).cast(dtype.clone()).alias(name.clone()))
+                        .collect();
+                    if missing.is_empty() {
+                        lf
+                    } else {
+                        lf.with_columns(missing)
+                    }
+                }
+                None => empty.lazy(),
             };
             Ok((s.name, lf))
         })
@@ -180,6 +229,7 @@ pub fn build_views(
     let appeals = until(&small("rating_appeals")?, "decided_at", end)?;
     let complaints = until(&small("complaints")?, "received_at", end)?;
     let incidents = until(&small("incidents")?, "occurred_at", end)?;
+    let followups = until(&small("followups")?, "at", end)?;
     let measurements = {
         let df = small("measurements")?;
         let mask: BooleanChunked = frame::dates(&df, "period_start")?
@@ -208,6 +258,41 @@ pub fn build_views(
         tz,
         end,
     )?;
+    let bad_review = bad_review_expr(&p.followups.bad_review);
+    let (followup_status, complaints) = {
+        let bad_reviews = scored_ratings(ratings.clone(), &removed, &bad_review)
+            .filter(col("bad_review").eq(lit(true)))
+            .select(
+                followups::BAD_REVIEW_COLUMNS
+                    .iter()
+                    .map(|c| col(*c))
+                    .collect::<Vec<_>>(),
+            )
+            .collect()
+            .map_err(|e| anyhow::anyhow!("cannot read the lake's ratings: {e}"))?;
+        let done = followups::follow_up(
+            &bad_reviews,
+            &complaints,
+            &followups,
+            &p.followups,
+            &cal,
+            tz,
+            end,
+        )?;
+        progress.step(&format!(
+            "follow-ups: {} bad reviews and complaints, from {} follow-ups{}",
+            done.status.height(),
+            followups.height(),
+            match (done.unmatched, done.before_subject) {
+                (0, 0) => String::new(),
+                (u, b) => format!(
+                    " ({u} naming no bad review or complaint, {b} dated before their subject: left out)"
+                ),
+            }
+        ));
+        let complaints = with_rectification(&complaints, &done.status)?;
+        (done.status, complaints)
+    };
     // Case rows borrow the events' text: made into frames right away, and
     // the events read for them freed; the frames are written out as marts
     // and read back by the queries that need them.
@@ -258,6 +343,7 @@ pub fn build_views(
         ("complaints", complaints),
         ("incidents", incidents),
         ("measurements", measurements),
+        ("followup_status", followup_status),
         (
             "satisfaction",
             satisfaction::frame(&rated.satisfaction, as_of)?,
@@ -278,6 +364,7 @@ pub fn build_views(
             ("case_time", case_time_scan),
         ],
         removed,
+        bad_review,
         satisfaction: rated.satisfaction,
         first_day,
     })
@@ -326,6 +413,43 @@ pub fn views(
 /// Complaints as they stood at as-of: `due_at` filled from the policy's
 /// rectification deadline where missing, `rectified_at` after as-of not yet
 /// known, and `rectification` = `on_time`, `late`, `overdue` or `open`.
+/// The complaints view with each complaint's rectification as its
+/// follow-ups leave it (`status`: the `followup_status` rows).
+fn with_rectification(complaints: &DataFrame, status: &DataFrame) -> Result<DataFrame> {
+    let of_complaints = status
+        .clone()
+        .lazy()
+        .filter(col("subject_kind").eq(lit("complaint")))
+        .select([
+            col("subject_id").alias("complaint_id"),
+            col("rectified_at").alias("_rectified_at"),
+            col("rectify_status").alias("_rectification"),
+        ]);
+    Ok(complaints
+        .clone()
+        .lazy()
+        .join(
+            of_complaints,
+            [col("complaint_id")],
+            [col("complaint_id")],
+            JoinArgs {
+                maintain_order: MaintainOrderJoin::Left,
+                ..JoinArgs::new(JoinType::Left)
+            },
+        )
+        .with_columns([
+            when(col("_rectification").is_not_null())
+                .then(col("_rectified_at"))
+                .otherwise(col("rectified_at"))
+                .alias("rectified_at"),
+            col("_rectification")
+                .fill_null(col("rectification"))
+                .alias("rectification"),
+        ])
+        .drop(by_name(["_rectified_at", "_rectification"], true, false))
+        .collect()?)
+}
+
 pub(super) fn complaint_view(
     df: &DataFrame,
     cal: &WorkCalendar,

@@ -263,8 +263,14 @@ fn every_reject_reason_is_recorded_with_file_line_and_column() {
          {\"case_id\":\"c1\",\"event\":\"resolved\",\"at\":\n\
          {\"case_id\":\"c1\",\"event\":\"resolved\",\"at\":\"2026-03-04T10:00:00-05:00\",\"dept_id\":[\"gsc\"]}\n",
     );
+    ws.put(
+        "followups.csv",
+        "followup_id,subject_kind,subject_id,kind,at,outcome\n\
+         f1,rating,r1,call_back,2026-03-03 10:00:00,satisfied\n\
+         f2,rating,r1,rectified,2026-03-03 11:00:00,satisfied\n",
+    );
     let m = ws.ingest().unwrap();
-    assert_eq!(m.rejects_total, 17);
+    assert_eq!(m.rejects_total, 18);
 
     let rows = ws.rows("SELECT \"table\", file, line, \"column\", reason FROM rejects");
     let expected = [
@@ -282,6 +288,13 @@ fn every_reject_reason_is_recorded_with_file_line_and_column() {
             "6",
             "parent_id",
             "unknown_department",
+        ],
+        [
+            "followups",
+            "followups.csv",
+            "3",
+            "outcome",
+            "outcome_without_call_back",
         ],
         [
             "measurements",

@@ -230,6 +230,221 @@ fn an_open_case_moves_with_as_of_only_while_its_time_runs() {
     }
 }
 
+/// Bad reviews and complaints around the 2026 National Day holiday (1-7
+/// October off, Saturday 10 October a make-up working day), as of 20
+/// October, under the default policy: 5 working days to call back and to
+/// rectify a bad review, call-backs owed to real-name raters only, 10
+/// working days for a complaint without `due_at`. Times are local
+/// (Asia/Shanghai, UTC+8); the marts hold UTC.
+#[test]
+fn follow_ups_of_bad_reviews_and_complaints_worked_by_hand() {
+    let ws = Workspace::new();
+    ws.put_departments();
+    // r1-r4 are bad reviews (1 on 1-5 is 0 on 0-100); r5 is not.
+    ws.put(
+        "ratings.csv",
+        "rating_id,rated_at,dept_id,rater_id,rater_group,item,score,real_name\n\
+         r1,2026-09-29 10:00:00,gsc,c1,client_external,overall,1,true\n\
+         r2,2026-09-29 11:00:00,gsc,c2,client_external,overall,2,false\n\
+         r3,2026-10-09 09:00:00,gsc,c3,client_external,overall,1,true\n\
+         r4,2026-10-19 09:00:00,gsc,c4,client_external,overall,1,true\n\
+         r5,2026-10-19 10:00:00,gsc,c5,client_external,overall,5,true\n",
+    );
+    ws.put(
+        "complaints.csv",
+        "complaint_id,received_at,dept_id,severity,valid,due_at,rectified_at\n\
+         k1,2026-09-29 09:00:00,gsc,general,true,2026-10-09 09:00:00,\n\
+         k2,2026-10-12 09:00:00,gsc,general,true,,2026-10-14 09:00:00\n\
+         k3,2026-09-30 09:00:00,gsc,general,true,2026-10-09 09:00:00,\n",
+    );
+    ws.put(
+        "followups.csv",
+        "followup_id,subject_kind,subject_id,kind,at,outcome\n\
+         f1,rating,r1,call_back,2026-10-10 15:00:00,partly\n\
+         f2,rating,r1,rectified,2026-10-12 18:00:00,\n\
+         f3,rating,r1,call_back,2026-10-13 10:00:00,satisfied\n\
+         f4,rating,r2,rectified,2026-10-13 09:00:00,\n\
+         f5,complaint,k1,rectified,2026-10-08 10:00:00,\n\
+         f6,complaint,k1,reopened,2026-10-09 08:00:00,\n\
+         f7,complaint,k1,explained,2026-10-12 10:00:00,\n\
+         f8,rating,r4,call_back,2026-10-18 10:00:00,satisfied\n\
+         f9,rating,r5,call_back,2026-10-19 12:00:00,satisfied\n\
+         f10,rating,r1,rectified,2026-10-21 09:00:00,\n\
+         f11,complaint,k3,rectified,2026-10-08 10:00:00,\n",
+    );
+    run_as_of(&ws, "2026-10-20");
+
+    // Deadlines: r1 and r2 (29 September) count 30 September, 8, 9, 10
+    // (make-up) and 12 October: due at the end of Monday 12 October, that
+    // is 15:59:59.999999 UTC. r3 (Friday 9 October) counts 10, 12, 13, 14,
+    // 15 October. r4 (19 October) counts 20-23 and 26 October. k2 (12
+    // October, 10 working days) counts 13-16, 19-23 and 26 October.
+    // r1: first call-back 10 October, on time, its outcome that of the
+    // last call-back (satisfied); rectified on time (f10 is after as-of).
+    // r2: an anonymous rater, owed no call-back; rectified a day late.
+    // r3: nothing by as-of, both overdue. r4: not yet due; f8 is dated
+    // before the rating and left out. k1: rectified, reopened, then
+    // explained on 12 October, after its 9 October 09:00 deadline: late.
+    // k2: its own rectified_at, on time. k3: rectified on time by a
+    // follow-up only. f9 is about a rating that is not
+    // a bad review: left out.
+    let rows = ws.rows(
+        "SELECT subject_kind, subject_id, real_name, call_back_required, call_back_due_at, \
+         called_back_at, call_back_outcome, call_back_status, rectify_due_at, rectified_at, \
+         rectified_how, rectify_status, reopen_count, followups \
+         FROM followup_status ORDER BY subject_kind, subject_id",
+    );
+    let end_of = |day: &str| format!("{day} 15:59:59.999999 UTC");
+    let expected = vec![
+        strs(&[
+            "complaint",
+            "k1",
+            "∅",
+            "false",
+            "∅",
+            "∅",
+            "∅",
+            "not_required",
+            "2026-10-09 01:00:00 UTC",
+            "2026-10-12 02:00:00 UTC",
+            "explained",
+            "late",
+            "1",
+            "3",
+        ]),
+        strs(&[
+            "complaint",
+            "k2",
+            "∅",
+            "false",
+            "∅",
+            "∅",
+            "∅",
+            "not_required",
+            &end_of("2026-10-26"),
+            "2026-10-14 01:00:00 UTC",
+            "rectified",
+            "on_time",
+            "0",
+            "0",
+        ]),
+        strs(&[
+            "complaint",
+            "k3",
+            "∅",
+            "false",
+            "∅",
+            "∅",
+            "∅",
+            "not_required",
+            "2026-10-09 01:00:00 UTC",
+            "2026-10-08 02:00:00 UTC",
+            "rectified",
+            "on_time",
+            "0",
+            "1",
+        ]),
+        strs(&[
+            "rating",
+            "r1",
+            "true",
+            "true",
+            &end_of("2026-10-12"),
+            "2026-10-10 07:00:00 UTC",
+            "satisfied",
+            "on_time",
+            &end_of("2026-10-12"),
+            "2026-10-12 10:00:00 UTC",
+            "rectified",
+            "on_time",
+            "0",
+            "3",
+        ]),
+        strs(&[
+            "rating",
+            "r2",
+            "false",
+            "false",
+            "∅",
+            "∅",
+            "∅",
+            "not_required",
+            &end_of("2026-10-12"),
+            "2026-10-13 01:00:00 UTC",
+            "rectified",
+            "late",
+            "0",
+            "1",
+        ]),
+        strs(&[
+            "rating",
+            "r3",
+            "true",
+            "true",
+            &end_of("2026-10-15"),
+            "∅",
+            "∅",
+            "overdue",
+            &end_of("2026-10-15"),
+            "∅",
+            "∅",
+            "overdue",
+            "0",
+            "0",
+        ]),
+        strs(&[
+            "rating",
+            "r4",
+            "true",
+            "true",
+            &end_of("2026-10-26"),
+            "∅",
+            "∅",
+            "open",
+            &end_of("2026-10-26"),
+            "∅",
+            "∅",
+            "open",
+            "0",
+            "0",
+        ]),
+    ];
+    assert_eq!(rows, expected);
+
+    // By the month of the rating or complaint (decided ones only):
+    // rectified on time, September r1 of r1, r2 = 50, October r3 late = 0;
+    // called back, September r1 = 100, October r3 = 0 (r2 owed none, r4
+    // not yet due); call-backs satisfied, September r1 = 100; bad reviews,
+    // September 2 of 2 = 100, October 2 of 3 (r3, r4 of r3-r5) but fewer
+    // than its minimum of 5 ratings; complaints rectified on time (the
+    // complaints view follows the follow-ups), September k1 late and k3
+    // on time = 50, October k2 = 100.
+    let value = |id: &str, month: &str| -> Vec<Vec<String>> {
+        ws.rows(&format!(
+            "SELECT value FROM indicator_values WHERE indicator_id = '{id}' \
+             AND dept_id = 'gsc' AND grain = 'month' AND period = '{month}'"
+        ))
+    };
+    for (id, month, expected) in [
+        ("bad_review_rectified_on_time_rate", "2026-09", "50.0"),
+        ("bad_review_rectified_on_time_rate", "2026-10", "0.0"),
+        ("real_name_call_back_rate", "2026-09", "100.0"),
+        ("real_name_call_back_rate", "2026-10", "0.0"),
+        ("call_back_satisfied_rate", "2026-09", "100.0"),
+        ("complaint_rectified_on_time_rate", "2026-09", "50.0"),
+        ("complaint_rectified_on_time_rate", "2026-10", "100.0"),
+    ] {
+        assert_eq!(value(id, month), vec![strs(&[expected])], "{id} {month}");
+    }
+    assert_eq!(
+        ws.rows(
+            "SELECT numerator, denominator FROM indicator_values WHERE indicator_id = \
+             'bad_review_rate' AND grain = 'month' AND period = '2026-10'"
+        ),
+        vec![strs(&["2.0", "3.0"])]
+    );
+}
+
 #[test]
 fn case_indicators_worked_by_hand() {
     let ws = Workspace::new();

@@ -4,11 +4,13 @@
 //! favouring one department), seasonality, improving and declining
 //! departments, cases with transfers, reopenings and overdue work,
 //! complaints with root causes, incidents (one confirmed veto) and audit,
-//! training and innovation measurements.
+//! training and innovation measurements, and the follow-ups of bad reviews
+//! and complaints (call-backs, rectifications, a few reopened).
 //!
 //! Records are drawn day by day. Each day's (or month's) file of ratings
 //! and process events is written as soon as its days are generated, and
-//! complaints and appeals are appended to their files as their days pass,
+//! complaints, appeals and follow-ups are appended to their files as their
+//! days pass,
 //! so memory holds about a day of records and the later events of open
 //! cases, whatever the size of the set (`--split month` holds a month).
 //! The same arguments and seed always give byte-identical files.
@@ -281,6 +283,15 @@ pub fn generate(args: &GenerateArgs, progress: &Progress) -> Result<()> {
         &tables::RATING_APPEALS,
         file_kind(&args.format, "rating_appeals")?,
     )?;
+    let mut followups = Stream::create(
+        out,
+        &tables::FOLLOWUPS,
+        file_kind(&args.format, "followups")?,
+    )?;
+    // Follow-ups (and whether a rater gave their name) are drawn from a
+    // stream of their own, so that they leave the other tables' draws as
+    // they were.
+    let mut fu = FollowupDraws::new(args.seed);
     let mut last_complaint: Option<Rec> = None;
     let mut n_complaints = 0usize;
     let mut incidents = Vec::new();
@@ -331,10 +342,21 @@ pub fn generate(args: &GenerateArgs, progress: &Progress) -> Result<()> {
                         ts_offset(at)
                     };
                     let mut low = false;
+                    let is_client = matches!(group, "client_internal" | "client_external");
+                    let real_name = if is_client {
+                        fu.real_name().to_string()
+                    } else {
+                        String::new()
+                    };
                     for item in ITEMS.iter().take(n_items) {
                         let latent = 1.0 + 4.0 * q + lean + 0.6 * rng.normal();
                         let score = latent.round().clamp(1.0, 5.0) as i64;
                         low |= score <= 2;
+                        // A bad review (the default policy's): a service
+                        // object's overall answer in the bottom two levels.
+                        if is_client && *item == "overall" && score <= 2 {
+                            followups.hold(fu.of_bad_review(&rating_id, at, real_name == "true"));
+                        }
                         ratings.push(rec(
                             at,
                             vec![
@@ -347,6 +369,7 @@ pub fn generate(args: &GenerateArgs, progress: &Progress) -> Result<()> {
                                 ("score", score.to_string()),
                                 ("channel", channel.clone()),
                                 ("comment", comment.clone()),
+                                ("real_name", real_name.clone()),
                             ],
                         ));
                     }
@@ -384,11 +407,13 @@ pub fn generate(args: &GenerateArgs, progress: &Progress) -> Result<()> {
                     n_complaints += 1;
                     let at = random_time_on(&mut rng, day);
                     let due = at + Duration::days(10);
-                    let rectified = if rng.chance(0.85) {
-                        ts(at + Duration::hours(24 + rng.below(24 * 14) as i64))
-                    } else {
-                        String::new()
-                    };
+                    let rectified_at = rng
+                        .chance(0.85)
+                        .then(|| at + Duration::hours(24 + rng.below(24 * 14) as i64));
+                    let rectified = rectified_at.map(ts).unwrap_or_default();
+                    if let Some(r) = rectified_at {
+                        followups.hold(fu.of_complaint(&format!("K{n_complaints:06}"), r));
+                    }
                     todays_complaints.push(rec(
                         at,
                         vec![
@@ -419,6 +444,7 @@ pub fn generate(args: &GenerateArgs, progress: &Progress) -> Result<()> {
             complaints.hold(todays_complaints);
             complaints.flush(day)?;
             appeals.flush(day)?;
+            followups.flush(day)?;
         }
         for (di, d) in depts.iter().enumerate() {
             measure(&mut rng, &mut measurements, d, quality[di], month);
@@ -470,6 +496,7 @@ pub fn generate(args: &GenerateArgs, progress: &Progress) -> Result<()> {
     }
     writers.finish()?;
     appeals.finish()?;
+    followups.finish()?;
     if !args.no_bad_records {
         if let Some(mut bad) = last_complaint {
             bad.fields
@@ -510,6 +537,106 @@ pub fn generate(args: &GenerateArgs, progress: &Progress) -> Result<()> {
         out.display()
     ));
     Ok(())
+}
+
+/// Follow-ups of bad reviews and complaints: most on time, some late,
+/// some never; a few reopened.
+struct FollowupDraws {
+    rng: Rng,
+    seq: u64,
+}
+
+impl FollowupDraws {
+    fn new(seed: u64) -> FollowupDraws {
+        FollowupDraws {
+            rng: Rng(seed ^ 0x5eed_f011_0a05),
+            seq: 0,
+        }
+    }
+
+    /// Whether a service object gave their name: about three in five.
+    fn real_name(&mut self) -> &'static str {
+        if self.rng.chance(0.6) {
+            "true"
+        } else {
+            "false"
+        }
+    }
+
+    fn followup(&mut self, kind: &str, id: &str, what: &str, at: NaiveDateTime) -> Rec {
+        self.seq += 1;
+        let outcome = if what == "call_back" {
+            let x = self.rng.f();
+            if x < 0.7 {
+                "satisfied"
+            } else if x < 0.9 {
+                "partly"
+            } else {
+                "unsatisfied"
+            }
+        } else {
+            ""
+        };
+        rec(
+            at,
+            vec![
+                ("followup_id", format!("F{:07}", self.seq)),
+                ("subject_kind", kind.to_string()),
+                ("subject_id", id.to_string()),
+                ("kind", what.to_string()),
+                ("at", ts(at)),
+                ("outcome", outcome.to_string()),
+            ],
+        )
+    }
+
+    /// Hours after `at`: mostly within `soon` days, one in eight within
+    /// two to three times that, `never` of the time not at all.
+    fn delay(&mut self, soon: i64, never: f64) -> Option<Duration> {
+        let x = self.rng.f();
+        if x < never {
+            None
+        } else if x < never + 0.12 {
+            Some(Duration::hours(
+                24 * 2 * soon + self.rng.below(24 * soon as u64) as i64,
+            ))
+        } else {
+            Some(Duration::hours(2 + self.rng.below(24 * soon as u64) as i64))
+        }
+    }
+
+    fn of_bad_review(&mut self, rating_id: &str, at: NaiveDateTime, real_name: bool) -> Vec<Rec> {
+        let mut out = Vec::new();
+        if real_name {
+            if let Some(d) = self.delay(4, 0.05) {
+                out.push(self.followup("rating", rating_id, "call_back", at + d));
+            }
+        }
+        if let Some(d) = self.delay(5, 0.08) {
+            let how = if self.rng.chance(0.1) {
+                "explained"
+            } else {
+                "rectified"
+            };
+            out.push(self.followup("rating", rating_id, how, at + d));
+            if self.rng.chance(0.03) {
+                let again = at + d + Duration::hours(24 + self.rng.below(48) as i64);
+                out.push(self.followup("rating", rating_id, "reopened", again));
+                let done = again + Duration::hours(24 + self.rng.below(72) as i64);
+                out.push(self.followup("rating", rating_id, "rectified", done));
+            }
+        }
+        out
+    }
+
+    /// A call-back after half of the complaints' rectifications.
+    fn of_complaint(&mut self, complaint_id: &str, rectified: NaiveDateTime) -> Vec<Rec> {
+        if !self.rng.chance(0.5) {
+            return Vec::new();
+        }
+        let at = rectified + Duration::hours(4 + self.rng.below(72) as i64);
+        vec![self.followup("complaint", complaint_id, "call_back", at)]
+    }
 }
 
 #[cfg(test)]

@@ -38,7 +38,7 @@ macro_rules! builtin {
     };
 }
 
-const BUILTIN: [(&str, &str); 17] = builtin!(
+const BUILTIN: [(&str, &str); 20] = builtin!(
     "satisfaction",
     "good_review_rate",
     "bad_review_rate",
@@ -53,6 +53,9 @@ const BUILTIN: [(&str, &str); 17] = builtin!(
     "instant_handled_share",
     "result_notified_rate",
     "complaint_rectified_on_time_rate",
+    "bad_review_rectified_on_time_rate",
+    "real_name_call_back_rate",
+    "call_back_satisfied_rate",
     "process_compliance_rate",
     "training_hours_per_person",
     "innovations_adopted",

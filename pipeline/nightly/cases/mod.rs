@@ -1,4 +1,4 @@
-//! Stage: derive, for the nightly run (compute step 2). Derives again only
+//! Stage: derive, for the nightly run (compute step 3). Derives again only
 //! the cases whose events may have changed since the last run, and takes
 //! every other case's rows from the marts the last run published.
 //!

@@ -1,4 +1,4 @@
-//! What the nightly run reuses from the run before (compute step 3), kept
+//! What the nightly run reuses from the run before (compute step 4), kept
 //! in `OUT/cache/raters/`:
 //!
 //! * `YYYY/`: the results of the pass over each *complete* calendar year of
