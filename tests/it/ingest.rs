@@ -683,3 +683,43 @@ fn re_ingesting_adds_nothing_and_a_changed_file_wins() {
         "the old file's rejects are replaced"
     );
 }
+
+/// A lake written before `ratings.real_name` existed: its month files lack
+/// the column. A new export for the same month merges into them, and a run
+/// reads the old rows with `real_name` empty.
+#[test]
+fn a_lake_older_than_a_column_takes_new_rows_and_reads_it_as_empty() {
+    let ws = Workspace::new();
+    ws.put_departments();
+    ws.put(
+        "ratings/2026-03-02.csv",
+        "rating_id,rated_at,dept_id,rater_id,rater_group,item,score\n\
+         r1,2026-03-02 10:00:00,gsc,c1,client_external,overall,1\n",
+    );
+    ws.ingest().unwrap();
+    let part = ws.out.join("lake/ratings/month=2026-03/part-0.parquet");
+    let mut old = ParquetReader::new(std::fs::File::open(&part).unwrap())
+        .finish()
+        .unwrap()
+        .drop("real_name")
+        .unwrap();
+    ParquetWriter::new(std::fs::File::create(&part).unwrap())
+        .finish(&mut old)
+        .unwrap();
+
+    ws.put(
+        "ratings/2026-03-03.csv",
+        "rating_id,rated_at,dept_id,rater_id,rater_group,item,score,real_name\n\
+         r2,2026-03-03 10:00:00,gsc,c2,client_external,overall,1,true\n",
+    );
+    ws.run_cli(None, "2026-03-31");
+    assert_eq!(
+        ws.rows("SELECT rating_id, real_name FROM ratings ORDER BY rating_id"),
+        vec![strs(&["r1", "∅"]), strs(&["r2", "true"])]
+    );
+    // Both are bad reviews; only r2's rater gave their name.
+    assert_eq!(
+        ws.rows("SELECT subject_id, call_back_required FROM followup_status ORDER BY subject_id"),
+        vec![strs(&["r1", "false"]), strs(&["r2", "true"])]
+    );
+}
