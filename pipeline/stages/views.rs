@@ -81,9 +81,9 @@ fn scored_ratings(ratings: LazyFrame, removed: &PlHashSet<String>, bad_review: &
         .with_column(bad_review.clone().alias("bad_review"))
 }
 
-/// Whether a rating (with `score_100`) is a bad review under the policy;
-/// null when it cannot be one.
-fn bad_review_expr(bad: &crate::policy::BadReview) -> Expr {
+/// Whether a rating can be a bad review under the policy: its item, rater
+/// group and channel.
+fn can_be_bad_review(bad: &crate::policy::BadReview) -> Expr {
     let one_of = |column: &str, values: &[String]| {
         let values: Series = values.iter().map(String::as_str).collect();
         col(column)
@@ -96,7 +96,13 @@ fn bad_review_expr(bad: &crate::policy::BadReview) -> Expr {
     if !bad.channels.is_empty() {
         can_be = can_be.and(one_of("channel", &bad.channels));
     }
-    when(can_be)
+    can_be
+}
+
+/// Whether a rating (with `score_100`) is a bad review under the policy;
+/// null when it cannot be one.
+fn bad_review_expr(bad: &crate::policy::BadReview) -> Expr {
+    when(can_be_bad_review(bad))
         .then(col("score_100").lt_eq(lit(bad.max_score)))
         .otherwise(lit(Null {}).cast(DataType::Boolean))
 }
@@ -260,7 +266,11 @@ pub fn build_views(
     )?;
     let bad_review = bad_review_expr(&p.followups.bad_review);
     let (followup_status, complaints) = {
-        let bad_reviews = scored_ratings(ratings.clone(), &removed, &bad_review)
+        // The ratings that can be bad reviews first: a few of all.
+        let can_be = ratings
+            .clone()
+            .filter(can_be_bad_review(&p.followups.bad_review));
+        let bad_reviews = scored_ratings(can_be, &removed, &bad_review)
             .filter(col("bad_review").eq(lit(true)))
             .select(
                 followups::BAD_REVIEW_COLUMNS
