@@ -127,6 +127,29 @@ pub struct CaseTime {
     pub open: HashMap<(String, Period), usize>,
 }
 
+/// A department's follow-ups still owed at as-of (`followup_status`).
+#[derive(Debug, Default)]
+pub struct Backlog {
+    /// (overdue, not yet due), of: bad reviews to rectify, call-backs,
+    /// complaints to rectify.
+    pub rectify: (usize, usize),
+    pub call_back: (usize, usize),
+    pub complaints: (usize, usize),
+    /// Overdue items, the longest overdue first.
+    pub overdue: Vec<Overdue>,
+}
+
+#[derive(Debug)]
+pub struct Overdue {
+    /// `rating` or `complaint`, and its id.
+    pub kind: String,
+    pub id: String,
+    /// `rectify` or `call_back`.
+    pub what: &'static str,
+    pub received: chrono::NaiveDate,
+    pub due: chrono::NaiveDate,
+}
+
 /// Everything the pages show.
 #[derive(Debug, Default)]
 pub struct SiteData {
@@ -153,6 +176,8 @@ pub struct SiteData {
     pub case_time: CaseTime,
     /// (dept, month) -> root cause -> valid complaints.
     pub root_causes: HashMap<(String, Period), BTreeMap<String, usize>>,
+    /// dept -> follow-ups owed at as-of.
+    pub backlogs: BTreeMap<String, Backlog>,
     /// (table, latest event day) for the event tables.
     pub freshness: Vec<(String, String)>,
     pub rejects_total: usize,
@@ -588,6 +613,60 @@ fn load_others(out: &OutDir, english: bool, tz: chrono_tz::Tz) -> Result<SiteDat
                 .or_default()
                 .entry(cause[i].clone().unwrap_or_else(|| "-".into()))
                 .or_default() += 1;
+        }
+    }
+    if let Some(df) = mart(out, "followup_status")? {
+        let (kind, id, dept) = (
+            frame::strs(&df, "subject_kind")?,
+            frame::strs(&df, "subject_id")?,
+            frame::strs(&df, "dept_id")?,
+        );
+        let received = frame::micros(&df, "received_at")?;
+        let (cb_due, cb_status) = (
+            frame::micros(&df, "call_back_due_at")?,
+            frame::strs(&df, "call_back_status")?,
+        );
+        let (rect_due, rect_status) = (
+            frame::micros(&df, "rectify_due_at")?,
+            frame::strs(&df, "rectify_status")?,
+        );
+        for i in 0..df.height() {
+            let (Some(k), Some(sid), Some(dp), Some(r)) =
+                (kind[i].clone(), id[i].clone(), dept[i].clone(), received[i])
+            else {
+                continue;
+            };
+            let b = d.backlogs.entry(dp).or_default();
+            let complaint = k == "complaint";
+            for (what, status, due) in [
+                ("rectify", rect_status[i].as_deref(), rect_due[i]),
+                ("call_back", cb_status[i].as_deref(), cb_due[i]),
+            ] {
+                let count = match (what, complaint) {
+                    ("rectify", false) => &mut b.rectify,
+                    ("rectify", true) => &mut b.complaints,
+                    _ => &mut b.call_back,
+                };
+                match (status, due) {
+                    (Some("overdue"), Some(due)) => {
+                        count.0 += 1;
+                        b.overdue.push(Overdue {
+                            kind: k.clone(),
+                            id: sid.clone(),
+                            what,
+                            received: day(r),
+                            due: day(due),
+                        });
+                    }
+                    (Some("open"), _) => count.1 += 1,
+                    _ => {}
+                }
+            }
+        }
+        for b in d.backlogs.values_mut() {
+            b.overdue.sort_by(|x, y| {
+                (x.due, &x.kind, &x.id, x.what).cmp(&(y.due, &y.kind, &y.id, y.what))
+            });
         }
     }
     Ok(d)

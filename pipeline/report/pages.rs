@@ -157,6 +157,24 @@ impl Site<'_> {
             .filter(|f| f.grain == period.grain.as_str() && f.period == period.label())
             .map(|f| context! { name => self.dept_name(&f.dept_id), check => self.t.get(&f.check_id).cloned().unwrap_or(f.check_id.clone()), detail => f.detail.clone(), href => self.dept_link(root, &f.dept_id, period) })
             .collect();
+        // Follow-ups owed at as-of: on the front page only (they move with
+        // as-of).
+        let backlogs: Vec<Value> = if index {
+            self.d
+                .backlogs
+                .iter()
+                .filter(|(_, b)| b.rectify.0 + b.call_back.0 + b.complaints.0 > 0)
+                .map(|(id, b)| context! {
+                    name => self.dept_name(id),
+                    href => format!("{root}departments/{}/index.html#followups", lake::file_name(id)),
+                    rectify => b.rectify.0,
+                    call_back => b.call_back.0,
+                    complaints => b.complaints.0,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let title = format!("{} · {}", self.t["site_title"], period.label());
         // Data freshness shows on a dated overview only, so the others do
         // not change (nor their inputs) from night to night.
@@ -180,6 +198,7 @@ impl Site<'_> {
                 watch => watch,
                 findings => findings,
                 improvers => improvers,
+                backlogs => backlogs,
                 switcher => self.switcher(root, &|p| format!("periods/{}.html", p.label())),
                 freshness => freshness,
                 rejects_total => dated.then_some(self.d.rejects_total),
@@ -400,6 +419,10 @@ impl Site<'_> {
             .filter(|f| f.dept_id == dept.id && f.grain == period.grain.as_str() && f.period == period.label())
             .map(|f| context! { check => self.t.get(&f.check_id).cloned().unwrap_or(f.check_id.clone()), detail => f.detail.clone() })
             .collect();
+        let backlog = (Some(*period) == self.latest(Grain::Month))
+            .then(|| self.d.backlogs.get(&dept.id))
+            .flatten()
+            .map(|b| self.backlog(b));
         let dir = lake::file_name(&dept.id);
         let title = format!("{} · {}", dept.name, period.label());
         let partial = self.as_of.is_some_and(|a| period.is_partial(a));
@@ -433,10 +456,43 @@ impl Site<'_> {
                 // Keyed by month: none for other grains.
                 case_time_open => self.d.case_time.open.get(&(dept.id.clone(), *period)).copied().unwrap_or(0),
                 causes => causes,
+                backlog => backlog,
                 flags => flags,
                 findings => findings,
                 switcher => self.switcher(root, &|p| format!("departments/{dir}/{}.html", p.label())),
             }
+        }
+    }
+
+    /// A department's follow-ups owed at as-of: counts, and the longest
+    /// overdue items.
+    fn backlog(&self, b: &data::Backlog) -> Value {
+        const SHOWN: usize = 20;
+        let rows = [
+            ("fu_rectify", b.rectify),
+            ("fu_call_back", b.call_back),
+            ("fu_complaints", b.complaints),
+        ]
+        .map(|(key, (overdue, open))| context! { name => self.t[key].clone(), overdue => overdue, open => open });
+        let items: Vec<Value> = b
+            .overdue
+            .iter()
+            .take(SHOWN)
+            .map(|o| {
+                context! {
+                    kind => self.t[&format!("fu_kind_{}", o.kind)].clone(),
+                    id => o.id.clone(),
+                    what => self.t[&format!("fu_do_{}", o.what)].clone(),
+                    received => o.received.to_string(),
+                    due => o.due.to_string(),
+                    days => self.as_of.map(|a| (a - o.due).num_days()),
+                }
+            })
+            .collect();
+        context! {
+            rows => rows.to_vec(),
+            items => items,
+            more => b.overdue.len().saturating_sub(SHOWN),
         }
     }
 

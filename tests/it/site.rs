@@ -285,3 +285,63 @@ fn transferred_cases_still_open_are_counted_apart_from_the_hours() {
     shown.sort();
     assert_eq!(shown, expected);
 }
+
+/// The follow-ups owed at as-of: each department's index page counts
+/// them as `followup_status` says, the overview lists the departments
+/// with overdue ones, and a complete month's page shows none of it.
+#[test]
+fn follow_ups_owed_at_as_of_show_on_the_index_pages_only() {
+    let ws = Workspace::new();
+    run_samples(&ws);
+    let counts = ws.rows(
+        "SELECT dept_id, \
+         SUM(CASE WHEN subject_kind = 'rating' AND rectify_status = 'overdue' THEN 1 ELSE 0 END) AS a, \
+         SUM(CASE WHEN subject_kind = 'rating' AND rectify_status = 'open' THEN 1 ELSE 0 END) AS b, \
+         SUM(CASE WHEN call_back_status = 'overdue' THEN 1 ELSE 0 END) AS c, \
+         SUM(CASE WHEN subject_kind = 'complaint' AND rectify_status = 'overdue' THEN 1 ELSE 0 END) AS d \
+         FROM followup_status GROUP BY dept_id ORDER BY dept_id",
+    );
+    assert!(
+        counts
+            .iter()
+            .any(|r| r[1] != "0" || r[3] != "0" || r[4] != "0"),
+        "the samples have overdue follow-ups"
+    );
+    let overview = std::fs::read_to_string(ws.out.join("site/index.html")).unwrap();
+    let listed = &overview[overview.find("id=\"followups-overdue\"").unwrap()..];
+    let listed = &listed[..listed.find("</table>").unwrap()];
+    for r in &counts {
+        let page =
+            std::fs::read_to_string(ws.out.join(format!("site/departments/{}/index.html", r[0])))
+                .unwrap();
+        let table = &page[page.find("id=\"followup-backlog\"").unwrap()..];
+        let cells: Vec<&str> = table[..table.find("</table>").unwrap()]
+            .split("<td class=\"num\">")
+            .skip(1)
+            .map(|c| &c[..c.find('<').unwrap()])
+            .collect();
+        // Rows: bad reviews, call-backs, complaints; columns overdue, open.
+        assert_eq!(
+            (cells[0], cells[1]),
+            (r[1].as_str(), r[2].as_str()),
+            "{}",
+            r[0]
+        );
+        assert_eq!(
+            (cells[2], cells[4]),
+            (r[3].as_str(), r[4].as_str()),
+            "{}",
+            r[0]
+        );
+        let href = format!("departments/{}/index.html#followups", r[0]);
+        let overdue = r[1] != "0" || r[3] != "0" || r[4] != "0";
+        assert_eq!(
+            listed.contains(&href.replace('/', "&#x2f;")),
+            overdue,
+            "{}",
+            r[0]
+        );
+    }
+    let past = std::fs::read_to_string(ws.out.join("site/departments/hr/2026-09.html")).unwrap();
+    assert!(!past.contains("id=\"followups\""));
+}
