@@ -53,9 +53,11 @@ struct Subject<'a> {
 pub struct FollowedUp {
     /// The `followup_status` mart, by subject kind and id.
     pub status: DataFrame,
-    /// Follow-ups that name no bad review or complaint known at as-of.
+    /// The `followup_rejects` mart: the follow-ups left out, with why
+    /// (`unknown_subject`: no bad review or complaint known at as-of has
+    /// that id; `before_subject`: dated before it), where they came from.
+    pub rejects: DataFrame,
     pub unmatched: usize,
-    /// Follow-ups dated before their subject.
     pub before_subject: usize,
 }
 
@@ -134,7 +136,7 @@ pub fn follow_up(
     let kinds = frame::str_refs(followups, "kind")?;
     let ats = frame::micros(followups, "at")?;
     let outcomes = frame::str_refs(followups, "outcome")?;
-    let (mut unmatched, mut before_subject) = (0, 0);
+    let mut left_out: Vec<(usize, &'static str)> = Vec::new();
     for row in 0..followups.height() {
         let (Some(sk), Some(sid), Some(kind), Some(at)) =
             (fu_kinds[row], fu_ids[row], kinds[row], ats[row])
@@ -145,12 +147,12 @@ pub fn follow_up(
             continue;
         }
         let Some(&i) = index.get(&(sk, sid)) else {
-            unmatched += 1;
+            left_out.push((row, "unknown_subject"));
             continue;
         };
         let s = &mut subjects[i];
         if at < s.received_at {
-            before_subject += 1;
+            left_out.push((row, "before_subject"));
             continue;
         }
         s.followups.push((at, kind_rank(kind), Some(row)));
@@ -211,8 +213,23 @@ pub fn follow_up(
         b.followups
             .push(s.followups.iter().filter(|f| f.2.is_some()).count() as i64);
     }
+    let count = |why: &str| left_out.iter().filter(|(_, w)| *w == why).count();
+    let (unmatched, before_subject) = (count("unknown_subject"), count("before_subject"));
+    let ids = frame::str_refs(followups, "followup_id")?;
+    let files = frame::str_refs(followups, "source_file")?;
+    let lines = frame::i64s(followups, "source_line")?;
+    let rejects = Builder::new()
+        .str("followup_id", left_out.iter().map(|&(r, _)| ids[r]))
+        .str("subject_kind", left_out.iter().map(|&(r, _)| fu_kinds[r]))
+        .str("subject_id", left_out.iter().map(|&(r, _)| fu_ids[r]))
+        .ts("at", left_out.iter().map(|&(r, _)| ats[r]))
+        .str("reason", left_out.iter().map(|&(_, why)| Some(why)))
+        .str("source_file", left_out.iter().map(|&(r, _)| files[r]))
+        .i64("source_line", left_out.iter().map(|&(r, _)| lines[r]))
+        .build()?;
     Ok(FollowedUp {
         status: b.build()?,
+        rejects,
         unmatched,
         before_subject,
     })

@@ -178,6 +178,9 @@ pub struct SiteData {
     pub root_causes: HashMap<(String, Period), BTreeMap<String, usize>>,
     /// dept -> follow-ups owed at as-of.
     pub backlogs: BTreeMap<String, Backlog>,
+    /// Follow-ups left out, by reason: (count, the first one's file, line
+    /// and id).
+    pub followup_rejects: BTreeMap<String, (usize, String, i64, String)>,
     /// (table, latest event day) for the event tables.
     pub freshness: Vec<(String, String)>,
     pub rejects_total: usize,
@@ -613,6 +616,32 @@ fn load_others(out: &OutDir, english: bool, tz: chrono_tz::Tz) -> Result<SiteDat
                 .or_default()
                 .entry(cause[i].clone().unwrap_or_else(|| "-".into()))
                 .or_default() += 1;
+        }
+    }
+    if let Some(df) = mart(out, "followup_rejects")? {
+        let (reason, file, line, id) = (
+            frame::strs(&df, "reason")?,
+            frame::strs(&df, "source_file")?,
+            frame::i64s(&df, "source_line")?,
+            frame::strs(&df, "followup_id")?,
+        );
+        for i in 0..df.height() {
+            let Some(r) = reason[i].clone() else { continue };
+            let example = (
+                file[i].clone().unwrap_or_default(),
+                line[i].unwrap_or(0),
+                id[i].clone().unwrap_or_default(),
+            );
+            let e = d.followup_rejects.entry(r).or_insert((
+                0,
+                example.0.clone(),
+                example.1,
+                example.2.clone(),
+            ));
+            e.0 += 1;
+            if (example.0.as_str(), example.1) < (e.1.as_str(), e.2) {
+                (e.1, e.2, e.3) = example;
+            }
         }
     }
     if let Some(df) = mart(out, "followup_status")? {

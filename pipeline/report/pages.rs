@@ -559,6 +559,7 @@ impl Site<'_> {
                     rejects => rejects,
                     files => files,
                     marts => marts,
+                    followup_rejects => self.d.followup_rejects.iter().map(|(reason, (n, file, line, id))| context! { reason => reason.clone(), count => n, file => file.clone(), line => line, id => id.clone() }).collect::<Vec<_>>(),
                     restatements => self.d.restated.iter().map(|r| context! { name => self.dept_name(&r.dept_id), period => r.period.clone(), item => r.item.clone(), published => r.published.clone(), recomputed => r.recomputed.clone() }).collect::<Vec<_>>(),
                 }
             },

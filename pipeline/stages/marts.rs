@@ -153,6 +153,7 @@ pub fn score_free_marts(
         ),
         ("reliability", views.get("reliability").clone()),
         ("followup_status", views.get("followup_status").clone()),
+        ("followup_rejects", views.get("followup_rejects").clone()),
         ("indicator_values", measure::values_frame(values, as_of)?),
         ("indicator_catalog", measure::catalog_frame(catalog)?),
     ])

@@ -265,7 +265,7 @@ pub fn build_views(
         end,
     )?;
     let bad_review = bad_review_expr(&p.followups.bad_review);
-    let (followup_status, complaints) = {
+    let (followup_status, followup_rejects, complaints) = {
         // The ratings that can be bad reviews first: a few of all.
         let can_be = ratings
             .clone()
@@ -301,7 +301,7 @@ pub fn build_views(
             }
         ));
         let complaints = with_rectification(&complaints, &done.status)?;
-        (done.status, complaints)
+        (done.status, done.rejects, complaints)
     };
     // Case rows borrow the events' text: made into frames right away, and
     // the events read for them freed; the frames are written out as marts
@@ -354,6 +354,7 @@ pub fn build_views(
         ("incidents", incidents),
         ("measurements", measurements),
         ("followup_status", followup_status),
+        ("followup_rejects", followup_rejects),
         (
             "satisfaction",
             satisfaction::frame(&rated.satisfaction, as_of)?,

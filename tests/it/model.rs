@@ -307,6 +307,17 @@ fn follow_ups_of_bad_reviews_and_complaints_worked_by_hand() {
     ];
     let rows: Vec<String> = rows.iter().map(|r| r.join(" | ")).collect();
     assert_eq!(rows, expected);
+    // f8 and f9 are listed with why and where (the file's lines 9 and 10).
+    assert_eq!(
+        ws.rows(
+            "SELECT followup_id, reason, source_file, source_line FROM followup_rejects \
+             ORDER BY followup_id"
+        ),
+        vec![
+            strs(&["f8", "before_subject", "followups.csv", "9"]),
+            strs(&["f9", "unknown_subject", "followups.csv", "10"]),
+        ]
+    );
 
     // By the month of the rating or complaint (decided ones only):
     // rectified on time, September r1 of r1, r2 = 50, October r3 late = 0;
