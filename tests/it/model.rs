@@ -742,3 +742,46 @@ fn flagged_ratings_are_excluded_or_scored_on_the_fair_mean_as_the_policy_says() 
     assert_eq!(row[1], "0");
     assert_eq!(row[4], row[3], "value follows fair_mean");
 }
+
+/// A follow-up exported after its period closed: the period keeps its
+/// published figures, and the difference is listed as a restatement.
+#[test]
+fn a_late_follow_up_into_a_closed_period_is_a_restatement() {
+    let ws = Workspace::new();
+    ws.put_departments();
+    // A bad review on Monday 2 March, due (5 working days) at the end of
+    // Monday 9 March.
+    ws.put(
+        "ratings.csv",
+        "rating_id,rated_at,dept_id,rater_id,rater_group,item,score,real_name\n\
+         r1,2026-03-02 10:00:00,gsc,c1,client_external,overall,1,false\n",
+    );
+    // March closes 15 days after it ends, on 15 April.
+    run_as_of(&ws, "2026-04-20");
+    let value = "SELECT value FROM indicator_values WHERE indicator_id = \
+        'bad_review_rectified_on_time_rate' AND dept_id = 'gsc' AND grain = 'month' AND period = '2026-03'";
+    // Not rectified by 9 March: overdue, 0 of 1 on time.
+    assert_eq!(ws.rows(value), vec![strs(&["0.0"])]);
+
+    // Its rectification on 5 March arrives in a later export.
+    ws.put(
+        "followups.csv",
+        "followup_id,subject_kind,subject_id,kind,at\nf1,rating,r1,rectified,2026-03-05 16:00:00\n",
+    );
+    run_as_of(&ws, "2026-04-20");
+    assert_eq!(ws.rows(value), vec![strs(&["100.0"])]);
+    // The default policy weighs it 10 for external services, target 100%,
+    // 1 point off per 5 short: 0% scored 0 points, 100% scores all 10.
+    let restated = ws.rows(
+        "SELECT item, published, recomputed FROM restatements WHERE dept_id = 'gsc' \
+         AND grain = 'month' AND period = '2026-03' \
+         AND item LIKE 'bad_review_rectified_on_time_rate.%' ORDER BY item",
+    );
+    assert_eq!(
+        restated,
+        vec![
+            strs(&["bad_review_rectified_on_time_rate.points", "0.0", "10.0"]),
+            strs(&["bad_review_rectified_on_time_rate.value", "0.0", "100.0"]),
+        ]
+    );
+}
