@@ -57,8 +57,6 @@ pub struct FollowedUp {
     /// (`unknown_subject`: no bad review or complaint known at as-of has
     /// that id; `before_subject`: dated before it), where they came from.
     pub rejects: DataFrame,
-    pub unmatched: usize,
-    pub before_subject: usize,
 }
 
 /// The status at the end of as-of `end` (UTC micros) of every bad review
@@ -213,8 +211,6 @@ pub fn follow_up(
         b.followups
             .push(s.followups.iter().filter(|f| f.2.is_some()).count() as i64);
     }
-    let count = |why: &str| left_out.iter().filter(|(_, w)| *w == why).count();
-    let (unmatched, before_subject) = (count("unknown_subject"), count("before_subject"));
     let ids = frame::str_refs(followups, "followup_id")?;
     let files = frame::str_refs(followups, "source_file")?;
     let lines = frame::i64s(followups, "source_line")?;
@@ -230,8 +226,6 @@ pub fn follow_up(
     Ok(FollowedUp {
         status: b.build()?,
         rejects,
-        unmatched,
-        before_subject,
     })
 }
 

@@ -289,15 +289,14 @@ pub fn build_views(
             tz,
             end,
         )?;
+        let left_out = done.rejects.height();
         progress.step(&format!(
             "follow-ups: {} bad reviews and complaints, from {} follow-ups{}",
             done.status.height(),
             followups.height(),
-            match (done.unmatched, done.before_subject) {
-                (0, 0) => String::new(),
-                (u, b) => format!(
-                    " ({u} naming no bad review or complaint, {b} dated before their subject: left out)"
-                ),
+            match left_out {
+                0 => String::new(),
+                n => format!(" ({n} left out: see the followup_rejects mart)"),
             }
         ));
         let complaints = with_rectification(&complaints, &done.status)?;
