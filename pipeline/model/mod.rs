@@ -6,6 +6,7 @@
 
 pub mod cases;
 pub mod closed_periods;
+pub mod escalation;
 pub mod followups;
 pub mod measure;
 pub mod raters;

@@ -53,6 +53,9 @@ pub struct Policy {
     /// Follow-up of bad reviews: rectification and call-backs.
     #[serde(default)]
     pub followups: FollowupPolicy,
+    /// When a department is called in (约谈).
+    #[serde(default)]
+    pub escalation: EscalationPolicy,
     #[serde(default)]
     pub calendar: Calendar,
     /// Time limits by `service_type` (`default` for any other).
@@ -266,6 +269,29 @@ impl Default for FollowupPolicy {
             rectify_working_days: 5,
             call_back_real_name_only: true,
             bad_review: BadReview::default(),
+        }
+    }
+}
+
+/// When a department is called in (约谈); 0 or false turns a rule off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EscalationPolicy {
+    /// Complete months in a row at the lowest grade.
+    pub lowest_grade_months: u32,
+    /// An indicator that meets its target short-term while declining
+    /// long-term (the trend flag).
+    pub short_term_met_long_term_declining: bool,
+    /// Bad reviews and complaints with a follow-up overdue at as-of.
+    pub overdue_followups: u32,
+}
+
+impl Default for EscalationPolicy {
+    fn default() -> Self {
+        EscalationPolicy {
+            lowest_grade_months: 2,
+            short_term_met_long_term_declining: true,
+            overdue_followups: 5,
         }
     }
 }

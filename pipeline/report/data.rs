@@ -178,6 +178,8 @@ pub struct SiteData {
     pub root_causes: HashMap<(String, Period), BTreeMap<String, usize>>,
     /// dept -> follow-ups owed at as-of.
     pub backlogs: BTreeMap<String, Backlog>,
+    /// Departments to call in: (dept, rule, grain, period, count, detail).
+    pub escalations: Vec<(String, String, String, String, i64, String)>,
     /// Follow-ups left out, by reason: (count, the first one's file, line
     /// and id).
     pub followup_rejects: BTreeMap<String, (usize, String, i64, String)>,
@@ -616,6 +618,30 @@ fn load_others(out: &OutDir, english: bool, tz: chrono_tz::Tz) -> Result<SiteDat
                 .or_default()
                 .entry(cause[i].clone().unwrap_or_else(|| "-".into()))
                 .or_default() += 1;
+        }
+    }
+    if let Some(df) = mart(out, "escalations")? {
+        let (dept, rule, grain) = (
+            frame::strs(&df, "dept_id")?,
+            frame::strs(&df, "rule")?,
+            frame::strs(&df, "grain")?,
+        );
+        let (period, count, detail) = (
+            frame::strs(&df, "period")?,
+            frame::i64s(&df, "count")?,
+            frame::strs(&df, "detail")?,
+        );
+        for i in 0..df.height() {
+            if let (Some(dp), Some(r)) = (dept[i].clone(), rule[i].clone()) {
+                d.escalations.push((
+                    dp,
+                    r,
+                    grain[i].clone().unwrap_or_default(),
+                    period[i].clone().unwrap_or_default(),
+                    count[i].unwrap_or(0),
+                    detail[i].clone().unwrap_or_default(),
+                ));
+            }
         }
     }
     if let Some(df) = mart(out, "followup_rejects")? {

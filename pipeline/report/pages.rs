@@ -175,6 +175,18 @@ impl Site<'_> {
         } else {
             Vec::new()
         };
+        let called_in: Vec<Value> = if index {
+            self.escalation_reasons(None)
+                .into_iter()
+                .map(|(id, why)| context! {
+                    name => self.dept_name(&id),
+                    href => format!("{root}departments/{}/index.html#called-in", lake::file_name(&id)),
+                    why => why,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let title = format!("{} · {}", self.t["site_title"], period.label());
         // Data freshness shows on a dated overview only, so the others do
         // not change (nor their inputs) from night to night.
@@ -199,6 +211,7 @@ impl Site<'_> {
                 findings => findings,
                 improvers => improvers,
                 backlogs => backlogs,
+                called_in => called_in,
                 switcher => self.switcher(root, &|p| format!("periods/{}.html", p.label())),
                 freshness => freshness,
                 rejects_total => dated.then_some(self.d.rejects_total),
@@ -419,10 +432,19 @@ impl Site<'_> {
             .filter(|f| f.dept_id == dept.id && f.grain == period.grain.as_str() && f.period == period.label())
             .map(|f| context! { check => self.t.get(&f.check_id).cloned().unwrap_or(f.check_id.clone()), detail => f.detail.clone() })
             .collect();
-        let backlog = (Some(*period) == self.latest(Grain::Month))
+        let latest = Some(*period) == self.latest(Grain::Month);
+        let backlog = latest
             .then(|| self.d.backlogs.get(&dept.id))
             .flatten()
             .map(|b| self.backlog(b));
+        let called_in: Vec<String> = if latest {
+            self.escalation_reasons(Some(&dept.id))
+                .into_iter()
+                .map(|(_, why)| why)
+                .collect()
+        } else {
+            Vec::new()
+        };
         let dir = lake::file_name(&dept.id);
         let title = format!("{} · {}", dept.name, period.label());
         let partial = self.as_of.is_some_and(|a| period.is_partial(a));
@@ -457,11 +479,41 @@ impl Site<'_> {
                 case_time_open => self.d.case_time.open.get(&(dept.id.clone(), *period)).copied().unwrap_or(0),
                 causes => causes,
                 backlog => backlog,
+                called_in => called_in,
                 flags => flags,
                 findings => findings,
                 switcher => self.switcher(root, &|p| format!("departments/{dir}/{}.html", p.label())),
             }
         }
+    }
+
+    /// Why departments are to be called in now, as sentences of the
+    /// locale (`esc_<rule>`, with `{n}`, `{first}`, `{last}`, `{indicator}`
+    /// and `{period}` filled in): `dept`'s, or every department's. Now: a
+    /// run of low grades that reaches the latest complete month, a trend
+    /// flag (always at the latest period of its grain), follow-ups overdue
+    /// at as-of; the `escalations` mart keeps the earlier runs.
+    fn escalation_reasons(&self, dept: Option<&str>) -> Vec<(String, String)> {
+        let latest = self
+            .latest(Grain::Month)
+            .map(|p| p.label())
+            .unwrap_or_default();
+        self.d
+            .escalations
+            .iter()
+            .filter(|e| dept.is_none_or(|d| d == e.0))
+            .filter(|e| e.1 != "lowest_grade_run" || e.3 >= latest)
+            .map(|(d, rule, _grain, period, n, detail)| {
+                let (first, last) = detail.split_once("..").unwrap_or(("", ""));
+                let text = self.t[&format!("esc_{rule}")]
+                    .replace("{n}", &n.to_string())
+                    .replace("{first}", first)
+                    .replace("{last}", last)
+                    .replace("{indicator}", &self.indicator_name(detail))
+                    .replace("{period}", period);
+                (d.clone(), text)
+            })
+            .collect()
     }
 
     /// A department's follow-ups owed at as-of: counts, and the longest

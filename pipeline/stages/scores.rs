@@ -103,11 +103,24 @@ pub fn scores_and_trends(
         findings.len()
     ));
 
+    let trends_df = trends::trends_frame(&trend_rows)?;
+    let lowest = policy.policy.grades.last().map_or("", |g| g.id.as_str());
+    let called_in = escalation::escalations(
+        &dept_df,
+        &trends_df,
+        views.get("followup_status"),
+        &policy.policy.escalation,
+        lowest,
+        &as_of.format("%Y-%m").to_string(),
+    )?;
+    progress.step(&format!("escalation: {} to call in", called_in.len()));
+
     Ok(vec![
         ("indicator_scores", ind_df),
         ("department_scores", dept_df),
         ("restatements", restatements),
-        ("trends", trends::trends_frame(&trend_rows)?),
+        ("escalations", escalation::frame(&called_in)?),
+        ("trends", trends_df),
         ("trend_series", trends::series_frame(&series_rows)?),
         ("cross_checks", trends::findings_frame(&findings)?),
     ])

@@ -345,3 +345,31 @@ fn follow_ups_owed_at_as_of_show_on_the_index_pages_only() {
     let past = std::fs::read_to_string(ws.out.join("site/departments/hr/2026-09.html")).unwrap();
     assert!(!past.contains("id=\"followups\""));
 }
+
+/// The front page lists the escalations that hold now: in the samples,
+/// those of the `escalations` mart whose run of low grades reaches the
+/// latest complete month (October 2026), and every trend flag.
+#[test]
+fn the_front_page_lists_the_departments_to_call_in_now() {
+    let ws = Workspace::new();
+    run_samples(&ws);
+    let now = ws.rows(
+        "SELECT dept_id FROM escalations WHERE rule <> 'lowest_grade_run' OR period >= '2026-10' \
+         ORDER BY dept_id, rule, grain, period, detail",
+    );
+    assert!(!now.is_empty(), "the samples have a department to call in");
+    let all = ws.rows("SELECT dept_id FROM escalations");
+    assert!(all.len() > now.len(), "and earlier runs, not listed");
+    let overview = std::fs::read_to_string(ws.out.join("site/index.html")).unwrap();
+    let list = &overview[overview.find("id=\"called-in\"").unwrap()..];
+    let list = &list[..list.find("</ul>").unwrap()];
+    let linked: Vec<String> = list
+        .split("<li><a href=\"departments&#x2f;")
+        .skip(1)
+        .map(|li| li[..li.find("&#x2f;").unwrap()].to_string())
+        .collect();
+    assert_eq!(
+        linked,
+        now.into_iter().map(|r| r[0].clone()).collect::<Vec<_>>()
+    );
+}

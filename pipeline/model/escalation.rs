@@ -1,0 +1,296 @@
+//! Stage: escalate. Which departments are to be called in (约谈), by the
+//! rules of the policy's `[escalation]`: the `escalations` mart
+//! (docs/contract.md#escalation).
+//!
+//! * `lowest_grade_run`: at least `lowest_grade_months` complete months
+//!   in a row at the lowest grade; one row per such run, at its last
+//!   month.
+//! * `short_term_met_long_term_declining`: the trend flag of that name on
+//!   an indicator (or the total) at the latest complete period of a grain.
+//! * `overdue_followups`: at least `overdue_followups` bad reviews and
+//!   complaints with a rectification or call-back overdue at as-of.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use polars::prelude::DataFrame;
+
+use crate::frame::{self, Builder};
+use crate::policy::EscalationPolicy;
+
+/// One escalation: the rule, where it applies, and its evidence (a count
+/// and the periods or indicator it is about).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Escalation {
+    pub dept_id: String,
+    pub rule: &'static str,
+    pub grain: String,
+    pub period: String,
+    pub count: i64,
+    pub detail: String,
+}
+
+/// The escalations from the published `department_scores`, the `trends`
+/// and `followup_status` marts; `lowest_grade` is the policy's lowest
+/// grade id, `as_of_month` the label of as-of's month.
+pub fn escalations(
+    dept_scores: &DataFrame,
+    trends: &DataFrame,
+    followups: &DataFrame,
+    policy: &EscalationPolicy,
+    lowest_grade: &str,
+    as_of_month: &str,
+) -> Result<Vec<Escalation>> {
+    let mut out = Vec::new();
+    if policy.lowest_grade_months > 0 {
+        let (dept, grain, period) = (
+            frame::strs(dept_scores, "dept_id")?,
+            frame::strs(dept_scores, "grain")?,
+            frame::strs(dept_scores, "period")?,
+        );
+        let (partial, grade) = (
+            frame::bools(dept_scores, "is_partial")?,
+            frame::strs(dept_scores, "grade")?,
+        );
+        // Complete months by department, in period order (labels sort).
+        let mut months: BTreeMap<&str, Vec<(&str, bool)>> = BTreeMap::new();
+        for i in 0..dept_scores.height() {
+            if grain[i].as_deref() != Some("month") || partial[i] != Some(false) {
+                continue;
+            }
+            let (Some(d), Some(p)) = (dept[i].as_deref(), period[i].as_deref()) else {
+                continue;
+            };
+            let lowest = grade[i].as_deref() == Some(lowest_grade);
+            months.entry(d).or_default().push((p, lowest));
+        }
+        for (d, mut ms) in months {
+            ms.sort();
+            // A run is broken by a month at another grade or a month
+            // without a score (a gap between labels).
+            let mut run: Vec<&str> = Vec::new();
+            let mut flush = |run: &mut Vec<&str>| {
+                if run.len() >= policy.lowest_grade_months as usize {
+                    out.push(Escalation {
+                        dept_id: d.to_string(),
+                        rule: "lowest_grade_run",
+                        grain: "month".into(),
+                        period: run[run.len() - 1].to_string(),
+                        count: run.len() as i64,
+                        detail: format!("{}..{}", run[0], run[run.len() - 1]),
+                    });
+                }
+                run.clear();
+            };
+            for (p, lowest) in ms {
+                let follows = run.last().is_some_and(|last| next_month(last) == p);
+                if !lowest || (!run.is_empty() && !follows) {
+                    flush(&mut run);
+                }
+                if lowest {
+                    run.push(p);
+                }
+            }
+            flush(&mut run);
+        }
+    }
+    if policy.short_term_met_long_term_declining {
+        let (dept, ind, grain) = (
+            frame::strs(trends, "dept_id")?,
+            frame::strs(trends, "indicator_id")?,
+            frame::strs(trends, "grain")?,
+        );
+        let (latest, flags) = (
+            frame::strs(trends, "latest_period")?,
+            frame::strs(trends, "flags")?,
+        );
+        for i in 0..trends.height() {
+            let flagged = flags[i].as_deref().is_some_and(|f| {
+                f.split(',')
+                    .any(|f| f == "short_term_met_long_term_declining")
+            });
+            if let (true, Some(d), Some(ind), Some(g), Some(p)) =
+                (flagged, &dept[i], &ind[i], &grain[i], &latest[i])
+            {
+                out.push(Escalation {
+                    dept_id: d.clone(),
+                    rule: "short_term_met_long_term_declining",
+                    grain: g.clone(),
+                    period: p.clone(),
+                    count: 1,
+                    detail: ind.clone(),
+                });
+            }
+        }
+    }
+    if policy.overdue_followups > 0 {
+        let dept = frame::strs(followups, "dept_id")?;
+        let (cb, rect) = (
+            frame::strs(followups, "call_back_status")?,
+            frame::strs(followups, "rectify_status")?,
+        );
+        let mut overdue: BTreeMap<&str, i64> = BTreeMap::new();
+        for i in 0..followups.height() {
+            let late = [&cb[i], &rect[i]]
+                .iter()
+                .any(|s| s.as_deref() == Some("overdue"));
+            if let (true, Some(d)) = (late, dept[i].as_deref()) {
+                *overdue.entry(d).or_default() += 1;
+            }
+        }
+        for (d, n) in overdue {
+            if n >= policy.overdue_followups as i64 {
+                out.push(Escalation {
+                    dept_id: d.to_string(),
+                    rule: "overdue_followups",
+                    grain: "month".into(),
+                    period: as_of_month.to_string(),
+                    count: n,
+                    detail: String::new(),
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| {
+        (&a.dept_id, a.rule, &a.grain, &a.period, &a.detail)
+            .cmp(&(&b.dept_id, b.rule, &b.grain, &b.period, &b.detail))
+    });
+    Ok(out)
+}
+
+/// The label of the month after `YYYY-MM`.
+fn next_month(label: &str) -> String {
+    let (y, m) = label.split_once('-').unwrap_or((label, "0"));
+    let (y, m): (i32, u32) = (y.parse().unwrap_or(0), m.parse().unwrap_or(0));
+    if m >= 12 {
+        format!("{:04}-01", y + 1)
+    } else {
+        format!("{y:04}-{:02}", m + 1)
+    }
+}
+
+/// The `escalations` mart.
+pub fn frame(rows: &[Escalation]) -> Result<DataFrame> {
+    Builder::new()
+        .str("dept_id", rows.iter().map(|r| Some(r.dept_id.as_str())))
+        .str("rule", rows.iter().map(|r| Some(r.rule)))
+        .str("grain", rows.iter().map(|r| Some(r.grain.as_str())))
+        .str("period", rows.iter().map(|r| Some(r.period.as_str())))
+        .i64("count", rows.iter().map(|r| Some(r.count)))
+        .str("detail", rows.iter().map(|r| Some(r.detail.as_str())))
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scores(rows: &[(&str, &str, bool, &str)]) -> DataFrame {
+        Builder::new()
+            .str("dept_id", rows.iter().map(|r| Some(r.0)))
+            .str("grain", rows.iter().map(|_| Some("month")))
+            .str("period", rows.iter().map(|r| Some(r.1)))
+            .bool("is_partial", rows.iter().map(|r| Some(r.2)))
+            .str("grade", rows.iter().map(|r| Some(r.3)))
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn each_rule_by_hand() {
+        // a: D in January and February (a run of 2), C in March, D from
+        // April to June (a run of 3), D in July but July is partial. b: D
+        // in January and March, with no score in February: no run.
+        let dept_scores = scores(&[
+            ("a", "2026-01", false, "D"),
+            ("a", "2026-02", false, "D"),
+            ("a", "2026-03", false, "C"),
+            ("a", "2026-04", false, "D"),
+            ("a", "2026-05", false, "D"),
+            ("a", "2026-06", false, "D"),
+            ("a", "2026-07", true, "D"),
+            ("b", "2026-01", false, "D"),
+            ("b", "2026-03", false, "D"),
+        ]);
+        let trends = Builder::new()
+            .str("dept_id", [Some("b"), Some("b")])
+            .str("indicator_id", [Some("satisfaction"), Some("total_score")])
+            .str("grain", [Some("quarter"), Some("quarter")])
+            .str("latest_period", [Some("2026-Q2"), Some("2026-Q2")])
+            .str(
+                "flags",
+                [
+                    Some("continuous_improver,short_term_met_long_term_declining"),
+                    None,
+                ],
+            )
+            .build()
+            .unwrap();
+        // a: five subjects overdue (one of them on both counts); b: four.
+        let over = |d: &'static str, cb: &'static str, rect: &'static str| (d, cb, rect);
+        let rows = [
+            over("a", "overdue", "overdue"),
+            over("a", "not_required", "overdue"),
+            over("a", "on_time", "overdue"),
+            over("a", "overdue", "late"),
+            over("a", "open", "overdue"),
+            over("a", "on_time", "on_time"),
+            over("b", "overdue", "open"),
+            over("b", "overdue", "open"),
+            over("b", "not_required", "overdue"),
+            over("b", "not_required", "overdue"),
+        ];
+        let followups = Builder::new()
+            .str("dept_id", rows.iter().map(|r| Some(r.0)))
+            .str("call_back_status", rows.iter().map(|r| Some(r.1)))
+            .str("rectify_status", rows.iter().map(|r| Some(r.2)))
+            .build()
+            .unwrap();
+        let policy = EscalationPolicy::default();
+        let got = escalations(&dept_scores, &trends, &followups, &policy, "D", "2026-07").unwrap();
+        let got: Vec<(&str, &str, &str, i64, &str)> = got
+            .iter()
+            .map(|e| {
+                (
+                    e.dept_id.as_str(),
+                    e.rule,
+                    e.period.as_str(),
+                    e.count,
+                    e.detail.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("a", "lowest_grade_run", "2026-02", 2, "2026-01..2026-02"),
+                ("a", "lowest_grade_run", "2026-06", 3, "2026-04..2026-06"),
+                ("a", "overdue_followups", "2026-07", 5, ""),
+                (
+                    "b",
+                    "short_term_met_long_term_declining",
+                    "2026-Q2",
+                    1,
+                    "satisfaction"
+                ),
+            ]
+        );
+        // Rules off: nothing.
+        let off = EscalationPolicy {
+            lowest_grade_months: 0,
+            short_term_met_long_term_declining: false,
+            overdue_followups: 0,
+        };
+        assert!(
+            escalations(&dept_scores, &trends, &followups, &off, "D", "2026-07")
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn the_month_after_december_is_january() {
+        assert_eq!(next_month("2025-12"), "2026-01");
+        assert_eq!(next_month("2026-03"), "2026-04");
+    }
+}
