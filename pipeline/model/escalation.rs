@@ -17,6 +17,7 @@ use polars::prelude::DataFrame;
 
 use crate::frame::{self, Builder};
 use crate::policy::EscalationPolicy;
+use crate::time::periods::{Grain, Period};
 
 /// One escalation: the rule, where it applies, and its evidence (a count
 /// and the periods or indicator it is about).
@@ -43,48 +44,52 @@ pub fn escalations(
 ) -> Result<Vec<Escalation>> {
     let mut out = Vec::new();
     if policy.lowest_grade_months > 0 {
-        let (dept, grain, period) = (
+        let (dept, grain) = (
             frame::strs(dept_scores, "dept_id")?,
             frame::strs(dept_scores, "grain")?,
-            frame::strs(dept_scores, "period")?,
         );
-        let (partial, grade) = (
+        let (start, partial, grade) = (
+            frame::dates(dept_scores, "period_start")?,
             frame::bools(dept_scores, "is_partial")?,
             frame::strs(dept_scores, "grade")?,
         );
-        // Complete months by department, in period order (labels sort).
-        let mut months: BTreeMap<&str, Vec<(&str, bool)>> = BTreeMap::new();
+        // Complete months by department, in order.
+        let mut months: BTreeMap<&str, Vec<(Period, bool)>> = BTreeMap::new();
         for i in 0..dept_scores.height() {
             if grain[i].as_deref() != Some("month") || partial[i] != Some(false) {
                 continue;
             }
-            let (Some(d), Some(p)) = (dept[i].as_deref(), period[i].as_deref()) else {
+            let (Some(d), Some(start)) = (dept[i].as_deref(), start[i]) else {
                 continue;
             };
             let lowest = grade[i].as_deref() == Some(lowest_grade);
-            months.entry(d).or_default().push((p, lowest));
+            months
+                .entry(d)
+                .or_default()
+                .push((Period::containing(Grain::Month, start), lowest));
         }
         for (d, mut ms) in months {
-            ms.sort();
+            ms.sort_by_key(|(p, _)| p.start);
             // A run is broken by a month at another grade or a month
-            // without a score (a gap between labels).
-            let mut run: Vec<&str> = Vec::new();
-            let mut flush = |run: &mut Vec<&str>| {
-                if run.len() >= policy.lowest_grade_months as usize {
-                    out.push(Escalation {
-                        dept_id: d.to_string(),
-                        rule: "lowest_grade_run",
-                        grain: "month".into(),
-                        period: run[run.len() - 1].to_string(),
-                        count: run.len() as i64,
-                        detail: format!("{}..{}", run[0], run[run.len() - 1]),
-                    });
+            // without a score.
+            let mut run: Vec<Period> = Vec::new();
+            let mut flush = |run: &mut Vec<Period>| {
+                if let (Some(first), Some(last)) = (run.first(), run.last()) {
+                    if run.len() >= policy.lowest_grade_months as usize {
+                        out.push(Escalation {
+                            dept_id: d.to_string(),
+                            rule: "lowest_grade_run",
+                            grain: "month".into(),
+                            period: last.label(),
+                            count: run.len() as i64,
+                            detail: format!("{}..{}", first.label(), last.label()),
+                        });
+                    }
                 }
                 run.clear();
             };
             for (p, lowest) in ms {
-                let follows = run.last().is_some_and(|last| next_month(last) == p);
-                if !lowest || (!run.is_empty() && !follows) {
+                if !lowest || run.last().is_some_and(|last| last.next() != p) {
                     flush(&mut run);
                 }
                 if lowest {
@@ -158,17 +163,6 @@ pub fn escalations(
     Ok(out)
 }
 
-/// The label of the month after `YYYY-MM`.
-fn next_month(label: &str) -> String {
-    let (y, m) = label.split_once('-').unwrap_or((label, "0"));
-    let (y, m): (i32, u32) = (y.parse().unwrap_or(0), m.parse().unwrap_or(0));
-    if m >= 12 {
-        format!("{:04}-01", y + 1)
-    } else {
-        format!("{y:04}-{:02}", m + 1)
-    }
-}
-
 /// The `escalations` mart.
 pub fn frame(rows: &[Escalation]) -> Result<DataFrame> {
     Builder::new()
@@ -186,10 +180,13 @@ mod tests {
     use super::*;
 
     fn scores(rows: &[(&str, &str, bool, &str)]) -> DataFrame {
+        let start = |label: &str| {
+            chrono::NaiveDate::parse_from_str(&format!("{label}-01"), "%Y-%m-%d").unwrap()
+        };
         Builder::new()
             .str("dept_id", rows.iter().map(|r| Some(r.0)))
             .str("grain", rows.iter().map(|_| Some("month")))
-            .str("period", rows.iter().map(|r| Some(r.1)))
+            .date("period_start", rows.iter().map(|r| Some(start(r.1))))
             .bool("is_partial", rows.iter().map(|r| Some(r.2)))
             .str("grade", rows.iter().map(|r| Some(r.3)))
             .build()
@@ -227,18 +224,17 @@ mod tests {
             .build()
             .unwrap();
         // a: five subjects overdue (one of them on both counts); b: four.
-        let over = |d: &'static str, cb: &'static str, rect: &'static str| (d, cb, rect);
         let rows = [
-            over("a", "overdue", "overdue"),
-            over("a", "not_required", "overdue"),
-            over("a", "on_time", "overdue"),
-            over("a", "overdue", "late"),
-            over("a", "open", "overdue"),
-            over("a", "on_time", "on_time"),
-            over("b", "overdue", "open"),
-            over("b", "overdue", "open"),
-            over("b", "not_required", "overdue"),
-            over("b", "not_required", "overdue"),
+            ("a", "overdue", "overdue"),
+            ("a", "not_required", "overdue"),
+            ("a", "on_time", "overdue"),
+            ("a", "overdue", "late"),
+            ("a", "open", "overdue"),
+            ("a", "on_time", "on_time"),
+            ("b", "overdue", "open"),
+            ("b", "overdue", "open"),
+            ("b", "not_required", "overdue"),
+            ("b", "not_required", "overdue"),
         ];
         let followups = Builder::new()
             .str("dept_id", rows.iter().map(|r| Some(r.0)))
@@ -286,11 +282,5 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
-    }
-
-    #[test]
-    fn the_month_after_december_is_january() {
-        assert_eq!(next_month("2025-12"), "2026-01");
-        assert_eq!(next_month("2026-03"), "2026-04");
     }
 }

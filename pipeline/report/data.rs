@@ -150,6 +150,16 @@ pub struct Overdue {
     pub due: chrono::NaiveDate,
 }
 
+/// A row of the `escalations` mart.
+#[derive(Debug)]
+pub struct Escalation {
+    pub dept_id: String,
+    pub rule: String,
+    pub period: String,
+    pub count: i64,
+    pub detail: String,
+}
+
 /// Everything the pages show.
 #[derive(Debug, Default)]
 pub struct SiteData {
@@ -178,8 +188,8 @@ pub struct SiteData {
     pub root_causes: HashMap<(String, Period), BTreeMap<String, usize>>,
     /// dept -> follow-ups owed at as-of.
     pub backlogs: BTreeMap<String, Backlog>,
-    /// Departments to call in: (dept, rule, grain, period, count, detail).
-    pub escalations: Vec<(String, String, String, String, i64, String)>,
+    /// Departments to call in (the `escalations` mart).
+    pub escalations: Vec<Escalation>,
     /// Follow-ups left out, by reason: (count, the first one's file, line
     /// and id).
     pub followup_rejects: BTreeMap<String, (usize, String, i64, String)>,
@@ -621,26 +631,21 @@ fn load_others(out: &OutDir, english: bool, tz: chrono_tz::Tz) -> Result<SiteDat
         }
     }
     if let Some(df) = mart(out, "escalations")? {
-        let (dept, rule, grain) = (
-            frame::strs(&df, "dept_id")?,
-            frame::strs(&df, "rule")?,
-            frame::strs(&df, "grain")?,
-        );
+        let (dept, rule) = (frame::strs(&df, "dept_id")?, frame::strs(&df, "rule")?);
         let (period, count, detail) = (
             frame::strs(&df, "period")?,
             frame::i64s(&df, "count")?,
             frame::strs(&df, "detail")?,
         );
         for i in 0..df.height() {
-            if let (Some(dp), Some(r)) = (dept[i].clone(), rule[i].clone()) {
-                d.escalations.push((
-                    dp,
-                    r,
-                    grain[i].clone().unwrap_or_default(),
-                    period[i].clone().unwrap_or_default(),
-                    count[i].unwrap_or(0),
-                    detail[i].clone().unwrap_or_default(),
-                ));
+            if let (Some(dept_id), Some(rule)) = (dept[i].clone(), rule[i].clone()) {
+                d.escalations.push(Escalation {
+                    dept_id,
+                    rule,
+                    period: period[i].clone().unwrap_or_default(),
+                    count: count[i].unwrap_or(0),
+                    detail: detail[i].clone().unwrap_or_default(),
+                });
             }
         }
     }

@@ -501,17 +501,17 @@ impl Site<'_> {
         self.d
             .escalations
             .iter()
-            .filter(|e| dept.is_none_or(|d| d == e.0))
-            .filter(|e| e.1 != "lowest_grade_run" || e.3 >= latest)
-            .map(|(d, rule, _grain, period, n, detail)| {
-                let (first, last) = detail.split_once("..").unwrap_or(("", ""));
-                let text = self.t[&format!("esc_{rule}")]
-                    .replace("{n}", &n.to_string())
+            .filter(|e| dept.is_none_or(|d| d == e.dept_id))
+            .filter(|e| e.rule != "lowest_grade_run" || e.period >= latest)
+            .map(|e| {
+                let (first, last) = e.detail.split_once("..").unwrap_or(("", ""));
+                let text = self.t[&format!("esc_{}", e.rule)]
+                    .replace("{n}", &e.count.to_string())
                     .replace("{first}", first)
                     .replace("{last}", last)
-                    .replace("{indicator}", &self.indicator_name(detail))
-                    .replace("{period}", period);
-                (d.clone(), text)
+                    .replace("{indicator}", &self.indicator_name(&e.detail))
+                    .replace("{period}", &e.period);
+                (e.dept_id.clone(), text)
             })
             .collect()
     }

@@ -420,11 +420,10 @@ pub fn views(
     Ok(views)
 }
 
-/// Complaints as they stood at as-of: `due_at` filled from the policy's
-/// rectification deadline where missing, `rectified_at` after as-of not yet
-/// known, and `rectification` = `on_time`, `late`, `overdue` or `open`.
-/// The complaints view with each complaint's rectification as its
-/// follow-ups leave it (`status`: the `followup_status` rows).
+/// Complaints with each one's rectification as it stood at as-of:
+/// `rectified_at` and `rectification` (`on_time`, `late`, `overdue` or
+/// `open`) as its follow-ups leave it (`status`: the `followup_status`
+/// rows, which hold every complaint of the view).
 fn with_rectification(complaints: &DataFrame, status: &DataFrame) -> Result<DataFrame> {
     let of_complaints = status
         .clone()
@@ -433,7 +432,7 @@ fn with_rectification(complaints: &DataFrame, status: &DataFrame) -> Result<Data
         .select([
             col("subject_id").alias("complaint_id"),
             col("rectified_at").alias("_rectified_at"),
-            col("rectify_status").alias("_rectification"),
+            col("rectify_status").alias("rectification"),
         ]);
     Ok(complaints
         .clone()
@@ -447,19 +446,14 @@ fn with_rectification(complaints: &DataFrame, status: &DataFrame) -> Result<Data
                 ..JoinArgs::new(JoinType::Left)
             },
         )
-        .with_columns([
-            when(col("_rectification").is_not_null())
-                .then(col("_rectified_at"))
-                .otherwise(col("rectified_at"))
-                .alias("rectified_at"),
-            col("_rectification")
-                .fill_null(col("rectification"))
-                .alias("rectification"),
-        ])
-        .drop(by_name(["_rectified_at", "_rectification"], true, false))
+        .with_column(col("_rectified_at").alias("rectified_at"))
+        .drop(by_name(["_rectified_at"], true, false))
         .collect()?)
 }
 
+/// Complaints as they stood at as-of: `due_at` filled from the policy's
+/// rectification deadline where missing, `rectified_at` after as-of not
+/// yet known (their rectification comes from [`with_rectification`]).
 pub(super) fn complaint_view(
     df: &DataFrame,
     cal: &WorkCalendar,
@@ -470,26 +464,13 @@ pub(super) fn complaint_view(
     let received = frame::micros(df, "received_at")?;
     let due_given = frame::micros(df, "due_at")?;
     let rectified = frame::micros(df, "rectified_at")?;
-    let mut due = Vec::with_capacity(df.height());
-    let mut rect = Vec::with_capacity(df.height());
-    let mut status = Vec::with_capacity(df.height());
-    for i in 0..df.height() {
-        let d = due_given[i].or_else(|| received[i].map(|r| cal.deadline(r, days, tz)));
-        let r = rectified[i].filter(|r| *r <= end);
-        status.push(Some(match (r, d) {
-            (Some(r), Some(d)) if r <= d => "on_time",
-            (Some(_), _) => "late",
-            (None, Some(d)) if d < end => "overdue",
-            _ => "open",
-        }));
-        due.push(d);
-        rect.push(r);
-    }
+    let due = (0..df.height())
+        .map(|i| due_given[i].or_else(|| received[i].map(|r| cal.deadline(r, days, tz))));
+    let rect = rectified.iter().map(|r| r.filter(|r| *r <= end));
     let mut out = df.clone();
     let extra = Builder::new()
         .ts("due_at", due)
         .ts("rectified_at", rect)
-        .str("rectification", status)
         .build()?;
     for c in extra.columns() {
         out.with_column(c.clone())?;

@@ -350,19 +350,13 @@ pub fn derive(
 
     // The facts to put at this as-of: those derived, and those kept of the
     // other cases whose rows depend on as-of; in case id order.
-    let not_again = is_in_ids(&again_ids).not();
     let still_open = kept
         .open_cases
         .clone()
         .lazy()
-        .filter(not_again.clone())
+        .filter(is_in_ids(&again_ids).not())
         .collect()?;
-    let still_open_time = kept
-        .open_case_time
-        .clone()
-        .lazy()
-        .filter(not_again)
-        .collect()?;
+    let still_open_time = of_cases(&kept.open_case_time, &still_open)?;
     let by_case = |df: DataFrame| -> Result<DataFrame> {
         Ok(df.sort(
             ["case_id"],
