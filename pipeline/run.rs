@@ -177,7 +177,7 @@ pub fn compute(
     };
     let mut views = stages::views(lake, out, &marts, stores, policy, as_of, progress)?;
     // 4. Indicator values.
-    let values = stages::indicator_values(&mut views, catalog, policy, out, progress)?;
+    let values = stages::indicator_values(&mut views, catalog, policy, as_of, out, progress)?;
     // The marts that scores do not change are written on a thread of their
     // own while 5. scores, closed periods and 6. trends are worked out (much
     // of that on one core).

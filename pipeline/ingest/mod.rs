@@ -70,6 +70,12 @@ pub enum Reason {
     BadJson,
     NotScalar,
     OutcomeWithoutCallBack,
+    /// An improvement plan due before it was opened.
+    DueBeforeOpened,
+    /// A plan event `extended` without `new_due_on`.
+    ExtensionWithoutDate,
+    /// `new_due_on` on a plan event that is not `extended`.
+    DateWithoutExtension,
 }
 
 impl serde::Serialize for Reason {
@@ -79,7 +85,7 @@ impl serde::Serialize for Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 17] = [
+    pub const ALL: [Reason; 20] = [
         Reason::MissingValue,
         Reason::BadTimestamp,
         Reason::NonexistentLocalTime,
@@ -97,6 +103,9 @@ impl Reason {
         Reason::BadJson,
         Reason::NotScalar,
         Reason::OutcomeWithoutCallBack,
+        Reason::DueBeforeOpened,
+        Reason::ExtensionWithoutDate,
+        Reason::DateWithoutExtension,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -118,6 +127,9 @@ impl Reason {
             Reason::BadJson => "bad_json",
             Reason::NotScalar => "not_scalar",
             Reason::OutcomeWithoutCallBack => "outcome_without_call_back",
+            Reason::DueBeforeOpened => "due_before_opened",
+            Reason::ExtensionWithoutDate => "extension_without_date",
+            Reason::DateWithoutExtension => "date_without_extension",
         }
     }
 }

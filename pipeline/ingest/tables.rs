@@ -236,8 +236,49 @@ pub const FOLLOWUPS: TableSpec = TableSpec {
     month_column: Some("at"),
 };
 
+/// Why an improvement plan (《服务质量改进计划》) was opened: a period's
+/// grade, an indicator off target, a complaint, an audit finding, a bad
+/// review; `reason_ref` names which.
+pub const PLAN_REASONS: &[&str] = &["grade", "indicator", "complaint", "audit", "bad_review"];
+
+pub const IMPROVEMENT_PLANS: TableSpec = TableSpec {
+    name: "improvement_plans",
+    columns: &[
+        req("plan_id", TEXT),
+        req("dept_id", Kind::DeptRef),
+        req("opened_on", Kind::Date),
+        req("reason", Kind::Enum(PLAN_REASONS)),
+        opt("reason_ref", TEXT),
+        opt("indicator", TEXT),
+        opt("target", ANY_NUMBER),
+        opt("measures", TEXT),
+        req("owner", TEXT),
+        req("due_on", Kind::Date),
+    ],
+    key: Key::Columns(&["plan_id"]),
+    month_column: Some("opened_on"),
+};
+
+/// What happened to a plan: progress reported, measures done, verified or
+/// failed by the quality office, due date extended (to `new_due_on`).
+pub const PLAN_EVENT_KINDS: &[&str] = &["progress", "done", "verified", "failed", "extended"];
+
+pub const PLAN_EVENTS: TableSpec = TableSpec {
+    name: "plan_events",
+    columns: &[
+        req("event_id", TEXT),
+        req("plan_id", TEXT),
+        req("kind", Kind::Enum(PLAN_EVENT_KINDS)),
+        req("at", TS),
+        opt("new_due_on", Kind::Date),
+        opt("note", TEXT),
+    ],
+    key: Key::Columns(&["event_id"]),
+    month_column: Some("at"),
+};
+
 /// Every input table; `departments` first because the others refer to it.
-pub const ALL: [&TableSpec; 8] = [
+pub const ALL: [&TableSpec; 10] = [
     &DEPARTMENTS,
     &RATINGS,
     &RATING_APPEALS,
@@ -246,6 +287,8 @@ pub const ALL: [&TableSpec; 8] = [
     &INCIDENTS,
     &MEASUREMENTS,
     &FOLLOWUPS,
+    &IMPROVEMENT_PLANS,
+    &PLAN_EVENTS,
 ];
 
 pub fn by_name(name: &str) -> Option<&'static TableSpec> {

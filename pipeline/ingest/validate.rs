@@ -252,6 +252,53 @@ pub(super) fn validate(
         "ratings" => check_rating(spec, vals),
         "measurements" => check_measurement(spec, vals),
         "followups" => check_followup(spec, texts),
+        "improvement_plans" => check_plan(spec, vals),
+        "plan_events" => check_plan_event(spec, texts),
+        _ => Ok(()),
+    }
+}
+
+/// A plan is due on or after the day it was opened.
+pub(super) fn check_plan(
+    spec: &TableSpec,
+    vals: &[Typed],
+) -> Result<(), (&'static str, Reason, String)> {
+    let date = |c| match vals[spec.column_index(c).expect("improvement_plans column")] {
+        Typed::Date(d) => d,
+        _ => unreachable!("{c} is a required date"),
+    };
+    let (opened, due) = (date("opened_on"), date("due_on"));
+    if due < opened {
+        return Err((
+            "due_on",
+            Reason::DueBeforeOpened,
+            format!(
+                "due_on {} is before opened_on {}",
+                crate::time::date_from_days(due),
+                crate::time::date_from_days(opened)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// An extension gives its new due date, and only an extension gives one.
+pub(super) fn check_plan_event(
+    spec: &TableSpec,
+    texts: &[Option<&str>],
+) -> Result<(), (&'static str, Reason, String)> {
+    let text = |c| texts[spec.column_index(c).expect("plan_events column")];
+    match (text("kind"), text("new_due_on")) {
+        (Some("extended"), None) => Err((
+            "new_due_on",
+            Reason::ExtensionWithoutDate,
+            "an `extended` event gives the new due date in new_due_on".into(),
+        )),
+        (Some(kind), Some(_)) if kind != "extended" => Err((
+            "new_due_on",
+            Reason::DateWithoutExtension,
+            format!("new_due_on is given for a `{kind}` event; only `extended` has one"),
+        )),
         _ => Ok(()),
     }
 }

@@ -9,6 +9,8 @@
 //!   an indicator (or the total) at the latest complete period of a grain.
 //! * `overdue_followups`: at least `overdue_followups` bad reviews and
 //!   complaints with a rectification or call-back overdue at as-of.
+//! * `overdue_plans`: at least `overdue_plans` improvement plans past their
+//!   due date and not done at as-of, and not closed by a verdict.
 
 use std::collections::BTreeMap;
 
@@ -31,13 +33,14 @@ pub struct Escalation {
     pub detail: String,
 }
 
-/// The escalations from the published `department_scores`, the `trends`
-/// and `followup_status` marts; `lowest_grade` is the policy's lowest
-/// grade id, `as_of_month` the label of as-of's month.
+/// The escalations from the published `department_scores`, the `trends`,
+/// `followup_status` and `plan_status` marts; `lowest_grade` is the
+/// policy's lowest grade id, `as_of_month` the label of as-of's month.
 pub fn escalations(
     dept_scores: &DataFrame,
     trends: &DataFrame,
     followups: &DataFrame,
+    plans: &DataFrame,
     policy: &EscalationPolicy,
     lowest_grade: &str,
     as_of_month: &str,
@@ -156,6 +159,32 @@ pub fn escalations(
             }
         }
     }
+    if policy.overdue_plans > 0 {
+        let dept = frame::strs(plans, "dept_id")?;
+        let completion = frame::strs(plans, "completion")?;
+        let carried = frame::bools(plans, "carried")?;
+        let mut overdue: BTreeMap<&str, i64> = BTreeMap::new();
+        for i in 0..plans.height() {
+            let still = carried[i] == Some(true);
+            if let (Some("overdue"), true, Some(d)) =
+                (completion[i].as_deref(), still, dept[i].as_deref())
+            {
+                *overdue.entry(d).or_default() += 1;
+            }
+        }
+        for (d, n) in overdue {
+            if n >= policy.overdue_plans as i64 {
+                out.push(Escalation {
+                    dept_id: d.to_string(),
+                    rule: "overdue_plans",
+                    grain: "month".into(),
+                    period: as_of_month.to_string(),
+                    count: n,
+                    detail: String::new(),
+                });
+            }
+        }
+    }
     out.sort_by(|a, b| {
         (&a.dept_id, a.rule, &a.grain, &a.period, &a.detail)
             .cmp(&(&b.dept_id, b.rule, &b.grain, &b.period, &b.detail))
@@ -242,8 +271,34 @@ mod tests {
             .str("rectify_status", rows.iter().map(|r| Some(r.2)))
             .build()
             .unwrap();
+        // b: two plans overdue and still carried (the default's
+        // threshold), one done late; a: two overdue, but one closed by a
+        // verdict, and one open.
+        let plan_rows = [
+            ("a", "overdue", true),
+            ("a", "overdue", false),
+            ("a", "open", true),
+            ("b", "overdue", true),
+            ("b", "late", true),
+            ("b", "overdue", true),
+        ];
+        let plans = Builder::new()
+            .str("dept_id", plan_rows.iter().map(|r| Some(r.0)))
+            .str("completion", plan_rows.iter().map(|r| Some(r.1)))
+            .bool("carried", plan_rows.iter().map(|r| Some(r.2)))
+            .build()
+            .unwrap();
         let policy = EscalationPolicy::default();
-        let got = escalations(&dept_scores, &trends, &followups, &policy, "D", "2026-07").unwrap();
+        let got = escalations(
+            &dept_scores,
+            &trends,
+            &followups,
+            &plans,
+            &policy,
+            "D",
+            "2026-07",
+        )
+        .unwrap();
         let got: Vec<(&str, &str, &str, i64, &str)> = got
             .iter()
             .map(|e| {
@@ -262,6 +317,7 @@ mod tests {
                 ("a", "lowest_grade_run", "2026-02", 2, "2026-01..2026-02"),
                 ("a", "lowest_grade_run", "2026-06", 3, "2026-04..2026-06"),
                 ("a", "overdue_followups", "2026-07", 5, ""),
+                ("b", "overdue_plans", "2026-07", 2, ""),
                 (
                     "b",
                     "short_term_met_long_term_declining",
@@ -276,11 +332,18 @@ mod tests {
             lowest_grade_months: 0,
             short_term_met_long_term_declining: false,
             overdue_followups: 0,
+            overdue_plans: 0,
         };
-        assert!(
-            escalations(&dept_scores, &trends, &followups, &off, "D", "2026-07")
-                .unwrap()
-                .is_empty()
-        );
+        assert!(escalations(
+            &dept_scores,
+            &trends,
+            &followups,
+            &plans,
+            &off,
+            "D",
+            "2026-07"
+        )
+        .unwrap()
+        .is_empty());
     }
 }

@@ -9,6 +9,7 @@ pub mod closed_periods;
 pub mod escalation;
 pub mod followups;
 pub mod measure;
+pub mod plans;
 pub mod raters;
 pub mod satisfaction;
 pub mod score;

@@ -53,6 +53,9 @@ pub struct Policy {
     /// Follow-up of bad reviews: rectification and call-backs.
     #[serde(default)]
     pub followups: FollowupPolicy,
+    /// Improvement plans: how they are verified.
+    #[serde(default)]
+    pub plans: PlanPolicy,
     /// When a department is called in (约谈).
     #[serde(default)]
     pub escalation: EscalationPolicy,
@@ -284,6 +287,25 @@ pub struct EscalationPolicy {
     pub short_term_met_long_term_declining: bool,
     /// Bad reviews and complaints with a follow-up overdue at as-of.
     pub overdue_followups: u32,
+    /// Improvement plans overdue (due date passed, not done) at as-of.
+    pub overdue_plans: u32,
+}
+
+/// How improvement plans are verified.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlanPolicy {
+    /// The grain of the period in which a plan's indicator is checked: the
+    /// first complete one after the due date (`month` or `quarter`).
+    pub verify_grain: String,
+}
+
+impl Default for PlanPolicy {
+    fn default() -> Self {
+        PlanPolicy {
+            verify_grain: "month".into(),
+        }
+    }
 }
 
 impl Default for EscalationPolicy {
@@ -292,6 +314,7 @@ impl Default for EscalationPolicy {
             lowest_grade_months: 2,
             short_term_met_long_term_declining: true,
             overdue_followups: 5,
+            overdue_plans: 2,
         }
     }
 }

@@ -90,6 +90,12 @@ impl Policy {
                 p.push(format!("raters.flags.{k}: {v} must be positive"));
             }
         }
+        if !matches!(self.plans.verify_grain.as_str(), "month" | "quarter") {
+            p.push(format!(
+                "plans.verify_grain: `{}` is not month or quarter",
+                self.plans.verify_grain
+            ));
+        }
         let fu = &self.followups;
         for (k, v) in [
             ("call_back_working_days", fu.call_back_working_days),

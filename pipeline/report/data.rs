@@ -150,6 +150,24 @@ pub struct Overdue {
     pub due: chrono::NaiveDate,
 }
 
+/// An improvement plan as a month's scorecard carries it (`plan_periods`,
+/// with the plan's own columns from `plan_status`).
+#[derive(Debug, Clone)]
+pub struct PlanRow {
+    pub id: String,
+    pub reason: String,
+    pub reason_ref: Option<String>,
+    pub indicator: Option<String>,
+    /// The plan's target, else the one it was verified against.
+    pub target: Option<f64>,
+    pub measures: Option<String>,
+    pub owner: String,
+    pub due: chrono::NaiveDate,
+    pub completion: String,
+    pub days_late: Option<i64>,
+    pub verification: String,
+}
+
 /// A row of the `escalations` mart.
 #[derive(Debug)]
 pub struct Escalation {
@@ -193,6 +211,12 @@ pub struct SiteData {
     /// Follow-ups left out, by reason: (count, the first one's file, line
     /// and id).
     pub followup_rejects: BTreeMap<String, (usize, String, i64, String)>,
+    /// (dept, month) -> the plans its scorecard carries, by plan id.
+    pub plans: HashMap<(String, Period), Vec<PlanRow>>,
+    /// dept -> improvement plans overdue and still carried at as-of.
+    pub overdue_plans: BTreeMap<String, usize>,
+    /// Plan events left out, as `followup_rejects`.
+    pub plan_rejects: BTreeMap<String, (usize, String, i64, String)>,
     /// (table, latest event day) for the event tables.
     pub freshness: Vec<(String, String)>,
     pub rejects_total: usize,
@@ -650,29 +674,64 @@ fn load_others(out: &OutDir, english: bool, tz: chrono_tz::Tz) -> Result<SiteDat
         }
     }
     if let Some(df) = mart(out, "followup_rejects")? {
-        let (reason, file, line, id) = (
-            frame::strs(&df, "reason")?,
-            frame::strs(&df, "source_file")?,
-            frame::i64s(&df, "source_line")?,
-            frame::strs(&df, "followup_id")?,
+        d.followup_rejects = rejects_by_reason(&df, "followup_id")?;
+    }
+    if let Some(df) = mart(out, "plan_event_rejects")? {
+        d.plan_rejects = rejects_by_reason(&df, "event_id")?;
+    }
+    if let (Some(status), Some(carried)) = (mart(out, "plan_status")?, mart(out, "plan_periods")?) {
+        let s = |c: &str| frame::strs(&status, c);
+        let (id, dept, reason, reason_ref) =
+            (s("plan_id")?, s("dept_id")?, s("reason")?, s("reason_ref")?);
+        let (indicator, owner, completion) = (s("indicator")?, s("owner")?, s("completion")?);
+        let measures = s("measures")?;
+        let still_carried = frame::bools(&status, "carried")?;
+        let (target, verify_target) = (
+            frame::f64s(&status, "target")?,
+            frame::f64s(&status, "verify_target")?,
         );
-        for i in 0..df.height() {
-            let Some(r) = reason[i].clone() else { continue };
-            let example = (
-                file[i].clone().unwrap_or_default(),
-                line[i].unwrap_or(0),
-                id[i].clone().unwrap_or_default(),
-            );
-            let e = d.followup_rejects.entry(r).or_insert((
-                0,
-                example.0.clone(),
-                example.1,
-                example.2.clone(),
-            ));
-            e.0 += 1;
-            if (example.0.as_str(), example.1) < (e.1.as_str(), e.2) {
-                (e.1, e.2, e.3) = example;
+        let mut of_plan: HashMap<String, usize> = HashMap::new();
+        for i in 0..status.height() {
+            let (Some(pid), Some(dp)) = (&id[i], &dept[i]) else {
+                continue;
+            };
+            of_plan.insert(pid.clone(), i);
+            if completion[i].as_deref() == Some("overdue") && still_carried[i] == Some(true) {
+                *d.overdue_plans.entry(dp.clone()).or_default() += 1;
             }
+        }
+        let c = |name: &str| frame::strs(&carried, name);
+        let (pid, cdept, grain) = (c("plan_id")?, c("dept_id")?, c("grain")?);
+        let (ccompletion, verification) = (c("completion")?, c("verification")?);
+        let start = frame::dates(&carried, "period_start")?;
+        let due = frame::dates(&carried, "due_on")?;
+        let late = frame::i64s(&carried, "days_late")?;
+        for r in 0..carried.height() {
+            let (Some(p), Some(dp), Some(period), Some(due)) = (
+                pid[r].as_ref(),
+                cdept[r].clone(),
+                period_of(&grain[r], start[r]),
+                due[r],
+            ) else {
+                continue;
+            };
+            let Some(&i) = of_plan.get(p) else { continue };
+            d.plans.entry((dp, period)).or_default().push(PlanRow {
+                id: p.clone(),
+                reason: reason[i].clone().unwrap_or_default(),
+                reason_ref: reason_ref[i].clone(),
+                indicator: indicator[i].clone(),
+                target: target[i].or(verify_target[i]),
+                measures: measures[i].clone(),
+                owner: owner[i].clone().unwrap_or_default(),
+                due,
+                completion: ccompletion[r].clone().unwrap_or_default(),
+                days_late: late[r],
+                verification: verification[r].clone().unwrap_or_default(),
+            });
+        }
+        for rows in d.plans.values_mut() {
+            rows.sort_by(|a, b| a.id.cmp(&b.id));
         }
     }
     if let Some(df) = mart(out, "followup_status")? {
@@ -730,6 +789,37 @@ fn load_others(out: &OutDir, english: bool, tz: chrono_tz::Tz) -> Result<SiteDat
         }
     }
     Ok(d)
+}
+
+/// Rows left out (`followup_rejects`, `plan_event_rejects`) by reason:
+/// how many, and the first one's file, line and id (`id_column`).
+fn rejects_by_reason(
+    df: &DataFrame,
+    id_column: &str,
+) -> Result<BTreeMap<String, (usize, String, i64, String)>> {
+    let (reason, file, line, id) = (
+        frame::strs(df, "reason")?,
+        frame::strs(df, "source_file")?,
+        frame::i64s(df, "source_line")?,
+        frame::strs(df, id_column)?,
+    );
+    let mut out: BTreeMap<String, (usize, String, i64, String)> = BTreeMap::new();
+    for i in 0..df.height() {
+        let Some(r) = reason[i].clone() else { continue };
+        let example = (
+            file[i].clone().unwrap_or_default(),
+            line[i].unwrap_or(0),
+            id[i].clone().unwrap_or_default(),
+        );
+        let e = out
+            .entry(r)
+            .or_insert((0, example.0.clone(), example.1, example.2.clone()));
+        e.0 += 1;
+        if (example.0.as_str(), example.1) < (e.1.as_str(), e.2) {
+            (e.1, e.2, e.3) = example;
+        }
+    }
+    Ok(out)
 }
 
 /// The time each department held the transferred cases another department

@@ -160,16 +160,26 @@ impl Site<'_> {
         // Follow-ups owed at as-of: on the front page only (they move with
         // as-of).
         let backlogs: Vec<Value> = if index {
-            self.d
+            let mut depts: Vec<&String> = self
+                .d
                 .backlogs
-                .iter()
-                .filter(|(_, b)| b.rectify.0 + b.call_back.0 + b.complaints.0 > 0)
-                .map(|(id, b)| context! {
+                .keys()
+                .chain(self.d.overdue_plans.keys())
+                .collect();
+            depts.sort();
+            depts.dedup();
+            let none = data::Backlog::default();
+            depts
+                .into_iter()
+                .map(|id| (id, self.d.backlogs.get(id).unwrap_or(&none), self.d.overdue_plans.get(id).copied().unwrap_or(0)))
+                .filter(|(_, b, plans)| b.rectify.0 + b.call_back.0 + b.complaints.0 + plans > 0)
+                .map(|(id, b, plans)| context! {
                     name => self.dept_name(id),
                     href => format!("{root}departments/{}/index.html#followups", lake::file_name(id)),
                     rectify => b.rectify.0,
                     call_back => b.call_back.0,
                     complaints => b.complaints.0,
+                    plans => plans,
                 })
                 .collect()
         } else {
@@ -445,6 +455,12 @@ impl Site<'_> {
         } else {
             Vec::new()
         };
+        let plans: Vec<Value> = self
+            .d
+            .plans
+            .get(&(dept.id.clone(), *period))
+            .map(|rows| rows.iter().map(|r| self.plan_row(r)).collect())
+            .unwrap_or_default();
         let dir = lake::file_name(&dept.id);
         let title = format!("{} · {}", dept.name, period.label());
         let partial = self.as_of.is_some_and(|a| period.is_partial(a));
@@ -479,6 +495,7 @@ impl Site<'_> {
                 case_time_open => self.d.case_time.open.get(&(dept.id.clone(), *period)).copied().unwrap_or(0),
                 causes => causes,
                 backlog => backlog,
+                plans => plans,
                 called_in => called_in,
                 flags => flags,
                 findings => findings,
@@ -514,6 +531,46 @@ impl Site<'_> {
                 (e.dept_id.clone(), text)
             })
             .collect()
+    }
+
+    /// An improvement plan as a month's scorecard shows it: why, the goal
+    /// (indicator and target), owner, due date, completion and verification.
+    fn plan_row(&self, r: &data::PlanRow) -> Value {
+        let goal = r.indicator.as_deref().map(|ind| {
+            let better = match self.d.catalog.get(ind).map(|c| c.direction) {
+                Some(crate::model::measure::Direction::Lower) => "≤",
+                _ => "≥",
+            };
+            match r.target {
+                Some(t) => format!("{} {better} {}", self.indicator_name(ind), svg::Fixed(t, 1)),
+                None => self.indicator_name(ind),
+            }
+        });
+        let completion = self.t[&format!("plan_completion_{}", r.completion)].clone();
+        context! {
+            id => r.id.clone(),
+            why => self.t[&format!("plan_reason_{}", r.reason)].clone(),
+            // An indicator by its name, and not twice when it is the goal.
+            reason_ref => match (r.reason.as_str(), &r.reason_ref) {
+                ("indicator", Some(id)) if r.indicator.as_ref() == Some(id) => None,
+                ("indicator", Some(id)) => Some(self.indicator_name(id)),
+                (_, reference) => reference.clone(),
+            },
+            goal => goal,
+            measures => r.measures.clone(),
+            owner => r.owner.clone(),
+            due => r.due.to_string(),
+            completion => match r.days_late {
+                Some(days) => format!("{completion} ({days} {})", self.t["plan_days"]),
+                None => completion,
+            },
+            completion_class => match r.completion.as_str() {
+                "overdue" => "bad",
+                "late" => "warn",
+                _ => "",
+            },
+            verification => self.t[&format!("plan_verification_{}", r.verification)].clone(),
+        }
     }
 
     /// A department's follow-ups owed at as-of: counts, and the longest
@@ -611,7 +668,8 @@ impl Site<'_> {
                     rejects => rejects,
                     files => files,
                     marts => marts,
-                    followup_rejects => self.d.followup_rejects.iter().map(|(reason, (n, file, line, id))| context! { reason => reason.clone(), count => n, file => file.clone(), line => line, id => id.clone() }).collect::<Vec<_>>(),
+                    followup_rejects => left_out(&self.d.followup_rejects),
+                    plan_rejects => left_out(&self.d.plan_rejects),
                     restatements => self.d.restated.iter().map(|r| context! { name => self.dept_name(&r.dept_id), period => r.period.clone(), item => r.item.clone(), published => r.published.clone(), recomputed => r.recomputed.clone() }).collect::<Vec<_>>(),
                 }
             },
@@ -668,4 +726,12 @@ pub(super) struct PageWindow {
     signals: Vec<bool>,
     /// `improving`, `declining` or `no_trend`; none before a complete period.
     direction: Option<&'static str>,
+}
+
+/// Rows left out by reason, as the data-quality page lists them.
+fn left_out(by_reason: &BTreeMap<String, (usize, String, i64, String)>) -> Vec<Value> {
+    by_reason
+        .iter()
+        .map(|(reason, (n, file, line, id))| context! { reason => reason.clone(), count => n, file => file.clone(), line => line, id => id.clone() })
+        .collect()
 }

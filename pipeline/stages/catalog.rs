@@ -64,7 +64,17 @@ pub(super) fn check_definitions(policy: &LoadedPolicy) -> (Option<Vec<Indicator>
                 &Progress::silent(),
             )
         })
-        .map(|views| views.sql());
+        .and_then(|views| {
+            let plans = crate::model::plans::empty(policy.tz)?;
+            let mut sql = views.sql();
+            sql.extend(
+                measure::PLAN_VIEWS
+                    .into_iter()
+                    .zip([plans.status, plans.periods, plans.rejects])
+                    .map(|(name, df)| (name, df.lazy())),
+            );
+            Ok(sql)
+        });
     match views {
         Ok(views) => problems.extend(measure::validate(&catalog, &views)),
         Err(e) => problems.push(format!("cannot prepare the indicator views: {e:#}")),

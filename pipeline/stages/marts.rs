@@ -154,6 +154,12 @@ pub fn score_free_marts(
         ("reliability", views.get("reliability").clone()),
         ("followup_status", views.get("followup_status").clone()),
         ("followup_rejects", views.get("followup_rejects").clone()),
+        ("plan_status", views.get("plan_status").clone()),
+        ("plan_periods", views.get("plan_periods").clone()),
+        (
+            "plan_event_rejects",
+            views.get("plan_event_rejects").clone(),
+        ),
         ("indicator_values", measure::values_frame(values, as_of)?),
         ("indicator_catalog", measure::catalog_frame(catalog)?),
     ])

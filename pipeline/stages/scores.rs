@@ -4,17 +4,92 @@
 use super::*;
 
 /// Stage 4: every indicator definition over the views ->
-/// `indicator_values`. The lake views that scoring and trends do not read
-/// are freed after.
+/// `indicator_values`, and the improvement plans verified against them ->
+/// `plan_status`, `plan_periods`, `plan_event_rejects` (added to the views).
+/// The definitions that read those are measured after they are made.
+/// The lake views that scoring and trends do not read are freed after.
 pub fn indicator_values(
     views: &mut Views,
     catalog: &[Indicator],
     policy: &LoadedPolicy,
+    as_of: NaiveDate,
     out: &OutDir,
     progress: &Progress,
 ) -> Result<Vec<measure::Value>> {
-    let values = measure::compute(catalog, &views.sql(), policy.tz)
+    let (before, after): (Vec<Indicator>, Vec<Indicator>) =
+        catalog.iter().cloned().partition(|i| !i.reads_plans());
+    let mut values = measure::compute(&before, &views.sql(), policy.tz)
         .map_err(|e| name_damaged_file(out, e))?;
+
+    let tracked = {
+        let index = measure::index(&values);
+        let verifiable: HashMap<&str, &Indicator> =
+            before.iter().map(|i| (i.id.as_str(), i)).collect();
+        let d = views.get("departments");
+        let dept_types: HashMap<&str, &str> = frame::str_refs(d, "dept_id")?
+            .into_iter()
+            .zip(frame::str_refs(d, "dept_type")?)
+            .filter_map(|(a, b)| Some((a?, b?)))
+            .collect();
+        let p = &policy.policy;
+        let measured = |ind: &str, dept: &str, period: Period| -> plans::Measured {
+            let Some(i) = verifiable.get(ind) else {
+                return plans::Measured::Unknown;
+            };
+            let policy_target = dept_types
+                .get(dept)
+                .and_then(|t| p.version_for(period.start).indicators.get(*t))
+                .and_then(|targets| targets.get(ind))
+                .map(|t| t.target);
+            plans::Measured::Known {
+                // Below the indicator's minimum sample, as scoring has it:
+                // no value.
+                value: index
+                    .get(&(ind, dept, period))
+                    .filter(|v| v.n >= i.min_n)
+                    .and_then(|v| v.value),
+                direction: i.direction,
+                policy_target,
+            }
+        };
+        let grain = Grain::parse(&p.plans.verify_grain).expect("the policy checks the grain");
+        plans::track(
+            views.get("improvement_plans"),
+            views.get("plan_events"),
+            grain,
+            &measured,
+            policy.tz,
+            as_of,
+        )?
+    };
+    let left_out = tracked.rejects.height();
+    progress.step(&format!(
+        "plans: {} improvement plans, from {} events{}",
+        tracked.status.height(),
+        views.get("plan_events").height(),
+        match left_out {
+            0 => String::new(),
+            n => format!(" ({n} left out: see the plan_event_rejects mart)"),
+        }
+    ));
+    views.tables.extend([
+        ("plan_status", tracked.status),
+        ("plan_periods", tracked.periods),
+        ("plan_event_rejects", tracked.rejects),
+    ]);
+    if !after.is_empty() {
+        values.extend(
+            measure::compute(&after, &views.sql(), policy.tz)
+                .map_err(|e| name_damaged_file(out, e))?,
+        );
+        // In catalog order, as one pass would give them.
+        let position: HashMap<&str, usize> = catalog
+            .iter()
+            .enumerate()
+            .map(|(n, i)| (i.id.as_str(), n))
+            .collect();
+        values.sort_by_key(|v| position[v.indicator_id.as_str()]);
+    }
     views
         .tables
         .retain(|(name, _)| !matches!(*name, "rating_appeals" | "complaints" | "measurements"));
@@ -109,6 +184,7 @@ pub fn scores_and_trends(
         &dept_df,
         &trends_df,
         views.get("followup_status"),
+        views.get("plan_status"),
         &policy.policy.escalation,
         lowest,
         &as_of.format("%Y-%m").to_string(),

@@ -236,14 +236,16 @@ pub fn build_views(
     let complaints = until(&small("complaints")?, "received_at", end)?;
     let incidents = until(&small("incidents")?, "occurred_at", end)?;
     let followups = until(&small("followups")?, "at", end)?;
-    let measurements = {
-        let df = small("measurements")?;
-        let mask: BooleanChunked = frame::dates(&df, "period_start")?
+    let by_day = |df: DataFrame, column: &str| -> Result<DataFrame> {
+        let mask: BooleanChunked = frame::dates(&df, column)?
             .into_iter()
             .map(|d| Some(d.is_some_and(|d| d <= as_of)))
             .collect();
-        filter_shared(&df, &mask)?
+        filter_shared(&df, &mask)
     };
+    let measurements = by_day(small("measurements")?, "period_start")?;
+    let plans = by_day(small("improvement_plans")?, "opened_on")?;
+    let plan_events = until(&small("plan_events")?, "at", end)?;
     let ratings = take("ratings").filter(col("rated_at").lt_eq(instant(end)));
     let events = take("process_events").filter(col("at").lt_eq(instant(end)));
 
@@ -352,6 +354,9 @@ pub fn build_views(
         ("complaints", complaints),
         ("incidents", incidents),
         ("measurements", measurements),
+        ("followups", followups),
+        ("improvement_plans", plans),
+        ("plan_events", plan_events),
         ("followup_status", followup_status),
         ("followup_rejects", followup_rejects),
         (

@@ -61,11 +61,12 @@ fn run_on_the_samples_writes_every_output_and_is_idempotent() {
 
     let m1 = manifest(&ws.out);
     assert_eq!(m1["as_of"], "2026-10-31");
-    // The generator plants ten invalid records (see commands/generate/world.rs: six bad
+    // The generator plants eleven invalid records (see commands/generate/world.rs: six bad
     // ratings, a truncated JSON line and an unknown event, one complaint
-    // with valid=maybe, one measurement with no value).
+    // with valid=maybe, one measurement with no value, one improvement plan
+    // due before it was opened).
     assert_eq!(
-        m1["rejects_total"], 10,
+        m1["rejects_total"], 11,
         "{:#}",
         m1["ingest"]["rejects_by_reason"]
     );
@@ -80,6 +81,7 @@ fn run_on_the_samples_writes_every_output_and_is_idempotent() {
         ("bad_json", 1),
         ("bad_bool", 1),
         ("incomplete_measurement", 1),
+        ("due_before_opened", 1),
     ] {
         assert_eq!(reasons[reason], n, "{reason}");
     }
@@ -100,7 +102,7 @@ fn run_on_the_samples_writes_every_output_and_is_idempotent() {
         .unwrap()
         .iter()
         .all(|f| f["status"] == "unchanged"));
-    assert_eq!(m2["rejects_total"], 10);
+    assert_eq!(m2["rejects_total"], 11);
 
     let page = std::fs::read_to_string(ws.out.join("site/index.html")).unwrap();
     assert!(page.contains("人力资源部"), "department names are listed");

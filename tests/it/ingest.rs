@@ -269,8 +269,19 @@ fn every_reject_reason_is_recorded_with_file_line_and_column() {
          f1,rating,r1,call_back,2026-03-03 10:00:00,satisfied\n\
          f2,rating,r1,rectified,2026-03-03 11:00:00,satisfied\n",
     );
+    ws.put(
+        "improvement_plans.csv",
+        "plan_id,dept_id,opened_on,reason,owner,due_on\n\
+         p1,gsc,2026-03-01,audit,Wang,2026-02-27\n",
+    );
+    ws.put(
+        "plan_events.csv",
+        "event_id,plan_id,kind,at,new_due_on\n\
+         e1,p1,extended,2026-03-02 10:00:00,\n\
+         e2,p1,done,2026-03-02 10:00:00,2026-04-01\n",
+    );
     let m = ws.ingest().unwrap();
-    assert_eq!(m.rejects_total, 18);
+    assert_eq!(m.rejects_total, 21);
 
     let rows = ws.rows("SELECT \"table\", file, line, \"column\", reason FROM rejects");
     let expected = [
@@ -297,6 +308,13 @@ fn every_reject_reason_is_recorded_with_file_line_and_column() {
             "outcome_without_call_back",
         ],
         [
+            "improvement_plans",
+            "improvement_plans.csv",
+            "2",
+            "due_on",
+            "due_before_opened",
+        ],
+        [
             "measurements",
             "measurements.csv",
             "2",
@@ -316,6 +334,20 @@ fn every_reject_reason_is_recorded_with_file_line_and_column() {
             "4",
             "period_end",
             "bad_period",
+        ],
+        [
+            "plan_events",
+            "plan_events.csv",
+            "2",
+            "new_due_on",
+            "extension_without_date",
+        ],
+        [
+            "plan_events",
+            "plan_events.csv",
+            "3",
+            "new_due_on",
+            "date_without_extension",
         ],
         [
             "process_events",

@@ -785,3 +785,168 @@ fn a_late_follow_up_into_a_closed_period_is_a_restatement() {
         ]
     );
 }
+
+#[test]
+fn improvement_plans_worked_by_hand() {
+    let ws = Workspace::new();
+    ws.put_departments();
+    // gsc's audited process compliance: July 19 of 20 = 95%, August 18 of
+    // 20 = 90%, September 5 of 5, below the indicator's minimum of 10
+    // sampled cases: no value. The default policy's target for an
+    // external service is 95%.
+    ws.put(
+        "measurements.csv",
+        "dept_id,metric,period_start,numerator,denominator\n\
+         gsc,process_compliance,2026-07-01,19,20\n\
+         gsc,process_compliance,2026-08-01,18,20\n\
+         gsc,process_compliance,2026-09-01,5,5\n",
+    );
+    ws.put(
+        "improvement_plans.csv",
+        "plan_id,dept_id,opened_on,reason,reason_ref,indicator,target,measures,owner,due_on\n\
+         p1,gsc,2026-06-01,grade,2026-05,process_compliance_rate,,Checklists,Wang,2026-06-30\n\
+         p2,gsc,2026-06-15,indicator,process_compliance_rate,process_compliance_rate,92,Training,Li,2026-07-10\n\
+         p3,gsc,2026-07-01,grade,2026-06,process_compliance_rate,,Audits,Wang,2026-08-15\n\
+         p4,gsc,2026-08-03,audit,AUD-7,,,Archive,Zhang,2026-08-31\n\
+         p5,gsc,2026-09-01,complaint,k9,,,Apology,Li,2026-09-30\n\
+         p6,gsc,2026-09-10,grade,2026-08,process_compliance_rate,,Review,Wang,2026-10-31\n\
+         p7,gsc,2026-08-01,audit,AUD-8,,,Signage,Zhang,2026-08-20\n\
+         p8,gsc,2026-09-01,audit,AUD-9,,,Signage,Zhang,2026-08-20\n",
+    );
+    ws.put(
+        "plan_events.csv",
+        "event_id,plan_id,kind,at,new_due_on\n\
+         e1,p1,done,2026-06-29 10:00:00,\n\
+         e2,p2,extended,2026-07-09 10:00:00,2026-07-20\n\
+         e3,p2,done,2026-07-25 10:00:00,\n\
+         e4,p3,done,2026-08-10 10:00:00,\n\
+         e5,p4,extended,2026-09-03 10:00:00,2026-09-30\n\
+         e6,p5,done,2026-09-20 10:00:00,\n\
+         e7,p5,verified,2026-09-25 10:00:00,\n\
+         e8,p7,failed,2026-09-05 10:00:00,\n\
+         e9,px,progress,2026-09-05 10:00:00,\n\
+         e10,p6,progress,2026-09-05 10:00:00,\n\
+         e11,p6,extended,2026-09-20 10:00:00,\n\
+         e12,p6,progress,2026-09-21 10:00:00,2026-11-30\n\
+         e13,p6,progress,2026-11-02 10:00:00,\n",
+    );
+    run_as_of(&ws, "2026-10-20");
+
+    // Ingest rejects p8 (due before it was opened), e11 (an extension
+    // without its date) and e12 (a date on an event that is not one).
+    assert_eq!(
+        ws.rows("SELECT \"table\", line, \"column\", reason FROM rejects ORDER BY \"table\", line"),
+        vec![
+            strs(&["improvement_plans", "9", "due_on", "due_before_opened"]),
+            strs(&["plan_events", "12", "new_due_on", "extension_without_date"]),
+            strs(&["plan_events", "13", "new_due_on", "date_without_extension"]),
+        ]
+    );
+    // p1: done a day early; verified in July, the first whole month after
+    // 30 June: 95 against the policy's 95, met.
+    // p2: extended on 9 July, before its 10 July due date, to 20 July;
+    // done on 25 July, 5 days late; verified in August: 90 against its own
+    // 92, not met.
+    // p3: done on time; verified in September, which has no value (5
+    // sampled cases of the 10 needed): not measurable.
+    // p4: no indicator and no verdict: not measurable once September is
+    // over; not done, 50 days overdue on 20 October (31 August + 50); its
+    // extension of 3 September came after its due date and is left out.
+    // p5: the quality office's verdict of 25 September: met.
+    // p6: due 31 October: open, pending (e13 is after as-of).
+    // p7: failed by the quality office on 5 September; never done, 61
+    // days overdue (20 August + 61), but no longer carried.
+    let rows = ws.rows(
+        "SELECT plan_id, due_on, extensions, done_on, completion, days_late, verify_period, \
+         verification, verified_by, verify_value, verify_target, settled_on, carried, events \
+         FROM plan_status ORDER BY plan_id",
+    );
+    let rows: Vec<String> = rows.iter().map(|r| r.join(" | ")).collect();
+    assert_eq!(
+        rows,
+        [
+            "p1 | 2026-06-30 | 0 | 2026-06-29 | on_time | ∅ | 2026-07 | met | indicator | 95.0 | 95.0 | 2026-07-31 | false | 1",
+            "p2 | 2026-07-20 | 1 | 2026-07-25 | late | 5 | 2026-08 | not_met | indicator | 90.0 | 92.0 | 2026-08-31 | false | 2",
+            "p3 | 2026-08-15 | 0 | 2026-08-10 | on_time | ∅ | 2026-09 | not_measurable | indicator | ∅ | 95.0 | 2026-09-30 | false | 1",
+            "p4 | 2026-08-31 | 0 | ∅ | overdue | 50 | 2026-09 | not_measurable | ∅ | ∅ | ∅ | 2026-09-30 | true | 0",
+            "p5 | 2026-09-30 | 0 | 2026-09-20 | on_time | ∅ | 2026-10 | met | recorded | ∅ | ∅ | 2026-09-25 | false | 2",
+            "p6 | 2026-10-31 | 0 | ∅ | open | ∅ | 2026-11 | pending | ∅ | ∅ | ∅ | ∅ | true | 0",
+            "p7 | 2026-08-20 | 0 | ∅ | overdue | 61 | 2026-09 | not_met | recorded | ∅ | ∅ | 2026-09-05 | false | 1",
+        ]
+    );
+    // e5 came after p4's due date, e9 names no plan, e10 is dated before
+    // p6 was opened.
+    assert_eq!(
+        ws.rows(
+            "SELECT event_id, reason, source_file, source_line FROM plan_event_rejects \
+             ORDER BY source_line"
+        ),
+        vec![
+            strs(&["e5", "extension_after_due", "plan_events.csv", "6"]),
+            strs(&["e9", "unknown_plan", "plan_events.csv", "10"]),
+            strs(&["e10", "before_plan", "plan_events.csv", "11"]),
+        ]
+    );
+    // Carried from the month opened to the month it left the scorecards,
+    // each month as it stood at its end: p2 extended and late by the end
+    // of July, not yet verified; p4 not yet due at 31 August, overdue at
+    // 30 September; p3 and p6 open in their first month.
+    let carried = ws.rows(
+        "SELECT plan_id, period, due_on, completion, verification FROM plan_periods \
+         ORDER BY plan_id, period",
+    );
+    let carried: Vec<String> = carried.iter().map(|r| r.join(" ")).collect();
+    assert_eq!(
+        carried,
+        [
+            "p1 2026-06 2026-06-30 on_time pending",
+            "p1 2026-07 2026-06-30 on_time met",
+            "p2 2026-06 2026-07-10 open pending",
+            "p2 2026-07 2026-07-20 late pending",
+            "p2 2026-08 2026-07-20 late not_met",
+            "p3 2026-07 2026-08-15 open pending",
+            "p3 2026-08 2026-08-15 on_time pending",
+            "p3 2026-09 2026-08-15 on_time not_measurable",
+            "p4 2026-08 2026-08-31 open pending",
+            "p4 2026-09 2026-08-31 overdue not_measurable",
+            "p4 2026-10 2026-08-31 overdue not_measurable",
+            "p5 2026-09 2026-09-30 on_time met",
+            "p6 2026-09 2026-10-31 open pending",
+            "p6 2026-10 2026-10-31 open pending",
+            "p7 2026-08 2026-08-20 overdue pending",
+            "p7 2026-09 2026-08-20 overdue not_met",
+        ]
+    );
+    // Completed on time, by the month of the due date: June p1 1 of 1;
+    // July p2 0 of 1; August p3 of p3, p4, p7 (1 of 3); September p5 1 of
+    // 1. Verified met, by the day it fell on: July p1 1 of 1, August p2 0
+    // of 1, September p5 and p7 1 of 2 (p3 and p4 not measurable).
+    let value = |id: &str, month: &str| -> Vec<Vec<String>> {
+        ws.rows(&format!(
+            "SELECT numerator, denominator FROM indicator_values WHERE indicator_id = '{id}' \
+             AND dept_id = 'gsc' AND grain = 'month' AND period = '{month}'"
+        ))
+    };
+    for (id, month, num, den) in [
+        ("plan_completed_on_time_rate", "2026-06", "1.0", "1.0"),
+        ("plan_completed_on_time_rate", "2026-07", "0.0", "1.0"),
+        ("plan_completed_on_time_rate", "2026-08", "1.0", "3.0"),
+        ("plan_completed_on_time_rate", "2026-09", "1.0", "1.0"),
+        ("plan_verified_met_rate", "2026-07", "1.0", "1.0"),
+        ("plan_verified_met_rate", "2026-08", "0.0", "1.0"),
+        ("plan_verified_met_rate", "2026-09", "1.0", "2.0"),
+    ] {
+        assert_eq!(value(id, month), vec![strs(&[num, den])], "{id} {month}");
+    }
+    // p4 and p7 are overdue, but p7 left the scorecards with its verdict:
+    // one overdue plan carried, short of the default's two.
+    assert!(ws
+        .rows("SELECT dept_id FROM escalations WHERE rule = 'overdue_plans'")
+        .is_empty());
+    ws.put_policy(&[("overdue_plans = 2", "overdue_plans = 1")]);
+    run_as_of(&ws, "2026-10-20");
+    assert_eq!(
+        ws.rows("SELECT dept_id, period, count FROM escalations WHERE rule = 'overdue_plans'"),
+        vec![strs(&["gsc", "2026-10", "1"])]
+    );
+}

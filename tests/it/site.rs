@@ -334,7 +334,12 @@ fn follow_ups_owed_at_as_of_show_on_the_index_pages_only() {
             r[0]
         );
         let href = format!("departments/{}/index.html#followups", r[0]);
-        let overdue = r[1] != "0" || r[3] != "0" || r[4] != "0";
+        let plans_overdue = ws.rows(&format!(
+            "SELECT plan_id FROM plan_status WHERE dept_id = '{}' AND completion = 'overdue' \
+             AND carried",
+            r[0]
+        ));
+        let overdue = r[1] != "0" || r[3] != "0" || r[4] != "0" || !plans_overdue.is_empty();
         assert_eq!(
             listed.contains(&href.replace('/', "&#x2f;")),
             overdue,
@@ -372,4 +377,71 @@ fn the_front_page_lists_the_departments_to_call_in_now() {
         linked,
         now.into_iter().map(|r| r[0].clone()).collect::<Vec<_>>()
     );
+}
+
+/// Each month's scorecard carries the plans `plan_periods` gives for it,
+/// with their completion and verification at the month's end; the front
+/// page counts the overdue plans still carried.
+#[test]
+fn improvement_plans_show_on_the_scorecards_that_carry_them() {
+    let ws = Workspace::new();
+    run_samples(&ws);
+    let carried = ws.rows(
+        "SELECT p.dept_id, p.period, p.plan_id, p.completion, p.verification \
+         FROM plan_periods p JOIN departments d ON p.dept_id = d.dept_id \
+         ORDER BY p.dept_id, p.period, p.plan_id",
+    );
+    assert!(carried.len() > 50, "the samples carry plans");
+    for v in ["met", "not_met", "pending"] {
+        assert!(
+            carried.iter().any(|r| r[4] == v),
+            "the samples have a plan {v}"
+        );
+    }
+    let mut pages: std::collections::BTreeMap<(String, String), Vec<String>> = Default::default();
+    for r in &carried {
+        pages
+            .entry((r[0].clone(), r[1].clone()))
+            .or_default()
+            .push(r[2].clone());
+    }
+    for ((dept, month), ids) in &pages {
+        let page =
+            std::fs::read_to_string(ws.out.join(format!("site/departments/{dept}/{month}.html")))
+                .unwrap();
+        let table = &page[page.find("id=\"plan-table\"").unwrap()..];
+        let table = &table[..table.find("</table>").unwrap()];
+        let shown: Vec<&str> = table
+            .split("<tr><td>")
+            .skip(1)
+            .map(|row| &row[..row.find('<').unwrap()])
+            .collect();
+        assert_eq!(shown, *ids, "{dept} {month}");
+    }
+    // A month without plans has no plan table: hr's first month, before
+    // any plan was opened.
+    let first = std::fs::read_to_string(ws.out.join("site/departments/hr/2024-11.html")).unwrap();
+    assert!(!pages.contains_key(&("hr".into(), "2024-11".into())));
+    assert!(!first.contains("id=\"plan-table\""));
+
+    // The front page's column of overdue plans.
+    let overdue = ws.rows(
+        "SELECT dept_id, COUNT(*) FROM plan_status WHERE completion = 'overdue' AND carried \
+         GROUP BY dept_id ORDER BY dept_id",
+    );
+    assert!(!overdue.is_empty(), "the samples have an overdue plan");
+    let overview = std::fs::read_to_string(ws.out.join("site/index.html")).unwrap();
+    let listed = &overview[overview.find("id=\"followups-overdue\"").unwrap()..];
+    let listed = &listed[..listed.find("</table>").unwrap()];
+    for r in &overdue {
+        let row = &listed[listed
+            .find(&format!(
+                "departments&#x2f;{}&#x2f;index.html#followups",
+                r[0]
+            ))
+            .unwrap()..];
+        let row = &row[..row.find("</tr>").unwrap()];
+        let last = row.rsplit("<td class=\"num\">").next().unwrap();
+        assert_eq!(&last[..last.find('<').unwrap()], r[1], "{}", r[0]);
+    }
 }

@@ -292,6 +292,10 @@ pub fn generate(args: &GenerateArgs, progress: &Progress) -> Result<()> {
     // stream of their own, so that they leave the other tables' draws as
     // they were.
     let mut fu = FollowupDraws::new(args.seed);
+    // Improvement plans likewise.
+    let mut plan_draws = PlanDraws::new(args.seed);
+    let last_day = add_months(end, 1) - Duration::days(1);
+    let (mut plans, mut plan_events) = (Vec::new(), Vec::new());
     let mut last_complaint: Option<Rec> = None;
     let mut n_complaints = 0usize;
     let mut incidents = Vec::new();
@@ -448,6 +452,14 @@ pub fn generate(args: &GenerateArgs, progress: &Progress) -> Result<()> {
         }
         for (di, d) in depts.iter().enumerate() {
             measure(&mut rng, &mut measurements, d, quality[di], month);
+            plan_draws.after_month(
+                d,
+                quality[di],
+                month,
+                last_day,
+                &mut plans,
+                &mut plan_events,
+            );
         }
         // Incidents: a confirmed veto-level incident in the 20th month at
         // the third external department, others unconfirmed or minor.
@@ -516,6 +528,25 @@ pub fn generate(args: &GenerateArgs, progress: &Progress) -> Result<()> {
         ));
     }
     complaints.finish()?;
+    if !args.no_bad_records {
+        plan_draws.bad_records(&depts[0].id, last_day, &mut plans, &mut plan_events);
+    }
+    plans.sort_by_key(|r| r.at);
+    plan_events.sort_by_key(|r| r.at);
+    write_file(
+        out,
+        &tables::IMPROVEMENT_PLANS,
+        None,
+        plans,
+        file_kind(&args.format, "improvement_plans")?,
+    )?;
+    write_file(
+        out,
+        &tables::PLAN_EVENTS,
+        None,
+        plan_events,
+        file_kind(&args.format, "plan_events")?,
+    )?;
     incidents.sort_by_key(|r| r.at);
     write_file(
         out,
@@ -636,6 +667,193 @@ impl FollowupDraws {
         }
         let at = rectified + Duration::hours(4 + self.rng.below(72) as i64);
         vec![self.followup("complaint", complaint_id, "call_back", at)]
+    }
+}
+
+/// Improvement plans: one after a month of low quality now and then, most
+/// done on time, some late or never, a few extended; verified by the
+/// quality office where a plan has no indicator to check.
+struct PlanDraws {
+    rng: Rng,
+    plans: u64,
+    events: u64,
+}
+
+/// Indicators a plan of each department type sets out to move, with the
+/// target a plan would give.
+fn plan_indicators(dtype: &str) -> &'static [(&'static str, f64)] {
+    match dtype {
+        "external_service" => &[
+            ("satisfaction", 80.0),
+            ("on_time_resolution_rate", 90.0),
+            ("bad_review_rate", 4.0),
+            ("instant_handled_share", 65.0),
+        ],
+        _ => &[
+            ("satisfaction", 80.0),
+            ("on_time_resolution_rate", 90.0),
+            ("first_time_resolution_rate", 88.0),
+        ],
+    }
+}
+
+impl PlanDraws {
+    fn new(seed: u64) -> PlanDraws {
+        PlanDraws {
+            rng: Rng(seed ^ 0x91a2_5eed_77e1),
+            plans: 0,
+            events: 0,
+        }
+    }
+
+    fn event(&mut self, plan: &str, kind: &str, day: NaiveDate, new_due: Option<NaiveDate>) -> Rec {
+        self.events += 1;
+        let at = day.and_hms_opt(9, 0, 0).expect("valid time")
+            + Duration::minutes(self.rng.below(8 * 60) as i64);
+        rec(
+            at,
+            vec![
+                ("event_id", format!("PE{:06}", self.events)),
+                ("plan_id", plan.to_string()),
+                ("kind", kind.to_string()),
+                ("at", ts(at)),
+                (
+                    "new_due_on",
+                    new_due.map(|d| d.to_string()).unwrap_or_default(),
+                ),
+            ],
+        )
+    }
+
+    /// A plan for `d` opened early in the month after `month`, more likely
+    /// the lower its quality `q` was; only what happened by `last_day`.
+    fn after_month(
+        &mut self,
+        d: &Dept,
+        q: f64,
+        month: NaiveDate,
+        last_day: NaiveDate,
+        plans: &mut Vec<Rec>,
+        events: &mut Vec<Rec>,
+    ) {
+        if !self.rng.chance(((0.85 - q) * 3.0).clamp(0.03, 0.6)) {
+            return;
+        }
+        let opened = add_months(month, 1) + Duration::days(self.rng.below(7) as i64);
+        if opened > last_day {
+            return;
+        }
+        self.plans += 1;
+        let id = format!("P{:05}", self.plans);
+        let &(ind, target) = self.rng.pick(plan_indicators(d.dtype));
+        let x = self.rng.f();
+        let (reason, reason_ref, indicator) = if x < 0.5 {
+            (
+                "grade",
+                month.format("%Y-%m").to_string(),
+                Some((ind, target)),
+            )
+        } else if x < 0.8 {
+            ("indicator", ind.to_string(), Some((ind, target)))
+        } else if x < 0.85 {
+            (
+                "complaint",
+                String::new(),
+                Some(plan_indicators(d.dtype)[0]),
+            )
+        } else {
+            let n = 1 + self.rng.below(20);
+            ("audit", format!("AUD-{}-{n:02}", month.format("%Y")), None)
+        };
+        // Most plans give their own target; the rest are held to the policy's.
+        let target = match indicator {
+            Some((_, t)) if self.rng.chance(0.6) => t.to_string(),
+            _ => String::new(),
+        };
+        let indicator = indicator.map(|(i, _)| i);
+        let mut due = opened + Duration::days(30 + self.rng.below(45) as i64);
+        plans.push(rec(
+            opened.and_hms_opt(0, 0, 0).expect("valid time"),
+            vec![
+                ("plan_id", id.clone()),
+                ("dept_id", d.id.clone()),
+                ("opened_on", opened.to_string()),
+                ("reason", reason.to_string()),
+                ("reason_ref", reason_ref),
+                ("indicator", indicator.unwrap_or_default().to_string()),
+                ("target", target),
+                ("measures", self.rng.pick(&PLAN_MEASURES).to_string()),
+                ("owner", self.rng.pick(&PLAN_OWNERS).to_string()),
+                ("due_on", due.to_string()),
+            ],
+        ));
+        let mut evs = Vec::new();
+        if self.rng.chance(0.7) {
+            let half = opened + Duration::days((due - opened).num_days() / 2);
+            evs.push(self.event(&id, "progress", half, None));
+        }
+        let x = self.rng.f();
+        if x < 0.12 {
+            let new_due = due + Duration::days(30);
+            let asked = due - Duration::days(self.rng.below(5) as i64);
+            evs.push(self.event(&id, "extended", asked, Some(new_due)));
+            due = new_due;
+        } else if x < 0.15 {
+            // Asked for after the due date: left out.
+            let asked = due + Duration::days(3);
+            evs.push(self.event(&id, "extended", asked, Some(due + Duration::days(30))));
+        }
+        let x = self.rng.f();
+        let done = if x < 0.7 {
+            let span = (due - opened).num_days().max(1) as u64;
+            Some(opened + Duration::days((span / 2 + self.rng.below(span / 2 + 1)) as i64))
+        } else if x < 0.85 {
+            Some(due + Duration::days(3 + self.rng.below(22) as i64))
+        } else {
+            None
+        };
+        if let Some(done) = done {
+            evs.push(self.event(&id, "done", done, None));
+        }
+        let verdict_day = done.unwrap_or(due) + Duration::days(7 + self.rng.below(14) as i64);
+        let verdict = match (indicator, done) {
+            // Some left without a verdict: not measurable.
+            (None, Some(_)) => match self.rng.f() {
+                x if x < 0.6 => Some("verified"),
+                x if x < 0.85 => Some("failed"),
+                _ => None,
+            },
+            (None, None) => self.rng.chance(0.5).then_some("failed"),
+            (Some(_), Some(_)) => self.rng.chance(0.1).then_some("verified"),
+            (Some(_), None) => None,
+        };
+        if let Some(v) = verdict {
+            evs.push(self.event(&id, v, verdict_day, None));
+        }
+        events.extend(evs.into_iter().filter(|e| e.at.date() <= last_day));
+    }
+
+    /// An event of no plan, and a plan due before it was opened.
+    fn bad_records(
+        &mut self,
+        dept: &str,
+        last_day: NaiveDate,
+        plans: &mut Vec<Rec>,
+        events: &mut Vec<Rec>,
+    ) {
+        let day = last_day - Duration::days(3);
+        events.push(self.event("P-UNKNOWN", "progress", day, None));
+        plans.push(rec(
+            day.and_hms_opt(0, 0, 0).expect("valid time"),
+            vec![
+                ("plan_id", "P-BAD-1".into()),
+                ("dept_id", dept.to_string()),
+                ("opened_on", day.to_string()),
+                ("reason", "audit".into()),
+                ("owner", PLAN_OWNERS[0].into()),
+                ("due_on", (day - Duration::days(10)).to_string()),
+            ],
+        ));
     }
 }
 

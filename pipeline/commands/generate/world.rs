@@ -110,6 +110,18 @@ pub(super) const ROOT_CAUSES: [&str; 5] = [
     "系统故障",
     "服务态度",
 ];
+pub(super) const PLAN_MEASURES: [&str; 5] = [
+    "优化办理流程，压缩审批环节",
+    "开展窗口人员服务规范培训",
+    "建立差评日清日结机制",
+    "高峰时段增设弹性窗口",
+    "修订服务指南并向社会公开",
+];
+
+pub(super) const PLAN_OWNERS: [&str; 8] = [
+    "王磊", "李娜", "张伟", "刘洋", "陈静", "杨帆", "赵敏", "黄涛",
+];
+
 pub(super) const COMMENTS: [&str; 6] = [
     "办理很快，态度好",
     "材料要求讲得清楚，一次办成",

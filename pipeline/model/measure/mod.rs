@@ -38,7 +38,7 @@ macro_rules! builtin {
     };
 }
 
-const BUILTIN: [(&str, &str); 20] = builtin!(
+const BUILTIN: [(&str, &str); 22] = builtin!(
     "satisfaction",
     "good_review_rate",
     "bad_review_rate",
@@ -56,6 +56,8 @@ const BUILTIN: [(&str, &str); 20] = builtin!(
     "bad_review_rectified_on_time_rate",
     "real_name_call_back_rate",
     "call_back_satisfied_rate",
+    "plan_completed_on_time_rate",
+    "plan_verified_met_rate",
     "process_compliance_rate",
     "training_hours_per_person",
     "innovations_adopted",
@@ -109,6 +111,21 @@ pub struct Indicator {
     pub sql: String,
     /// Where the definition came from, for messages.
     pub source: String,
+}
+
+/// The views of improvement plans, made from the values of the
+/// definitions that do not read them: a definition that reads one is
+/// measured after those.
+pub const PLAN_VIEWS: [&str; 3] = ["plan_status", "plan_periods", "plan_event_rejects"];
+
+impl Indicator {
+    /// Whether the SQL names one of [`PLAN_VIEWS`] (anywhere, as a whole
+    /// identifier, case-insensitive).
+    pub fn reads_plans(&self) -> bool {
+        self.sql
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .any(|word| PLAN_VIEWS.iter().any(|v| word.eq_ignore_ascii_case(v)))
+    }
 }
 
 /// Parses one definition; `stem` is the file name without `.sql`.
