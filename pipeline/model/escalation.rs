@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
+use chrono::NaiveDate;
 use polars::prelude::DataFrame;
 
 use crate::frame::{self, Builder};
@@ -35,18 +36,22 @@ pub struct Escalation {
 
 /// The escalations from the published `department_scores`, the `trends`,
 /// `followup_status` and `plan_status` marts; `lowest_grade` is the
-/// policy's lowest grade id, `as_of_month` the label of as-of's month.
-pub fn escalations(
+/// policy's lowest grade id. The rules are those `rules_on` gives for the
+/// first day of a run's last month, and for `as_of` for the others.
+pub fn escalations<'p>(
     dept_scores: &DataFrame,
     trends: &DataFrame,
     followups: &DataFrame,
     plans: &DataFrame,
-    policy: &EscalationPolicy,
+    rules_on: &dyn Fn(NaiveDate) -> &'p EscalationPolicy,
     lowest_grade: &str,
-    as_of_month: &str,
+    as_of: NaiveDate,
 ) -> Result<Vec<Escalation>> {
     let mut out = Vec::new();
-    if policy.lowest_grade_months > 0 {
+    let policy = rules_on(as_of);
+    let as_of_month = Period::containing(Grain::Month, as_of).label();
+    let as_of_month = as_of_month.as_str();
+    {
         let (dept, grain) = (
             frame::strs(dept_scores, "dept_id")?,
             frame::strs(dept_scores, "grain")?,
@@ -78,7 +83,8 @@ pub fn escalations(
             let mut run: Vec<Period> = Vec::new();
             let mut flush = |run: &mut Vec<Period>| {
                 if let (Some(first), Some(last)) = (run.first(), run.last()) {
-                    if run.len() >= policy.lowest_grade_months as usize {
+                    let months = rules_on(last.start).lowest_grade_months as usize;
+                    if months > 0 && run.len() >= months {
                         out.push(Escalation {
                             dept_id: d.to_string(),
                             rule: "lowest_grade_run",
@@ -289,14 +295,15 @@ mod tests {
             .build()
             .unwrap();
         let policy = EscalationPolicy::default();
+        let july = NaiveDate::from_ymd_opt(2026, 7, 15).unwrap();
         let got = escalations(
             &dept_scores,
             &trends,
             &followups,
             &plans,
-            &policy,
+            &|_| &policy,
             "D",
-            "2026-07",
+            july,
         )
         .unwrap();
         let got: Vec<(&str, &str, &str, i64, &str)> = got
@@ -339,11 +346,29 @@ mod tests {
             &trends,
             &followups,
             &plans,
-            &off,
+            &|_| &off,
             "D",
-            "2026-07"
+            july
         )
         .unwrap()
         .is_empty());
+
+        // Rules that change on 1 May: four months in a row from then on.
+        // a's run of two ending in February still counts; its run of three
+        // ending in June no longer does.
+        let stricter = EscalationPolicy {
+            lowest_grade_months: 4,
+            ..EscalationPolicy::default()
+        };
+        let may = NaiveDate::from_ymd_opt(2026, 5, 1).unwrap();
+        let dated = |day: NaiveDate| if day < may { &policy } else { &stricter };
+        let runs: Vec<String> =
+            escalations(&dept_scores, &trends, &followups, &plans, &dated, "D", july)
+                .unwrap()
+                .into_iter()
+                .filter(|e| e.rule == "lowest_grade_run")
+                .map(|e| format!("{} {}", e.dept_id, e.detail))
+                .collect();
+        assert_eq!(runs, ["a 2026-01..2026-02"]);
     }
 }

@@ -3,7 +3,8 @@
 //! each at as-of: the `followup_status` mart
 //! (docs/contract.md#follow-ups-of-bad-reviews-and-complaints).
 //!
-//! A bad review is owed a rectification or an explanation within
+//! A bad review is owed, under the rules in force on its day, a
+//! rectification or an explanation within
 //! `followups.rectify_working_days` working days of the rating, and its
 //! rater (only a rater who gave their name, by default) a call-back
 //! within `followups.call_back_working_days`. A complaint is owed its
@@ -14,12 +15,14 @@
 //! first, and its outcome is that of the last call-back that gave one.
 
 use anyhow::Result;
+use chrono::NaiveDate;
 use chrono_tz::Tz;
 use polars::prelude::{DataFrame, PlHashMap};
 
 use crate::frame::{self, Builder};
 use crate::policy::FollowupPolicy;
 use crate::time::calendar::WorkCalendar;
+use crate::time::local_day;
 
 /// The columns of the bad reviews [`follow_up`] reads (from
 /// `scored_ratings`, one row per bad review).
@@ -61,12 +64,13 @@ pub struct FollowedUp {
 
 /// The status at the end of as-of `end` (UTC micros) of every bad review
 /// (`bad_reviews`: [`BAD_REVIEW_COLUMNS`]) and complaint (the complaints
-/// view), from the follow-ups up to `end`.
-pub fn follow_up(
+/// view), from the follow-ups up to `end`; a bad review is owed what the
+/// rules `rules_on` gives for its local day say.
+pub fn follow_up<'p>(
     bad_reviews: &DataFrame,
     complaints: &DataFrame,
     followups: &DataFrame,
-    policy: &FollowupPolicy,
+    rules_on: &dyn Fn(NaiveDate) -> &'p FollowupPolicy,
     cal: &WorkCalendar,
     tz: Tz,
     end: i64,
@@ -81,6 +85,7 @@ pub fn follow_up(
             let (Some(id), Some(dept), Some(at)) = (ids[i], depts[i], at[i]) else {
                 continue;
             };
+            let policy = rules_on(local_day(at, tz));
             let owed = real[i] == Some(true) || !policy.call_back_real_name_only;
             subjects.push(Subject {
                 kind: "rating",

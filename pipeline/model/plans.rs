@@ -135,7 +135,7 @@ fn verify_period(grain: Grain, due: NaiveDate) -> Period {
 fn state_at(
     plan: &Plan,
     day: NaiveDate,
-    grain: Grain,
+    grain: &dyn Fn(NaiveDate) -> Grain,
     measure: &dyn Fn(&str, &str, Period) -> Measured,
 ) -> State {
     let (mut due, mut extensions, mut progress, mut events) = (plan.due, 0, 0, 0);
@@ -162,7 +162,7 @@ fn state_at(
         None if day > due => ("overdue", Some((day - due).num_days())),
         None => ("open", None),
     };
-    let period = verify_period(grain, due);
+    let period = verify_period(grain(due), due);
     let (mut value, mut target) = (None, None);
     let (verification, verified_by, settled) = match verdict {
         Some((met, on)) => (
@@ -227,11 +227,12 @@ pub struct Tracked {
 
 /// The plans opened by `as_of` (`plans`: the `improvement_plans` table)
 /// with their events up to the end of `as_of` (`events`: `plan_events`,
-/// with `source_file` and `source_line`), verified with `measure`.
+/// with `source_file` and `source_line`), verified with `measure` in
+/// periods of the grain `grain` gives for the due date.
 pub fn track(
     plans: &DataFrame,
     events: &DataFrame,
-    grain: Grain,
+    grain: &dyn Fn(NaiveDate) -> Grain,
     measure: &dyn Fn(&str, &str, Period) -> Measured,
     tz: Tz,
     as_of: NaiveDate,
@@ -476,7 +477,7 @@ pub fn empty(tz: Tz) -> Result<Tracked> {
     track(
         &plans,
         &events,
-        Grain::Month,
+        &|_| Grain::Month,
         &|_, _, _| Measured::Unknown,
         tz,
         date,

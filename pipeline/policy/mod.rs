@@ -59,6 +59,10 @@ pub struct Policy {
     /// When a department is called in (约谈).
     #[serde(default)]
     pub escalation: EscalationPolicy,
+    /// `followups`, `plans` and `escalation` as each version changes them,
+    /// made by [`Policy::parse`]; [`Policy::rules_on`] picks one.
+    #[serde(skip)]
+    pub rules: Vec<Rules>,
     #[serde(default)]
     pub calendar: Calendar,
     /// Time limits by `service_type` (`default` for any other).
@@ -251,7 +255,7 @@ pub struct ComplaintPolicy {
     pub rectify_working_days: u32,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FollowupPolicy {
     /// Working days after a bad review by which its rater is called back.
@@ -277,7 +281,7 @@ impl Default for FollowupPolicy {
 }
 
 /// When a department is called in (约谈); 0 or false turns a rule off.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EscalationPolicy {
     /// Complete months in a row at the lowest grade.
@@ -292,7 +296,7 @@ pub struct EscalationPolicy {
 }
 
 /// How improvement plans are verified.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PlanPolicy {
     /// The grain of the period in which a plan's indicator is checked: the
@@ -320,7 +324,7 @@ impl Default for EscalationPolicy {
 }
 
 /// What counts as a bad review (差评).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BadReview {
     /// The rating item whose answer decides.
@@ -427,6 +431,29 @@ pub struct Version {
     pub group_weights_by_type: BTreeMap<String, BTreeMap<String, f64>>,
     /// Department type -> indicator id -> target, weight and rule.
     pub indicators: BTreeMap<String, BTreeMap<String, IndicatorTarget>>,
+    /// Changes to `[followups]`, `[plans]` and `[escalation]` from `from`
+    /// on, key by key over the rules in force before (see [`Rules`]).
+    #[serde(default)]
+    pub followups: Option<toml::Table>,
+    #[serde(default)]
+    pub plans: Option<toml::Table>,
+    #[serde(default)]
+    pub escalation: Option<toml::Table>,
+}
+
+/// The follow-up, plan and escalation rules in force from a day: the
+/// top-level sections, changed key by key by each version that changes
+/// them, in the order of the versions.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    /// First day in force (the earliest day for the top-level rules and
+    /// the first version's).
+    pub from: NaiveDate,
+    /// Where they were set, for messages: `` or `versions[N].`.
+    pub at: String,
+    pub followups: FollowupPolicy,
+    pub plans: PlanPolicy,
+    pub escalation: EscalationPolicy,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -9,7 +9,53 @@ impl Policy {
     /// Parses TOML text; a structural error (bad syntax, unknown key, wrong
     /// type) comes back with its line, column and key.
     pub fn parse(text: &str) -> Result<Policy, String> {
-        toml::from_str(text).map_err(|e| e.to_string().trim_end().replace('\n', "\n    "))
+        let mut policy: Policy =
+            toml::from_str(text).map_err(|e| e.to_string().trim_end().replace('\n', "\n    "))?;
+        policy.rules = policy.dated_rules()?;
+        Ok(policy)
+    }
+
+    /// The rules of each version that changes `followups`, `plans` or
+    /// `escalation`, after the top-level ones (see [`Rules`]).
+    fn dated_rules(&self) -> Result<Vec<Rules>, String> {
+        let mut now = Rules {
+            from: NaiveDate::MIN,
+            at: String::new(),
+            followups: self.followups.clone(),
+            plans: self.plans.clone(),
+            escalation: self.escalation.clone(),
+        };
+        let mut out = vec![now.clone()];
+        for (i, v) in self.versions.iter().enumerate() {
+            if v.followups.is_none() && v.plans.is_none() && v.escalation.is_none() {
+                continue;
+            }
+            // A `from` that is not a date is reported by `validate`.
+            let Some(from) = (i == 0).then_some(NaiveDate::MIN).or(parse_date(&v.from)) else {
+                continue;
+            };
+            let at = format!("versions[{i}].");
+            now = Rules {
+                from,
+                followups: changed(&now.followups, &v.followups, &format!("{at}followups"))?,
+                plans: changed(&now.plans, &v.plans, &format!("{at}plans"))?,
+                escalation: changed(&now.escalation, &v.escalation, &format!("{at}escalation"))?,
+                at,
+            };
+            out.push(now.clone());
+        }
+        Ok(out)
+    }
+
+    /// The follow-up, plan and escalation rules in force on `day`: those
+    /// of the last version that changed them and starts on or before it
+    /// (the first version's for days before every `from`).
+    pub fn rules_on(&self, day: NaiveDate) -> &Rules {
+        self.rules
+            .iter()
+            .rev()
+            .find(|r| r.from <= day)
+            .expect("the top-level rules apply from the earliest day")
     }
 
     /// Checks the whole policy and returns every problem found. Checks that
@@ -90,38 +136,8 @@ impl Policy {
                 p.push(format!("raters.flags.{k}: {v} must be positive"));
             }
         }
-        if !matches!(self.plans.verify_grain.as_str(), "month" | "quarter") {
-            p.push(format!(
-                "plans.verify_grain: `{}` is not month or quarter",
-                self.plans.verify_grain
-            ));
-        }
-        let fu = &self.followups;
-        for (k, v) in [
-            ("call_back_working_days", fu.call_back_working_days),
-            ("rectify_working_days", fu.rectify_working_days),
-        ] {
-            if v == 0 {
-                p.push(format!("followups.{k}: must be at least 1"));
-            }
-        }
-        let bad = &fu.bad_review;
-        if !(0.0..=100.0).contains(&bad.max_score) {
-            p.push(format!(
-                "followups.bad_review.max_score: {} is not on the 0-100 scale",
-                bad.max_score
-            ));
-        }
-        if bad.groups.is_empty() {
-            p.push("followups.bad_review.groups: name at least one rater group".into());
-        }
-        for g in &bad.groups {
-            if !RATER_GROUPS.contains(&g.as_str()) {
-                p.push(format!(
-                    "followups.bad_review.groups: `{g}` is not a rater group; expected one of {}",
-                    RATER_GROUPS.join(", ")
-                ));
-            }
+        for rules in &self.rules {
+            p.extend(rules.problems());
         }
         if !matches!(self.scoring.missing.as_str(), "rescale" | "zero") {
             p.push(format!(
@@ -565,4 +581,72 @@ pub(super) fn is_identifier(s: &str) -> bool {
     !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// `base` with the keys of `changes` put over it (tables key by key).
+fn changed<T>(base: &T, changes: &Option<toml::Table>, at: &str) -> Result<T, String>
+where
+    T: Clone + serde::Serialize + serde::de::DeserializeOwned,
+{
+    let Some(changes) = changes else {
+        return Ok(base.clone());
+    };
+    fn put(into: &mut toml::Table, from: &toml::Table) {
+        for (k, v) in from {
+            match (into.get_mut(k), v) {
+                (Some(toml::Value::Table(a)), toml::Value::Table(b)) => put(a, b),
+                _ => {
+                    into.insert(k.clone(), v.clone());
+                }
+            }
+        }
+    }
+    let mut table = toml::Table::try_from(base).map_err(|e| format!("{at}: {e}"))?;
+    put(&mut table, changes);
+    toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| format!("{at}: {}", e.message()))
+}
+
+impl Rules {
+    /// What is wrong with these rules, each problem under its key path.
+    fn problems(&self) -> Vec<String> {
+        let (at, mut p) = (&self.at, Vec::new());
+        if !matches!(self.plans.verify_grain.as_str(), "month" | "quarter") {
+            p.push(format!(
+                "{at}plans.verify_grain: `{}` is not month or quarter",
+                self.plans.verify_grain
+            ));
+        }
+        let fu = &self.followups;
+        for (k, v) in [
+            ("call_back_working_days", fu.call_back_working_days),
+            ("rectify_working_days", fu.rectify_working_days),
+        ] {
+            if v == 0 {
+                p.push(format!("{at}followups.{k}: must be at least 1"));
+            }
+        }
+        let bad = &fu.bad_review;
+        if !(0.0..=100.0).contains(&bad.max_score) {
+            p.push(format!(
+                "{at}followups.bad_review.max_score: {} is not on the 0-100 scale",
+                bad.max_score
+            ));
+        }
+        if bad.groups.is_empty() {
+            p.push(format!(
+                "{at}followups.bad_review.groups: name at least one rater group"
+            ));
+        }
+        for g in &bad.groups {
+            if !RATER_GROUPS.contains(&g.as_str()) {
+                p.push(format!(
+                    "{at}followups.bad_review.groups: `{g}` is not a rater group; expected one of {}",
+                    RATER_GROUPS.join(", ")
+                ));
+            }
+        }
+        p
+    }
 }

@@ -52,11 +52,13 @@ pub fn indicator_values(
                 policy_target,
             }
         };
-        let grain = Grain::parse(&p.plans.verify_grain).expect("the policy checks the grain");
+        let grain = |due: NaiveDate| {
+            Grain::parse(&p.rules_on(due).plans.verify_grain).expect("the policy checks the grain")
+        };
         plans::track(
             views.get("improvement_plans"),
             views.get("plan_events"),
-            grain,
+            &grain,
             &measured,
             policy.tz,
             as_of,
@@ -185,9 +187,9 @@ pub fn scores_and_trends(
         &trends_df,
         views.get("followup_status"),
         views.get("plan_status"),
-        &policy.policy.escalation,
+        &|day| &policy.policy.rules_on(day).escalation,
         lowest,
-        &as_of.format("%Y-%m").to_string(),
+        as_of,
     )?;
     progress.step(&format!("escalation: {} to call in", called_in.len()));
 

@@ -107,6 +107,36 @@ fn bad_review_expr(bad: &crate::policy::BadReview) -> Expr {
         .otherwise(lit(Null {}).cast(DataType::Boolean))
 }
 
+/// Over `ratings`: `rule` of the bad-review definition in force on each
+/// rating's local day (the policy's rules, as its versions change them).
+fn dated_bad_review(
+    policy: &crate::policy::Policy,
+    tz: Tz,
+    rule: fn(&crate::policy::BadReview) -> Expr,
+) -> Expr {
+    // Each definition from the first instant of the day it starts, a
+    // definition the next one replaces on the same day left out.
+    let mut dated: Vec<(NaiveDate, &crate::policy::BadReview)> = Vec::new();
+    for r in &policy.rules {
+        match dated.last_mut() {
+            Some(last) if last.0 == r.from => last.1 = &r.followups.bad_review,
+            Some(last) if *last.1 == r.followups.bad_review => {}
+            _ => dated.push((r.from, &r.followups.bad_review)),
+        }
+    }
+    let mut earlier = dated.iter().rev();
+    let &(mut from, latest) = earlier.next().expect("the top-level rules");
+    let mut expr = rule(latest);
+    for &(since, bad) in earlier {
+        let starts = end_of_day(from - Duration::days(1), tz) + 1;
+        expr = when(col("rated_at").lt(instant(starts)))
+            .then(rule(bad))
+            .otherwise(expr);
+        from = since;
+    }
+    expr
+}
+
 /// The last microsecond of `as_of` in the policy's time zone, as UTC.
 pub fn end_of_day(as_of: NaiveDate, tz: Tz) -> i64 {
     let next = (as_of + Duration::days(1)).and_time(NaiveTime::MIN);
@@ -266,12 +296,12 @@ pub fn build_views(
         tz,
         end,
     )?;
-    let bad_review = bad_review_expr(&p.followups.bad_review);
+    let bad_review = dated_bad_review(p, tz, bad_review_expr);
     let (followup_status, followup_rejects, complaints) = {
         // The ratings that can be bad reviews first: a few of all.
         let can_be = ratings
             .clone()
-            .filter(can_be_bad_review(&p.followups.bad_review));
+            .filter(dated_bad_review(p, tz, can_be_bad_review));
         let bad_reviews = scored_ratings(can_be, &removed, &bad_review)
             .filter(col("bad_review").eq(lit(true)))
             .select(
@@ -286,7 +316,7 @@ pub fn build_views(
             &bad_reviews,
             &complaints,
             &followups,
-            &p.followups,
+            &|day| &p.rules_on(day).followups,
             &cal,
             tz,
             end,

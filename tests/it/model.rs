@@ -950,3 +950,61 @@ fn improvement_plans_worked_by_hand() {
         vec![strs(&["gsc", "2026-10", "1"])]
     );
 }
+
+#[test]
+fn follow_up_rules_a_version_changes_apply_from_its_date() {
+    let ws = Workspace::new();
+    ws.put_departments();
+    // From 1 October 2026: ten working days to rectify, and only the
+    // lowest answer (0 on 0-100) is a bad review.
+    let base = scorecard::policy::DEFAULT_POLICY;
+    let (start, end) = (
+        base.find("\n[[versions]]\n").unwrap(),
+        base.find("[privacy]").unwrap(),
+    );
+    let second = base[start..end]
+        .replace("id = \"2026.1\"", "id = \"2026.2\"")
+        .replace("from = \"2024-01-01\"", "from = \"2026-10-01\"");
+    ws.put(
+        "policy.toml",
+        format!(
+            "{}{second}[versions.followups]\nrectify_working_days = 10\n\n\
+             [versions.followups.bad_review]\nmax_score = 0.0\n\n{}",
+            &base[..end],
+            &base[end..]
+        ),
+    );
+    // r1 (25 on 0-100) is a bad review under the first rules; r2, the same
+    // answer in October, is not; r3 (0) is.
+    ws.put(
+        "ratings.csv",
+        "rating_id,rated_at,dept_id,rater_id,rater_group,item,score,real_name\n\
+         r1,2026-09-29 10:00:00,gsc,c1,client_external,overall,2,false\n\
+         r2,2026-10-09 09:00:00,gsc,c2,client_external,overall,2,false\n\
+         r3,2026-10-09 10:00:00,gsc,c3,client_external,overall,1,false\n",
+    );
+    run_as_of(&ws, "2026-10-31");
+    // r1, 29 September, five working days: 30 September, 8, 9, 10 (a
+    // make-up working Saturday) and 12 October. r3, Friday 9 October, ten:
+    // 10, 12-16 and 19-22 October. Each ends at 24:00 local, 15:59:59.999999
+    // UTC.
+    assert_eq!(
+        ws.rows("SELECT subject_id, rectify_due_at FROM followup_status ORDER BY subject_id"),
+        vec![
+            strs(&["r1", "2026-10-12 15:59:59.999999 UTC"]),
+            strs(&["r3", "2026-10-22 15:59:59.999999 UTC"]),
+        ]
+    );
+    // Bad reviews among the ratings that can be one: September r1 of r1,
+    // October r3 of r2 and r3.
+    assert_eq!(
+        ws.rows(
+            "SELECT period, numerator, denominator FROM indicator_values \
+             WHERE indicator_id = 'bad_review_rate' AND grain = 'month' ORDER BY period"
+        ),
+        vec![
+            strs(&["2026-09", "1.0", "1.0"]),
+            strs(&["2026-10", "1.0", "2.0"]),
+        ]
+    );
+}
