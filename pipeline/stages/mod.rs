@@ -8,7 +8,9 @@
 //!    ratings removed on appeal left out of `scored_ratings`), the cases
 //!    derived and the ratings rated one calendar year at a time, with what
 //!    the last run kept reused through the two [`Stores`];
-//! 4. [`indicator_values`]: every indicator definition over the views;
+//! 4. [`indicator_values`]: every indicator definition over the views,
+//!    with the improvement plans verified against the values between the
+//!    definitions that do not read the plans and those that do;
 //! 5. and 6. [`scores_and_trends`]: scores, closed periods, trends and
 //!    cross-checks;
 //!
