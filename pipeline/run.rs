@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::ingest::{self, IngestReport};
 use crate::lake::{OutDir, Staging};
 use crate::model::measure::Indicator;
-use crate::nightly::{cases::CaseStore, raters::RaterStore};
+use crate::nightly::{bad_reviews::BadReviewStore, cases::CaseStore, raters::RaterStore};
 use crate::policy::{self, LoadedPolicy};
 use crate::progress::Progress;
 use crate::report;
@@ -168,10 +168,12 @@ pub fn compute(
     let lake = stages::lake(out, progress)?;
     let marts = Marts::stage(out, staging, progress);
     // What the last run kept, for the stages to reuse.
+    let mut bad_review_store = BadReviewStore::open(out, staging, policy)?;
     let mut rater_store = RaterStore::open(out, staging, policy)?;
     let mut case_store = CaseStore::open(out, staging, marts.dir(), policy)?;
     // 2. and 3. The views as of as-of: cases derived, ratings rated.
     let stores = Stores {
+        bad_reviews: &mut bad_review_store,
         raters: &mut rater_store,
         cases: &mut case_store,
     };
@@ -196,6 +198,8 @@ pub fn compute(
         rater_computed: rater_store.computed,
         cases_derived: case_store.derived,
         cases_kept: case_store.kept,
+        bad_review_months_read: bad_review_store.read,
+        bad_review_months_kept: bad_review_store.kept,
     })
 }
 

@@ -100,6 +100,11 @@ impl OutDir {
     pub fn cases_cache(&self) -> PathBuf {
         self.root.join("cache").join("cases")
     }
+    /// Bad reviews by ratings month a later run may reuse (see
+    /// `nightly::bad_reviews`).
+    pub fn bad_reviews_cache(&self) -> PathBuf {
+        self.root.join("cache").join("bad_reviews")
+    }
     /// Digests of the published pages' inputs (see `nightly::pages`).
     pub fn pages_cache(&self) -> PathBuf {
         self.root.join("cache").join("pages")

@@ -1,13 +1,16 @@
 //! What a run keeps from the last one, so that the nightly run redoes only
-//! what changed: rater-model results of complete years and quarters
-//! ([`raters`], `OUT/cache/raters/`), the derived cases ([`cases`],
-//! `OUT/cache/cases/`) and the digests of the pages' inputs ([`pages`],
-//! `OUT/cache/pages/`). The stages see two stores, [`raters::RaterStore`]
-//! and [`cases::CaseStore`], and render a third, [`pages::PageStore`]: each
+//! what changed: the bad reviews of each ratings month ([`bad_reviews`],
+//! `OUT/cache/bad_reviews/`), rater-model results of complete years and
+//! quarters ([`raters`], `OUT/cache/raters/`), the derived cases
+//! ([`cases`], `OUT/cache/cases/`) and the digests of the pages' inputs
+//! ([`pages`], `OUT/cache/pages/`). The stages see three stores,
+//! [`bad_reviews::BadReviewStore`], [`raters::RaterStore`] and
+//! [`cases::CaseStore`], and render a fourth, [`pages::PageStore`]: each
 //! is opened on the output folder, asked for what it kept, and told what
 //! was computed; what it keeps is published with the run. Uses the models
 //! and the lake; never the stages.
 
+pub mod bad_reviews;
 pub mod cases;
 pub mod pages;
 pub mod raters;

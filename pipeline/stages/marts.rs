@@ -26,6 +26,10 @@ pub struct ComputeReport {
     /// unchanged).
     pub cases_derived: usize,
     pub cases_kept: usize,
+    /// Ratings month files read for their bad reviews by this run, and
+    /// taken from the last run (unchanged since).
+    pub bad_review_months_read: usize,
+    pub bad_review_months_kept: usize,
 }
 
 /// The marts being written: this run's folder of them in the staging area,

@@ -33,6 +33,7 @@ use crate::model::measure::{self, Indicator};
 use crate::model::raters::Window;
 use crate::model::satisfaction;
 use crate::model::{cases, closed_periods, escalation, followups, plans, raters, score, trends};
+use crate::nightly::bad_reviews::BadReviewStore;
 use crate::nightly::cases::{self as case_reuse, CaseStore};
 use crate::nightly::raters::{CarriedItem, OpenSums, PeriodResults, RaterStore, YearResults};
 use crate::policy::LoadedPolicy;

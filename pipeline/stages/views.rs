@@ -164,28 +164,30 @@ pub(super) fn read_lake(out: &OutDir) -> Result<Vec<(&'static str, LazyFrame)>> 
             } else {
                 lake::read_table(out, s.name, false)?.map(|df| df.lazy())
             };
-            let empty = ingest::empty_frame(s)?;
             let lf = match lf {
-                Some(mut lf) => {
-                    // A lake older than a column of its table.
-                    let have = lf.collect_schema()?;
-                    let missing: Vec<Expr> = empty
-                        .schema()
-                        .iter()
-                        .filter(|(name, _)| !have.contains(name))
-                        .map(|(name, dtype)| lit(Null {}).cast(dtype.clone()).alias(name.clone()))
-                        .collect();
-                    if missing.is_empty() {
-                        lf
-                    } else {
-                        lf.with_columns(missing)
-                    }
-                }
-                None => empty.lazy(),
+                Some(lf) => with_every_column(lf, s)?,
+                None => ingest::empty_frame(s)?.lazy(),
             };
             Ok((s.name, lf))
         })
         .collect()
+}
+
+/// `lf` with every column of table `spec`: a lake file older than a column
+/// of its table has it null.
+fn with_every_column(mut lf: LazyFrame, spec: &'static tables::TableSpec) -> Result<LazyFrame> {
+    let have = lf.collect_schema()?;
+    let missing: Vec<Expr> = ingest::empty_frame(spec)?
+        .schema()
+        .iter()
+        .filter(|(name, _)| !have.contains(name))
+        .map(|(name, dtype)| lit(Null {}).cast(dtype.clone()).alias(name.clone()))
+        .collect();
+    Ok(if missing.is_empty() {
+        lf
+    } else {
+        lf.with_columns(missing)
+    })
 }
 
 /// When a step over the lake fails, names the first partition file that
@@ -232,9 +234,11 @@ pub(super) fn filter_shared(df: &DataFrame, mask: &BooleanChunked) -> Result<Dat
     }
 }
 
-/// What the last run kept for this one to reuse: the rater model's
-/// results (`nightly::raters`) and the derived cases (`nightly::cases`).
+/// What the last run kept for this one to reuse: the bad reviews of each
+/// ratings month (`nightly::bad_reviews`), the rater model's results
+/// (`nightly::raters`) and the derived cases (`nightly::cases`).
 pub struct Stores<'a> {
+    pub bad_reviews: &'a mut BadReviewStore,
     pub raters: &'a mut RaterStore,
     pub cases: &'a mut CaseStore,
 }
@@ -297,21 +301,52 @@ pub fn build_views(
         end,
     )?;
     let bad_review = dated_bad_review(p, tz, bad_review_expr);
+    let (bad_review_store, mut store, case_store) = match stores {
+        Some(s) => (Some(s.bad_reviews), Some(s.raters), Some(s.cases)),
+        None => (None, None, None),
+    };
     let (followup_status, followup_rejects, complaints) = {
-        // The ratings that can be bad reviews first: a few of all.
-        let can_be = ratings
-            .clone()
-            .filter(dated_bad_review(p, tz, can_be_bad_review));
-        let bad_reviews = scored_ratings(can_be, &removed, &bad_review)
-            .filter(col("bad_review").eq(lit(true)))
-            .select(
-                followups::BAD_REVIEW_COLUMNS
-                    .iter()
-                    .map(|c| col(*c))
-                    .collect::<Vec<_>>(),
-            )
-            .collect()
-            .map_err(|e| anyhow::anyhow!("cannot read the lake's ratings: {e}"))?;
+        // The bad reviews of a set of ratings (before appeals), the
+        // ratings that can be one first: a few of all.
+        let no_appeals = PlHashSet::new();
+        let pick =
+            |ratings: LazyFrame| -> Result<DataFrame> {
+                let can_be = with_every_column(ratings, &tables::RATINGS)?
+                    .filter(dated_bad_review(p, tz, can_be_bad_review));
+                scored_ratings(can_be, &no_appeals, &bad_review)
+                    .filter(col("bad_review").eq(lit(true)))
+                    .select(
+                        followups::BAD_REVIEW_COLUMNS
+                            .iter()
+                            .map(|c| col(*c))
+                            .collect::<Vec<_>>(),
+                    )
+                    .collect()
+                    .map_err(|e| anyhow::anyhow!("cannot read the lake's ratings: {e}"))
+            };
+        // Month by month with what the last run kept, else all at once;
+        // then as they stood at as-of.
+        let bad_reviews = match bad_review_store {
+            Some(kept) => kept
+                .bad_reviews(&|month| (ratings_months.scan)(month, month)?.map(pick).transpose())?,
+            None => Some(pick(ratings.clone())?),
+        };
+        let bad_reviews = match bad_reviews {
+            Some(df) => {
+                let ids = frame::str_refs(&df, "rating_id")?;
+                let at = frame::micros(&df, "rated_at")?;
+                let keep: BooleanChunked = (0..df.height())
+                    .map(|i| {
+                        Some(
+                            at[i].is_some_and(|t| t <= end)
+                                && ids[i].is_none_or(|id| !removed.contains(id)),
+                        )
+                    })
+                    .collect();
+                filter_shared(&df, &keep)?
+            }
+            None => pick(ingest::empty_frame(&tables::RATINGS)?.lazy())?,
+        };
         let done = followups::follow_up(
             &bad_reviews,
             &complaints,
@@ -337,10 +372,6 @@ pub fn build_views(
     // Case rows borrow the events' text: made into frames right away, and
     // the events read for them freed; the frames are written out as marts
     // and read back by the queries that need them.
-    let (mut store, case_store) = match stores {
-        Some(s) => (Some(s.raters), Some(s.cases)),
-        None => (None, None),
-    };
     let (cases_scan, case_time_scan, first_case_day) = match case_store {
         Some(store) => {
             let m = case_reuse::derive(store, spill, p, &cal, tz, end, progress)?;

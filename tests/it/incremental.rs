@@ -769,3 +769,68 @@ fn a_month_either_side_counts_only_with_ratings_in_the_period() {
     );
     full_run(&ws);
 }
+
+/// Ratings month files read for their bad reviews, and kept from the last
+/// run (from `run.json`).
+fn bad_review_months(out: &Path) -> (u64, u64) {
+    let m = manifest(out);
+    let n = |key: &str| m["compute"][key].as_u64().unwrap();
+    (n("bad_review_months_read"), n("bad_review_months_kept"))
+}
+
+#[test]
+fn bad_reviews_are_read_again_only_from_the_month_files_that_changed() {
+    let ws = Workspace::new();
+    generate(&ws.input, "day", 14);
+    ws.run_cli(None, "2026-10-31");
+    // 14 months of ratings, September 2025 to October 2026.
+    assert_eq!(bad_review_months(&ws.out), (14, 0));
+    ws.run_cli(None, "2026-10-31");
+    assert_eq!(bad_review_months(&ws.out), (0, 14));
+
+    // A bad review of March 2026 arrives late, and a bad review of May is
+    // removed on appeal: only March's file is read again (appeals apply to
+    // the kept rows).
+    let text = std::fs::read_to_string(ws.input.join("ratings/2026-03-02.csv")).unwrap();
+    let dept = text
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .nth(2)
+        .unwrap()
+        .to_string();
+    ws.put(
+        "ratings/late.csv",
+        format!(
+            "rating_id,rated_at,dept_id,rater_id,rater_group,item,score,real_name\n\
+             LATE1,2026-03-10 10:00:00,{dept},LATE-RATER,client_external,overall,1,true\n"
+        ),
+    );
+    let may = ws.rows(
+        "SELECT subject_id FROM followup_status WHERE subject_kind = 'rating' \
+         AND received_at >= '2026-05-01' AND received_at < '2026-06-01' ORDER BY subject_id LIMIT 1",
+    );
+    let removed = may[0][0].clone();
+    let path = ws.input.join("rating_appeals.csv");
+    let mut appeals = std::fs::read_to_string(&path).unwrap();
+    appeals.push_str(&format!("{removed},2026-10-31 09:00:00,removed\n"));
+    std::fs::write(path, appeals).unwrap();
+    ws.run_cli(None, "2026-10-31");
+    assert_eq!(bad_review_months(&ws.out), (1, 13));
+    let listed = |id: &str| {
+        ws.rows(&format!(
+            "SELECT subject_id FROM followup_status WHERE subject_id = '{id}'"
+        ))
+        .len()
+    };
+    assert_eq!((listed("LATE1"), listed(&removed)), (1, 0));
+    assert_same_as_a_full_run(
+        &ws,
+        &ws.input,
+        &[
+            "marts/followup_status.parquet",
+            "marts/followup_rejects.parquet",
+        ],
+    );
+}

@@ -1,0 +1,168 @@
+//! Stage: follow up, for the nightly run (compute step 2). The bad reviews
+//! of each `ratings` month file, kept in `OUT/cache/bad_reviews/` so that a
+//! night reads again only the month files whose bytes changed.
+//!
+//! What a month file holds as bad reviews depends only on its bytes, the
+//! policy (which ratings are bad reviews, on which day) and the program;
+//! appeals and as-of are applied to the kept rows afterwards, so neither
+//! makes a month be read again. A store that does not match (another
+//! program or policy, an unreadable or altered file) means every month is
+//! read.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use polars::prelude::*;
+use sha2::Digest;
+
+use super::CacheFolder;
+use crate::lake::{self, OutDir, Staging};
+use crate::policy::{hex, LoadedPolicy};
+
+/// Changes whenever what the folder holds changes in a way the program
+/// version would not show.
+const FORMAT: &str = "bad_reviews/1";
+
+/// The bad reviews of every ratings month file, kept for the next run:
+///
+/// * `bad_reviews.parquet`: the rows, with the `month` of their file;
+/// * `state.json`: each month file's digest, and the rows file's;
+/// * `fingerprint`: the program and the policy (written last).
+pub struct BadReviewStore {
+    enabled: bool,
+    old: PathBuf,
+    new: PathBuf,
+    fingerprint: String,
+    /// `ratings` month files as this run sees them, and their digests.
+    months: BTreeMap<String, (PathBuf, String)>,
+    /// Month files read by this run, and taken from the last.
+    pub read: usize,
+    pub kept: usize,
+}
+
+impl BadReviewStore {
+    /// Opens the previous run's folder and stages this run's; reads every
+    /// `ratings` month file once for its digest.
+    pub fn open(out: &OutDir, staging: &mut Staging, policy: &LoadedPolicy) -> Result<Self> {
+        let folder = CacheFolder::stage(out.bad_reviews_cache(), staging, FORMAT, policy)?;
+        let mut months = BTreeMap::new();
+        for (month, path) in lake::partition_files(out, "ratings")? {
+            let digest = lake::file_checksum(&path)?;
+            months.insert(month, (path, digest));
+        }
+        Ok(BadReviewStore {
+            enabled: folder.enabled,
+            old: folder.old,
+            new: folder.new,
+            fingerprint: hex(&folder.base.finalize()),
+            months,
+            read: 0,
+            kept: 0,
+        })
+    }
+
+    /// The last run's rows, by month, of the months whose file is
+    /// unchanged; empty when the store does not match.
+    fn previous(&self) -> BTreeMap<String, DataFrame> {
+        let kept = || -> Option<BTreeMap<String, DataFrame>> {
+            let fingerprint = fs::read_to_string(self.old.join("fingerprint")).ok()?;
+            if !self.enabled || fingerprint.trim() != self.fingerprint {
+                return None;
+            }
+            let state: serde_json::Value =
+                serde_json::from_slice(&fs::read(self.old.join("state.json")).ok()?).ok()?;
+            let rows_file = self.old.join("bad_reviews.parquet");
+            if state["rows"].as_str()? != lake::file_checksum(&rows_file).ok()? {
+                return None;
+            }
+            let rows = lake::read_parquet(&rows_file).ok()?;
+            let mut out = BTreeMap::new();
+            for (month, (_, digest)) in &self.months {
+                if state["months"][month].as_str() == Some(digest.as_str()) {
+                    let of_month = rows
+                        .clone()
+                        .lazy()
+                        .filter(col("month").eq(lit(month.as_str())))
+                        .drop(by_name(["month"], true, false))
+                        .collect()
+                        .ok()?;
+                    out.insert(month.clone(), of_month);
+                }
+            }
+            Some(out)
+        };
+        kept().unwrap_or_default()
+    }
+
+    /// The bad reviews of every month file, in month order: the last run's
+    /// for the files unchanged since, `read(month)` for the others; keeps
+    /// them all for the next run.
+    pub fn bad_reviews(
+        &mut self,
+        read: &dyn Fn(&str) -> Result<Option<DataFrame>>,
+    ) -> Result<Option<DataFrame>> {
+        let mut previous = self.previous();
+        let mut parts: Vec<(String, DataFrame)> = Vec::new();
+        for month in self.months.keys() {
+            let rows = match previous.remove(month) {
+                Some(rows) => {
+                    self.kept += 1;
+                    rows
+                }
+                None => {
+                    self.read += 1;
+                    match read(month)? {
+                        Some(rows) => rows,
+                        None => continue,
+                    }
+                }
+            };
+            parts.push((month.clone(), rows));
+        }
+        let mut all: Option<DataFrame> = None;
+        let mut kept: Option<DataFrame> = None;
+        for (month, rows) in parts {
+            let mut with_month = rows.clone();
+            with_month.with_column(Column::new(
+                "month".into(),
+                vec![month.as_str(); rows.height()],
+            ))?;
+            match (&mut all, &mut kept) {
+                (Some(a), Some(k)) => {
+                    a.vstack_mut(&rows)?;
+                    k.vstack_mut(&with_month)?;
+                }
+                _ => {
+                    all = Some(rows);
+                    kept = Some(with_month);
+                }
+            }
+        }
+        if let Some(mut kept) = kept {
+            let file = self.new.join("bad_reviews.parquet");
+            lake::write_parquet(&mut kept, &file)?;
+            self.seal(&lake::file_checksum(&file)?)?;
+        }
+        Ok(all)
+    }
+
+    /// Writes the state, and last the fingerprint.
+    fn seal(&self, rows: &str) -> Result<()> {
+        let months: serde_json::Map<String, serde_json::Value> = self
+            .months
+            .iter()
+            .map(|(m, (_, d))| (m.clone(), serde_json::Value::from(d.as_str())))
+            .collect();
+        let state = serde_json::json!({ "months": months, "rows": rows });
+        let path = self.new.join("state.json");
+        fs::write(&path, serde_json::to_vec_pretty(&state)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        fs::write(
+            self.new.join("fingerprint"),
+            format!("{}\n", self.fingerprint),
+        )?;
+        Ok(())
+    }
+}
