@@ -170,6 +170,7 @@ pub fn compute(
     // What the last run kept, for the stages to reuse.
     let mut bad_review_store = BadReviewStore::open(out, staging, policy)?;
     let mut rater_store = RaterStore::open(out, staging, policy)?;
+    rater_store.know_digests(bad_review_store.digests());
     let mut case_store = CaseStore::open(out, staging, marts.dir(), policy)?;
     // 2. and 3. The views as of as-of: cases derived, ratings rated.
     let stores = Stores {

@@ -63,6 +63,11 @@ impl BadReviewStore {
         })
     }
 
+    /// Each ratings month file's digest (month -> digest).
+    pub fn digests(&self) -> impl Iterator<Item = (String, String)> + '_ {
+        self.months.iter().map(|(m, (_, d))| (m.clone(), d.clone()))
+    }
+
     /// The last run's rows, by month, of the months whose file is
     /// unchanged; empty when the store does not match.
     fn previous(&self) -> BTreeMap<String, DataFrame> {

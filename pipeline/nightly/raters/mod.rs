@@ -167,6 +167,12 @@ impl RaterStore {
         })
     }
 
+    /// Takes the digests of ratings month files already made this run
+    /// (month -> digest), so that no file is read twice for one.
+    pub fn know_digests(&mut self, digests: impl IntoIterator<Item = (String, String)>) {
+        self.digests.extend(digests);
+    }
+
     /// Adds what every year depends on besides the policy: the department
     /// types, and the ratings removed on appeal (kept with this run's
     /// entries, and compared with those the old entries were computed with).
