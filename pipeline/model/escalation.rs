@@ -152,18 +152,13 @@ pub fn escalations<'p>(
                 *overdue.entry(d).or_default() += 1;
             }
         }
-        for (d, n) in overdue {
-            if n >= policy.overdue_followups as i64 {
-                out.push(Escalation {
-                    dept_id: d.to_string(),
-                    rule: "overdue_followups",
-                    grain: "month".into(),
-                    period: as_of_month.to_string(),
-                    count: n,
-                    detail: String::new(),
-                });
-            }
-        }
+        overdue_at_as_of(
+            &mut out,
+            overdue,
+            policy.overdue_followups,
+            "overdue_followups",
+            as_of_month,
+        );
     }
     if policy.overdue_plans > 0 {
         let dept = frame::strs(plans, "dept_id")?;
@@ -178,24 +173,42 @@ pub fn escalations<'p>(
                 *overdue.entry(d).or_default() += 1;
             }
         }
-        for (d, n) in overdue {
-            if n >= policy.overdue_plans as i64 {
-                out.push(Escalation {
-                    dept_id: d.to_string(),
-                    rule: "overdue_plans",
-                    grain: "month".into(),
-                    period: as_of_month.to_string(),
-                    count: n,
-                    detail: String::new(),
-                });
-            }
-        }
+        overdue_at_as_of(
+            &mut out,
+            overdue,
+            policy.overdue_plans,
+            "overdue_plans",
+            as_of_month,
+        );
     }
     out.sort_by(|a, b| {
         (&a.dept_id, a.rule, &a.grain, &a.period, &a.detail)
             .cmp(&(&b.dept_id, b.rule, &b.grain, &b.period, &b.detail))
     });
     Ok(out)
+}
+
+/// An escalation under `rule` for each department with at least `threshold`
+/// items overdue at as-of (`overdue`: department -> items).
+fn overdue_at_as_of(
+    out: &mut Vec<Escalation>,
+    overdue: BTreeMap<&str, i64>,
+    threshold: u32,
+    rule: &'static str,
+    as_of_month: &str,
+) {
+    for (d, n) in overdue {
+        if n >= threshold as i64 {
+            out.push(Escalation {
+                dept_id: d.to_string(),
+                rule,
+                grain: "month".into(),
+                period: as_of_month.to_string(),
+                count: n,
+                detail: String::new(),
+            });
+        }
+    }
 }
 
 /// The `escalations` mart.
