@@ -313,16 +313,20 @@ pub fn track(
         debug_assert!(plan.events.windows(2).all(|w| w[0].at <= w[1].at));
     }
 
-    let mut status = Rows::default();
-    let mut carried = Carried::default();
-    for plan in &list {
-        let now = state_at(plan, as_of, grain, measure);
-        let last = now.closed().unwrap_or(as_of).min(as_of);
+    // Each plan at as-of, and at the end of every month it is carried in.
+    let mut now: Vec<State> = Vec::with_capacity(list.len());
+    let mut carried: Vec<(usize, Period, State)> = Vec::new();
+    for (i, plan) in list.iter().enumerate() {
+        let at_as_of = state_at(plan, as_of, grain, measure);
+        let last = at_as_of.closed().unwrap_or(as_of).min(as_of);
         for month in Period::range(Grain::Month, plan.opened, last) {
-            let s = state_at(plan, month.end.min(as_of), grain, measure);
-            carried.push(plan, month, &s);
+            carried.push((
+                i,
+                month,
+                state_at(plan, month.end.min(as_of), grain, measure),
+            ));
         }
-        status.push(&now);
+        now.push(at_as_of);
     }
     let strs = |c: &str| frame::str_refs(plans, c);
     let (reason, reason_ref, measures, owner) = (
@@ -335,19 +339,52 @@ pub fn track(
     fn pick<'a>(v: &[Option<&'a str>], rows: &[usize]) -> Vec<Option<&'a str>> {
         rows.iter().map(|&r| v[r]).collect()
     }
-    let status = status.build(
-        Builder::new()
-            .str("plan_id", list.iter().map(|p| Some(p.id)))
-            .str("dept_id", list.iter().map(|p| Some(p.dept)))
-            .date("opened_on", list.iter().map(|p| Some(p.opened)))
-            .str("reason", pick(&reason, &rows))
-            .str("reason_ref", pick(&reason_ref, &rows))
-            .str("indicator", list.iter().map(|p| p.indicator))
-            .f64("target", list.iter().map(|p| p.target))
-            .str("measures", pick(&measures, &rows))
-            .str("owner", pick(&owner, &rows))
-            .date("original_due_on", list.iter().map(|p| Some(p.due))),
-    )?;
+    let status = Builder::new()
+        .str("plan_id", list.iter().map(|p| Some(p.id)))
+        .str("dept_id", list.iter().map(|p| Some(p.dept)))
+        .date("opened_on", list.iter().map(|p| Some(p.opened)))
+        .str("reason", pick(&reason, &rows))
+        .str("reason_ref", pick(&reason_ref, &rows))
+        .str("indicator", list.iter().map(|p| p.indicator))
+        .f64("target", list.iter().map(|p| p.target))
+        .str("measures", pick(&measures, &rows))
+        .str("owner", pick(&owner, &rows))
+        .date("original_due_on", list.iter().map(|p| Some(p.due)))
+        .date("due_on", now.iter().map(|s| Some(s.due)))
+        .i64("extensions", now.iter().map(|s| Some(s.extensions)))
+        .i64("progress_reports", now.iter().map(|s| Some(s.progress)))
+        .date("done_on", now.iter().map(|s| s.done))
+        .str("completion", now.iter().map(|s| Some(s.completion)))
+        .i64("days_late", now.iter().map(|s| s.days_late))
+        .str(
+            "verify_grain",
+            now.iter().map(|s| Some(s.verify_period.grain.as_str())),
+        )
+        .str(
+            "verify_period",
+            now.iter().map(|s| Some(s.verify_period.label())),
+        )
+        .str("verification", now.iter().map(|s| Some(s.verification)))
+        .str("verified_by", now.iter().map(|s| s.verified_by))
+        .f64("verify_value", now.iter().map(|s| s.value))
+        .f64("verify_target", now.iter().map(|s| s.target))
+        .date("settled_on", now.iter().map(|s| s.settled))
+        .bool("carried", now.iter().map(|s| Some(s.closed().is_none())))
+        .i64("events", now.iter().map(|s| Some(s.events)))
+        .build()?;
+    let months: Vec<Period> = carried.iter().map(|c| c.1).collect();
+    let periods = Builder::new()
+        .str("plan_id", carried.iter().map(|c| Some(list[c.0].id)))
+        .str("dept_id", carried.iter().map(|c| Some(list[c.0].dept)))
+        .periods(&months, as_of)
+        .date("due_on", carried.iter().map(|c| Some(c.2.due)))
+        .str("completion", carried.iter().map(|c| Some(c.2.completion)))
+        .i64("days_late", carried.iter().map(|c| c.2.days_late))
+        .str(
+            "verification",
+            carried.iter().map(|c| Some(c.2.verification)),
+        )
+        .build()?;
 
     left_out.sort_unstable();
     let ev_ids = frame::str_refs(events, "event_id")?;
@@ -364,109 +401,9 @@ pub fn track(
         .build()?;
     Ok(Tracked {
         status,
-        periods: carried.build(as_of)?,
+        periods,
         rejects,
     })
-}
-
-/// The `plan_status` columns after the plan's own, as they are made.
-#[derive(Default)]
-struct Rows {
-    due: Vec<NaiveDate>,
-    extensions: Vec<i64>,
-    progress: Vec<i64>,
-    done: Vec<Option<NaiveDate>>,
-    completion: Vec<&'static str>,
-    days_late: Vec<Option<i64>>,
-    verify_period: Vec<Period>,
-    verification: Vec<&'static str>,
-    verified_by: Vec<Option<&'static str>>,
-    value: Vec<Option<f64>>,
-    target: Vec<Option<f64>>,
-    settled: Vec<Option<NaiveDate>>,
-    carried: Vec<bool>,
-    events: Vec<i64>,
-}
-
-impl Rows {
-    fn push(&mut self, s: &State) {
-        self.due.push(s.due);
-        self.extensions.push(s.extensions);
-        self.progress.push(s.progress);
-        self.done.push(s.done);
-        self.completion.push(s.completion);
-        self.days_late.push(s.days_late);
-        self.verify_period.push(s.verify_period);
-        self.verification.push(s.verification);
-        self.verified_by.push(s.verified_by);
-        self.value.push(s.value);
-        self.target.push(s.target);
-        self.settled.push(s.settled);
-        self.carried.push(s.closed().is_none());
-        self.events.push(s.events);
-    }
-
-    fn build(self, plan_columns: Builder) -> Result<DataFrame> {
-        plan_columns
-            .date("due_on", self.due.into_iter().map(Some))
-            .i64("extensions", self.extensions.into_iter().map(Some))
-            .i64("progress_reports", self.progress.into_iter().map(Some))
-            .date("done_on", self.done)
-            .str("completion", self.completion.into_iter().map(Some))
-            .i64("days_late", self.days_late)
-            .str(
-                "verify_grain",
-                self.verify_period.iter().map(|p| Some(p.grain.as_str())),
-            )
-            .str(
-                "verify_period",
-                self.verify_period.iter().map(|p| Some(p.label())),
-            )
-            .str("verification", self.verification.into_iter().map(Some))
-            .str("verified_by", self.verified_by)
-            .f64("verify_value", self.value)
-            .f64("verify_target", self.target)
-            .date("settled_on", self.settled)
-            .bool("carried", self.carried.into_iter().map(Some))
-            .i64("events", self.events.into_iter().map(Some))
-            .build()
-    }
-}
-
-/// The `plan_periods` rows, as they are made.
-#[derive(Default)]
-struct Carried<'a> {
-    plan: Vec<&'a str>,
-    dept: Vec<&'a str>,
-    month: Vec<Period>,
-    due: Vec<NaiveDate>,
-    completion: Vec<&'static str>,
-    days_late: Vec<Option<i64>>,
-    verification: Vec<&'static str>,
-}
-
-impl<'a> Carried<'a> {
-    fn push(&mut self, plan: &Plan<'a>, month: Period, s: &State) {
-        self.plan.push(plan.id);
-        self.dept.push(plan.dept);
-        self.month.push(month);
-        self.due.push(s.due);
-        self.completion.push(s.completion);
-        self.days_late.push(s.days_late);
-        self.verification.push(s.verification);
-    }
-
-    fn build(self, as_of: NaiveDate) -> Result<DataFrame> {
-        Builder::new()
-            .str("plan_id", self.plan.into_iter().map(Some))
-            .str("dept_id", self.dept.into_iter().map(Some))
-            .periods(&self.month, as_of)
-            .date("due_on", self.due.into_iter().map(Some))
-            .str("completion", self.completion.into_iter().map(Some))
-            .i64("days_late", self.days_late)
-            .str("verification", self.verification.into_iter().map(Some))
-            .build()
-    }
 }
 
 /// The marts of no plans, for checking definitions against the views.

@@ -18,6 +18,7 @@ use polars::prelude::*;
 use sha2::Digest;
 
 use super::CacheFolder;
+use crate::frame;
 use crate::lake::{self, OutDir, Staging};
 use crate::policy::{hex, LoadedPolicy};
 
@@ -82,20 +83,36 @@ impl BadReviewStore {
             if state["rows"].as_str()? != lake::file_checksum(&rows_file).ok()? {
                 return None;
             }
+            // Written in month order: each month's rows are one slice.
             let rows = lake::read_parquet(&rows_file).ok()?;
-            let mut out = BTreeMap::new();
-            for (month, (_, digest)) in &self.months {
-                if state["months"][month].as_str() == Some(digest.as_str()) {
-                    let of_month = rows
-                        .clone()
-                        .lazy()
-                        .filter(col("month").eq(lit(month.as_str())))
-                        .drop(by_name(["month"], true, false))
-                        .collect()
-                        .ok()?;
-                    out.insert(month.clone(), of_month);
-                }
+            let months = frame::str_refs(&rows, "month").ok()?;
+            let rows = rows.drop("month").ok()?;
+            let mut slices: BTreeMap<&str, DataFrame> = BTreeMap::new();
+            let mut start = 0;
+            while start < months.len() {
+                let month = months[start]?;
+                let len = months[start..]
+                    .iter()
+                    .take_while(|m| **m == Some(month))
+                    .count();
+                slices.insert(month, rows.slice(start as i64, len));
+                start += len;
             }
+            // Each month file unchanged since: its rows, or none (a month
+            // without bad reviews has no rows in the file).
+            let out = self
+                .months
+                .iter()
+                .filter(|(month, (_, digest))| {
+                    state["months"][month.as_str()].as_str() == Some(digest.as_str())
+                })
+                .map(|(month, _)| {
+                    let rows = slices
+                        .remove(month.as_str())
+                        .unwrap_or_else(|| rows.clear());
+                    (month.clone(), rows)
+                })
+                .collect();
             Some(out)
         };
         kept().unwrap_or_default()
@@ -126,31 +143,24 @@ impl BadReviewStore {
             };
             parts.push((month.clone(), rows));
         }
-        let mut all: Option<DataFrame> = None;
         let mut kept: Option<DataFrame> = None;
-        for (month, rows) in parts {
-            let mut with_month = rows.clone();
-            with_month.with_column(Column::new(
-                "month".into(),
-                vec![month.as_str(); rows.height()],
-            ))?;
-            match (&mut all, &mut kept) {
-                (Some(a), Some(k)) => {
-                    a.vstack_mut(&rows)?;
-                    k.vstack_mut(&with_month)?;
+        for (month, mut rows) in parts {
+            let n = rows.height();
+            rows.with_column(Column::new("month".into(), vec![month.as_str(); n]))?;
+            match &mut kept {
+                Some(k) => {
+                    k.vstack_mut(&rows)?;
                 }
-                _ => {
-                    all = Some(rows);
-                    kept = Some(with_month);
-                }
+                None => kept = Some(rows),
             }
         }
-        if let Some(mut kept) = kept {
-            let file = self.new.join("bad_reviews.parquet");
-            lake::write_parquet(&mut kept, &file)?;
-            self.seal(&lake::file_checksum(&file)?)?;
-        }
-        Ok(all)
+        let Some(mut kept) = kept else {
+            return Ok(None);
+        };
+        let file = self.new.join("bad_reviews.parquet");
+        lake::write_parquet(&mut kept, &file)?;
+        self.seal(&lake::file_checksum(&file)?)?;
+        Ok(Some(kept.drop("month")?))
     }
 
     /// Writes the state, and last the fingerprint.
