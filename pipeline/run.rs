@@ -187,7 +187,11 @@ pub fn compute(
     let same_program = !rater_store.reused.is_empty();
     let early = stages::score_free_marts(&views, &values, catalog, rater_key.as_deref(), as_of)?;
     let late = marts.write_while(&early, same_program, || {
-        stages::scores_and_trends(&views, &values, catalog, policy, as_of, out, progress)
+        let mut late =
+            stages::scores_and_trends(&views, &values, catalog, policy, as_of, out, progress)?;
+        // 9. Staff measures and the monthly 服务之星.
+        late.extend(stages::people(&views, policy, as_of, progress)?);
+        Ok(late)
     })?;
     drop(early);
     marts.write_all(&late, same_program)?;

@@ -83,7 +83,7 @@ impl Columns {
             }
         }
         self.lines.push(line as i64);
-        if self.spec.name == "departments" {
+        if self.spec.month_column.is_none() {
             self.raws.push(raw.to_string());
         }
     }

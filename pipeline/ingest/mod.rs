@@ -1,8 +1,8 @@
 //! Stage 1, ingest: raw exports -> validated, deduplicated Parquet lake.
 //!
 //! Consumes the input folder (docs/contract.md#inputs) and the existing lake;
-//! produces `lake/<table>/month=YYYY-MM/part-0.parquet` (departments
-//! unpartitioned), `rejects/rejects.parquet` and the ingest log
+//! produces `lake/<table>/month=YYYY-MM/part-0.parquet` (departments and
+//! staff unpartitioned), `rejects/rejects.parquet` and the ingest log
 //! `lake/_ingest_log.parquet`. Files already ingested with the same content
 //! (SHA-256) are skipped, so re-running adds nothing; a changed file is read
 //! again and its records replace earlier versions with the same key. A file
@@ -76,6 +76,10 @@ pub enum Reason {
     ExtensionWithoutDate,
     /// `new_due_on` on a plan event that is not `extended`.
     DateWithoutExtension,
+    /// A `manager` staff row without a department.
+    ManagerWithoutDepartment,
+    /// A staff row whose validity overlaps another row of the same person.
+    OverlappingValidity,
 }
 
 impl serde::Serialize for Reason {
@@ -85,7 +89,7 @@ impl serde::Serialize for Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 20] = [
+    pub const ALL: [Reason; 22] = [
         Reason::MissingValue,
         Reason::BadTimestamp,
         Reason::NonexistentLocalTime,
@@ -106,6 +110,8 @@ impl Reason {
         Reason::DueBeforeOpened,
         Reason::ExtensionWithoutDate,
         Reason::DateWithoutExtension,
+        Reason::ManagerWithoutDepartment,
+        Reason::OverlappingValidity,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -130,6 +136,8 @@ impl Reason {
             Reason::DueBeforeOpened => "due_before_opened",
             Reason::ExtensionWithoutDate => "extension_without_date",
             Reason::DateWithoutExtension => "date_without_extension",
+            Reason::ManagerWithoutDepartment => "manager_without_department",
+            Reason::OverlappingValidity => "overlapping_validity",
         }
     }
 }
@@ -194,7 +202,7 @@ struct FileResult {
     report: FileReport,
     /// The valid rows, as the lake types them (see [`Columns::finish`]).
     rows: DataFrame,
-    /// Departments only: each row's raw text.
+    /// Reference tables only: each row's raw text.
     raws: Vec<String>,
     rejects: Vec<Reject>,
 }
@@ -292,6 +300,9 @@ pub fn ingest_with(
     let (dept_files, other_files): (Vec<_>, Vec<_>) = files
         .into_iter()
         .partition(|f| f.table.name == "departments");
+    let (staff_files, other_files): (Vec<_>, Vec<_>) = other_files
+        .into_iter()
+        .partition(|f| f.table.name == "staff");
     let ctx = Ctx {
         tz: policy.tz,
         dept_types: policy
@@ -315,13 +326,24 @@ pub fn ingest_with(
     let mut ctx = ctx;
     ctx.depts = known_departments(lake_depts.as_ref(), &dept_results)?;
     let dept_results = check_parents(dept_results, &ctx.depts)?;
+    // Staff next, against the departments; a row overlapping another of
+    // the same person (in the lake or read before it) is rejected.
+    let mut lake_staff = match out {
+        Some(out) => lake::read_table(out, "staff", false)?,
+        None => None,
+    };
+    let (unchanged, staff_results) =
+        read_files(staff_files, &known, &ctx, policy, csv, &mut failures)?;
+    report.files.extend(unchanged);
+    log_read(progress, "staff", staff_results.iter().map(|r| &r.report));
+    let staff_results = check_overlaps(staff_results, lake_staff.as_ref())?;
 
     // The other tables, table by table and a batch of files at a time: each
     // batch's valid rows are held by month, and the months read past are
     // merged and written out when too much is held (`Spill`), so memory
     // holds a few months, not the whole input.
     let mut spills: BTreeMap<&'static str, Spill> = BTreeMap::new();
-    for spec in tables::ALL.iter().filter(|s| s.name != "departments") {
+    for spec in tables::ALL.iter().filter(|s| s.month_column.is_some()) {
         let files: Vec<InputFile> = other_files
             .iter()
             .filter(|f| f.table.name == spec.name)
@@ -395,6 +417,12 @@ pub fn ingest_with(
         new_rejects.extend(r.rejects.iter().cloned());
         dept_new.push(r);
     }
+    let mut staff_new = Vec::new();
+    for r in staff_results {
+        report.files.push(r.report.clone());
+        new_rejects.extend(r.rejects.iter().cloned());
+        staff_new.push(r);
+    }
     report
         .files
         .sort_by(|a, b| (&a.table, &a.file).cmp(&(&b.table, &b.file)));
@@ -425,11 +453,15 @@ pub fn ingest_with(
             rows_after: rows_before,
             valid_read: 0,
         };
-        if spec.name == "departments" {
-            if !dept_new.is_empty() {
-                let new = build_frame(spec, &dept_new)?;
+        if !partitioned {
+            let (new, lake_rows) = match spec.name {
+                "departments" => (&dept_new, lake_depts.take()),
+                _ => (&staff_new, lake_staff.take()),
+            };
+            if !new.is_empty() {
+                let new = build_frame(spec, new)?;
                 count.valid_read = new.height();
-                let mut merged = merge(spec, lake_depts.take(), new, false)?;
+                let mut merged = merge(spec, lake_rows, new, false)?;
                 count.rows_after = merged.height();
                 if let (Some(out), Some(staging)) = (out, staging.as_deref_mut()) {
                     lake::write_parquet(

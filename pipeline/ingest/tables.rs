@@ -116,6 +116,27 @@ pub const DEPARTMENTS: TableSpec = TableSpec {
     month_column: None,
 };
 
+/// A staff member's role: `manager`s get 360-degree feedback.
+pub const STAFF_ROLES: &[&str] = &["staff", "manager"];
+
+/// Staff (员工): one row per person and stretch of time in one department
+/// and role, so a transfer is a new row from its date. `valid_from` empty:
+/// since always; `valid_to` empty: still in force (both days included).
+pub const STAFF: TableSpec = TableSpec {
+    name: "staff",
+    columns: &[
+        req("staff_id", TEXT),
+        req("name", TEXT),
+        opt("name_en", TEXT),
+        opt("dept_id", Kind::DeptRef),
+        req("role", Kind::Enum(STAFF_ROLES)),
+        opt("valid_from", Kind::Date),
+        opt("valid_to", Kind::Date),
+    ],
+    key: Key::Columns(&["staff_id", "valid_from"]),
+    month_column: None,
+};
+
 pub const RATINGS: TableSpec = TableSpec {
     name: "ratings",
     columns: &[
@@ -179,6 +200,7 @@ pub const COMPLAINTS: TableSpec = TableSpec {
         opt("root_cause", TEXT),
         opt("due_at", TS),
         opt("rectified_at", TS),
+        opt("staff_id", TEXT),
     ],
     key: Key::Columns(&["complaint_id"]),
     month_column: Some("received_at"),
@@ -192,6 +214,7 @@ pub const INCIDENTS: TableSpec = TableSpec {
         req("dept_id", Kind::DeptRef),
         req("kind", TEXT),
         req("confirmed", Kind::Bool),
+        opt("staff_id", TEXT),
     ],
     key: Key::Columns(&["incident_id"]),
     month_column: Some("occurred_at"),
@@ -277,9 +300,11 @@ pub const PLAN_EVENTS: TableSpec = TableSpec {
     month_column: Some("at"),
 };
 
-/// Every input table; `departments` first because the others refer to it.
-pub const ALL: [&TableSpec; 10] = [
+/// Every input table; `departments` first because the others refer to it,
+/// then `staff`, the other table of reference data.
+pub const ALL: [&TableSpec; 11] = [
     &DEPARTMENTS,
+    &STAFF,
     &RATINGS,
     &RATING_APPEALS,
     &PROCESS_EVENTS,

@@ -254,6 +254,7 @@ pub(super) fn validate(
         "followups" => check_followup(spec, texts),
         "improvement_plans" => check_plan(spec, vals),
         "plan_events" => check_plan_event(spec, texts),
+        "staff" => check_staff(spec, vals, texts),
         _ => Ok(()),
     }
 }
@@ -466,6 +467,151 @@ pub(super) fn check_parents(
                 .collect()
         };
         r.rows = r.rows.filter(&keep)?;
+    }
+    Ok(results)
+}
+
+/// A staff row's validity ends on or after it starts; a manager belongs to
+/// a department.
+pub(super) fn check_staff(
+    spec: &TableSpec,
+    vals: &[Typed],
+    texts: &[Option<&str>],
+) -> Result<(), (&'static str, Reason, String)> {
+    let idx = |c| spec.column_index(c).expect("staff column");
+    if let (Typed::Date(from), Typed::Date(to)) = (vals[idx("valid_from")], vals[idx("valid_to")]) {
+        if to < from {
+            return Err((
+                "valid_to",
+                Reason::BadPeriod,
+                format!(
+                    "valid_to {} is before valid_from {}",
+                    crate::time::date_from_days(to),
+                    crate::time::date_from_days(from)
+                ),
+            ));
+        }
+    }
+    if texts[idx("role")] == Some("manager") && texts[idx("dept_id")].is_none() {
+        return Err((
+            "dept_id",
+            Reason::ManagerWithoutDepartment,
+            "a manager belongs to a department: give dept_id".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// One staff row's stretch of validity, in days since the epoch (`None`:
+/// open at that end).
+#[derive(Clone, Copy)]
+struct Validity {
+    from: Option<i32>,
+    to: Option<i32>,
+}
+
+impl Validity {
+    fn overlaps(&self, o: &Validity) -> bool {
+        let starts_before_end = |a: Option<i32>, end: Option<i32>| match (a, end) {
+            (Some(a), Some(e)) => a <= e,
+            _ => true,
+        };
+        starts_before_end(self.from, o.to) && starts_before_end(o.from, self.to)
+    }
+
+    fn describe(&self) -> String {
+        let day = |d: Option<i32>, open: &str| {
+            d.map_or(open.to_string(), |d| {
+                crate::time::date_from_days(d).to_string()
+            })
+        };
+        format!(
+            "{} to {}",
+            day(self.from, "always"),
+            day(self.to, "open end")
+        )
+    }
+}
+
+/// Rejects staff rows whose validity overlaps another row of the same
+/// person: one kept in the lake (unless a new row with its key replaces
+/// it) or one read before it. A new row with the key of an earlier one
+/// replaces it, as deduplication does.
+pub(super) fn check_overlaps(
+    mut results: Vec<FileResult>,
+    lake: Option<&DataFrame>,
+) -> Result<Vec<FileResult>> {
+    let rows_of = |df: &DataFrame| -> Result<Vec<(Option<String>, Validity)>> {
+        let ids = df.column("staff_id")?.str()?.clone();
+        let from = crate::frame::dates(df, "valid_from")?;
+        let to = crate::frame::dates(df, "valid_to")?;
+        let days = |d: Option<chrono::NaiveDate>| d.map(crate::time::days_since_epoch);
+        Ok(ids
+            .iter()
+            .zip(from.into_iter().zip(to))
+            .map(|(id, (f, t))| {
+                (
+                    id.map(String::from),
+                    Validity {
+                        from: days(f),
+                        to: days(t),
+                    },
+                )
+            })
+            .collect())
+    };
+    let mut new_keys: HashSet<(String, Option<i32>)> = HashSet::new();
+    for r in &results {
+        for (id, v) in rows_of(&r.rows)? {
+            new_keys.insert((id.unwrap_or_default(), v.from));
+        }
+    }
+    // Per person: the stretches held so far, by `valid_from`.
+    let mut held: HashMap<String, Vec<Validity>> = HashMap::new();
+    if let Some(lake) = lake {
+        for (id, v) in rows_of(lake)? {
+            let id = id.unwrap_or_default();
+            if !new_keys.contains(&(id.clone(), v.from)) {
+                held.entry(id).or_default().push(v);
+            }
+        }
+    }
+    for r in &mut results {
+        let rows = rows_of(&r.rows)?;
+        let lines = r.rows.column("source_line")?.i64()?.clone();
+        let mut keep = Vec::with_capacity(rows.len());
+        for (i, (id, v)) in rows.into_iter().enumerate() {
+            let id = id.unwrap_or_default();
+            let stretches = held.entry(id.clone()).or_default();
+            stretches.retain(|s| s.from != v.from);
+            match stretches.iter().find(|s| s.overlaps(&v)) {
+                Some(other) => {
+                    r.rejects.push(Reject {
+                        table: "staff".into(),
+                        file: r.file.rel.clone(),
+                        line: lines.get(i).expect("every row has a line") as u64,
+                        column: Some("valid_from".into()),
+                        reason: Reason::OverlappingValidity,
+                        message: format!(
+                            "staff `{}` from {} overlaps its row from {}",
+                            fields::clip(&id),
+                            v.describe(),
+                            other.describe()
+                        ),
+                        raw: r.raws[i].clone(),
+                    });
+                    r.report.valid -= 1;
+                    r.report.rejected += 1;
+                    keep.push(false);
+                }
+                None => {
+                    stretches.push(v);
+                    keep.push(true);
+                }
+            }
+        }
+        let mask = BooleanChunked::from_iter_values("keep".into(), keep.into_iter());
+        r.rows = r.rows.filter(&mask)?;
     }
     Ok(results)
 }

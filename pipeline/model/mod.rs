@@ -13,4 +13,5 @@ pub mod plans;
 pub mod raters;
 pub mod satisfaction;
 pub mod score;
+pub mod staff;
 pub mod trends;

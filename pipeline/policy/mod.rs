@@ -25,13 +25,14 @@ pub use validate::*;
 pub const DEFAULT_POLICY: &str = include_str!("default.toml");
 
 /// Rater groups the `ratings.rater_group` column may hold.
-pub const RATER_GROUPS: [&str; 6] = [
+pub const RATER_GROUPS: [&str; 7] = [
     "client_internal",
     "client_external",
     "superior",
     "peer",
     "self",
     "third_party",
+    "subordinate",
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -59,6 +60,9 @@ pub struct Policy {
     /// When a department is called in (约谈).
     #[serde(default)]
     pub escalation: EscalationPolicy,
+    /// Staff measures and the monthly 服务之星.
+    #[serde(default)]
+    pub staff: StaffPolicy,
     /// `followups`, `plans` and `escalation` as each version changes them,
     /// made by [`Policy::parse`]; [`Policy::rules_on`] picks one.
     #[serde(skip)]
@@ -295,6 +299,82 @@ pub struct EscalationPolicy {
     pub overdue_plans: u32,
 }
 
+/// Staff measures: the composite's weights and the 服务之星 rule.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StaffPolicy {
+    /// Weights of the composite's parts (`satisfaction`, `good_review_rate`,
+    /// `on_time_rate`, `first_time_rate`, `volume`), re-normalised over the
+    /// parts a person has data for.
+    pub weights: BTreeMap<String, f64>,
+    /// A composite is given from this many ratings in the period.
+    pub min_ratings: usize,
+    pub stars: StarPolicy,
+}
+
+impl StaffPolicy {
+    /// The weights in the order of `model::staff::PARTS` (0 where absent).
+    pub fn part_weights(&self) -> [f64; 5] {
+        STAFF_PARTS.map(|p| self.weights.get(p).copied().unwrap_or(0.0))
+    }
+}
+
+/// The parts of a staff member's composite.
+pub const STAFF_PARTS: [&str; 5] = [
+    "satisfaction",
+    "good_review_rate",
+    "on_time_rate",
+    "first_time_rate",
+    "volume",
+];
+
+impl Default for StaffPolicy {
+    fn default() -> Self {
+        // The source document's service centre: satisfaction 40%, process
+        // (on-time and first-time) 30%, workload 20%; good reviews the rest.
+        StaffPolicy {
+            weights: [
+                ("satisfaction", 40.0),
+                ("good_review_rate", 10.0),
+                ("on_time_rate", 15.0),
+                ("first_time_rate", 15.0),
+                ("volume", 20.0),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+            min_ratings: 10,
+            stars: StarPolicy::default(),
+        }
+    }
+}
+
+/// 服务之星: who may be one, and how many a month.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StarPolicy {
+    /// `department` (the best of each department) or `organisation`.
+    pub per: String,
+    /// Stars per department (or for the organisation) each month.
+    pub top: usize,
+    /// Ratings a person needs in the month.
+    pub min_ratings: usize,
+    /// The composite a person needs (0-100): a star is good, not only the
+    /// best of a weak month.
+    pub min_composite: f64,
+}
+
+impl Default for StarPolicy {
+    fn default() -> Self {
+        StarPolicy {
+            per: "department".into(),
+            top: 1,
+            min_ratings: 20,
+            min_composite: 80.0,
+        }
+    }
+}
+
 /// How improvement plans are verified.
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -490,6 +570,14 @@ pub struct SitePolicy {
     /// Folder of indicator SQL files, relative to the policy file.
     #[serde(default)]
     pub indicators: String,
+    /// What the site shows of people: `none`, `stars` (the 服务之星 page)
+    /// or `all` (also a page per staff member).
+    #[serde(default = "default_publish_staff")]
+    pub publish_staff: String,
+}
+
+fn default_publish_staff() -> String {
+    "stars".into()
 }
 
 impl Default for SitePolicy {
@@ -498,6 +586,7 @@ impl Default for SitePolicy {
             publish_rater_audit: true,
             templates: String::new(),
             indicators: String::new(),
+            publish_staff: default_publish_staff(),
         }
     }
 }

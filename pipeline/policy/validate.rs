@@ -86,6 +86,7 @@ impl Policy {
                 "ingest.max_reject_share: {share} must be between 0 and 1"
             ));
         }
+        self.validate_staff(&mut p);
         let r = &self.raters;
         if !matches!(r.estimation_grain.as_str(), "month" | "quarter" | "year") {
             p.push(format!(
@@ -437,6 +438,51 @@ impl Policy {
 
     pub fn grade(&self, id: &str) -> Option<&Grade> {
         self.grades.iter().find(|g| g.id == id)
+    }
+}
+
+impl Policy {
+    /// `[staff]` and `site.publish_staff`.
+    fn validate_staff(&self, p: &mut Vec<String>) {
+        let st = &self.staff;
+        for (k, w) in &st.weights {
+            if !STAFF_PARTS.contains(&k.as_str()) {
+                p.push(format!(
+                    "staff.weights.{k}: not a part of the composite; expected one of {}",
+                    STAFF_PARTS.join(", ")
+                ));
+            }
+            if !(w.is_finite() && *w >= 0.0) {
+                p.push(format!("staff.weights.{k}: {w} must be 0 or more"));
+            }
+        }
+        if st.part_weights().iter().sum::<f64>() <= 0.0 {
+            p.push("staff.weights: give at least one part a weight above 0".into());
+        }
+        if !matches!(st.stars.per.as_str(), "department" | "organisation") {
+            p.push(format!(
+                "staff.stars.per: `{}` is not department or organisation",
+                st.stars.per
+            ));
+        }
+        if st.stars.min_ratings < st.min_ratings {
+            p.push(format!(
+                "staff.stars.min_ratings: {} is below staff.min_ratings ({}): a star needs a composite",
+                st.stars.min_ratings, st.min_ratings
+            ));
+        }
+        if !(0.0..=100.0).contains(&st.stars.min_composite) {
+            p.push(format!(
+                "staff.stars.min_composite: {} is not on the 0-100 scale",
+                st.stars.min_composite
+            ));
+        }
+        if !matches!(self.site.publish_staff.as_str(), "none" | "stars" | "all") {
+            p.push(format!(
+                "site.publish_staff: `{}` is not one of none, stars, all",
+                self.site.publish_staff
+            ));
+        }
     }
 }
 

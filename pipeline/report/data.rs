@@ -178,6 +178,30 @@ pub struct Escalation {
     pub detail: String,
 }
 
+/// A row of the `service_stars` mart, in the site's language.
+#[derive(Debug)]
+pub struct StarRow {
+    pub period: Period,
+    pub dept_id: String,
+    pub rank: i64,
+    pub name: String,
+    pub composite: Option<f64>,
+    pub ratings: i64,
+    pub fair_mean: Option<f64>,
+    pub run_months: i64,
+    pub is_final: bool,
+    pub reason: String,
+}
+
+/// The `staff_exceptions` rows of one table and issue: records, staff ids,
+/// and the first row's staff id, month and example record.
+#[derive(Debug, Default)]
+pub struct StaffExceptions {
+    pub records: i64,
+    pub staff_ids: usize,
+    pub first: (String, String, String),
+}
+
 /// Everything the pages show.
 #[derive(Debug, Default)]
 pub struct SiteData {
@@ -217,6 +241,11 @@ pub struct SiteData {
     pub overdue_plans: BTreeMap<String, usize>,
     /// Plan events left out, as `followup_rejects`.
     pub plan_rejects: BTreeMap<String, (usize, String, i64, String)>,
+    /// 服务之星, latest month first, then by department and rank.
+    pub stars: Vec<StarRow>,
+    /// Facts whose staff id the staff table does not place, per (table,
+    /// issue).
+    pub staff_exceptions: BTreeMap<(String, String), StaffExceptions>,
     /// (table, latest event day) for the event tables.
     pub freshness: Vec<(String, String)>,
     pub rejects_total: usize,
@@ -675,6 +704,70 @@ fn load_others(out: &OutDir, english: bool, tz: chrono_tz::Tz) -> Result<SiteDat
     }
     if let Some(df) = mart(out, "followup_rejects")? {
         d.followup_rejects = rejects_by_reason(&df, "followup_id")?;
+    }
+    if let Some(df) = mart(out, "service_stars")? {
+        let s = |c: &str| frame::strs(&df, c);
+        let (grain, dept, name, name_en) = (s("grain")?, s("dept_id")?, s("name")?, s("name_en")?);
+        let reason = s(if english { "reason_en" } else { "reason_zh" })?;
+        let start = frame::dates(&df, "period_start")?;
+        let (rank, ratings, run) = (
+            frame::i64s(&df, "rank")?,
+            frame::i64s(&df, "ratings")?,
+            frame::i64s(&df, "run_months")?,
+        );
+        let (composite, fair) = (
+            frame::f64s(&df, "composite")?,
+            frame::f64s(&df, "fair_mean")?,
+        );
+        let is_final = frame::bools(&df, "final")?;
+        for i in 0..df.height() {
+            let (Some(g), Some(start)) = (grain[i].as_deref().and_then(Grain::parse), start[i])
+            else {
+                continue;
+            };
+            let shown = if english {
+                name_en[i].clone().or_else(|| name[i].clone())
+            } else {
+                name[i].clone()
+            };
+            d.stars.push(StarRow {
+                period: Period::containing(g, start),
+                dept_id: dept[i].clone().unwrap_or_default(),
+                rank: rank[i].unwrap_or_default(),
+                name: shown.unwrap_or_default(),
+                composite: composite[i],
+                ratings: ratings[i].unwrap_or_default(),
+                fair_mean: fair[i],
+                run_months: run[i].unwrap_or(1),
+                is_final: is_final[i] == Some(true),
+                reason: reason[i].clone().unwrap_or_default(),
+            });
+        }
+        d.stars
+            .sort_by(|a, b| (b.period, &a.dept_id, a.rank).cmp(&(a.period, &b.dept_id, b.rank)));
+    }
+    if let Some(df) = mart(out, "staff_exceptions")? {
+        let s = |c: &str| frame::strs(&df, c);
+        let (table, issue, staff, month, example) = (
+            s("table")?,
+            s("issue")?,
+            s("staff_id")?,
+            s("month")?,
+            s("example_id")?,
+        );
+        let records = frame::i64s(&df, "records")?;
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        for i in 0..df.height() {
+            let e = d
+                .staff_exceptions
+                .entry((text(&table[i]), text(&issue[i])))
+                .or_insert_with(|| StaffExceptions {
+                    first: (text(&staff[i]), text(&month[i]), text(&example[i])),
+                    ..Default::default()
+                });
+            e.records += records[i].unwrap_or(0);
+            e.staff_ids += 1;
+        }
     }
     if let Some(df) = mart(out, "plan_event_rejects")? {
         d.plan_rejects = rejects_by_reason(&df, "event_id")?;

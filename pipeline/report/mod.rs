@@ -6,8 +6,9 @@
 //!   every month, quarter and year under `periods/`;
 //! * `departments/<id>/<period>.html`, and `departments/<id>/index.html` for
 //!   the latest complete month: one scorecard per department and period;
-//! * `raters.html` (unless the policy leaves it out) and `data-quality.html`
-//!   with the data dictionary;
+//! * `raters.html` (unless the policy leaves it out), `stars.html` (服务之星,
+//!   unless `site.publish_staff` is `none`) and `data-quality.html` with the
+//!   data dictionary;
 //! * `downloads/results-<year>.csv`: the year's results for HR;
 //! * `downloads/data-dictionary.csv`: every mart column, its type and meaning.
 //!
@@ -47,7 +48,7 @@ use crate::time::periods::{Grain, Period};
 use data::SiteData;
 
 /// Built-in templates: (name, text).
-const TEMPLATES: [(&str, &str); 5] = [
+const TEMPLATES: [(&str, &str); 6] = [
     (
         "base.html",
         include_str!("../../report_templates/base.html"),
@@ -67,6 +68,10 @@ const TEMPLATES: [(&str, &str); 5] = [
     (
         "data_quality.html",
         include_str!("../../report_templates/data_quality.html"),
+    ),
+    (
+        "stars.html",
+        include_str!("../../report_templates/stars.html"),
     ),
 ];
 const CSS: &str = include_str!("../../report_templates/style.css");
@@ -166,6 +171,9 @@ pub fn render(
     site.departments(&mut pages);
     if p.site.publish_rater_audit {
         pages.push(site.raters_page());
+    }
+    if p.site.publish_staff != "none" {
+        pages.push(site.stars_page());
     }
     pages.push(site.data_quality_page(out)?);
 
@@ -294,6 +302,7 @@ impl Site<'_> {
             dated => dated,
             tool_version => env!("CARGO_PKG_VERSION"),
             publish_raters => self.p.site.publish_rater_audit,
+            publish_stars => self.p.site.publish_staff != "none",
             lang => if self.english { "en" } else { "zh-CN" },
         }
     }

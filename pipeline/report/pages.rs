@@ -641,6 +641,59 @@ impl Site<'_> {
         }
     }
 
+    /// 服务之星: every month's stars, the latest first.
+    pub(super) fn stars_page(&self) -> Page {
+        let st = &self.p.staff;
+        let mut months: Vec<Value> = Vec::new();
+        let mut i = 0;
+        while i < self.d.stars.len() {
+            let period = self.d.stars[i].period;
+            let rows: Vec<Value> = self.d.stars[i..]
+                .iter()
+                .take_while(|s| s.period == period)
+                .map(|s| {
+                    context! {
+                        dept => self.dept_name(&s.dept_id),
+                        href => self.dept_link("", &s.dept_id, &period),
+                        rank => s.rank,
+                        name => s.name.clone(),
+                        composite => f1(s.composite),
+                        ratings => s.ratings,
+                        fair => f1(s.fair_mean),
+                        run => s.run_months,
+                        reason => s.reason.clone(),
+                    }
+                })
+                .collect();
+            i += rows.len();
+            months.push(context! {
+                label => period.label(),
+                provisional => !self.d.stars[i - 1].is_final,
+                stars => rows,
+            });
+        }
+        let rule = self.t["stars_rule"]
+            .replace("{min_ratings}", &st.stars.min_ratings.to_string())
+            .replace("{min_composite}", &format!("{:.0}", st.stars.min_composite))
+            .replace("{top}", &st.stars.top.to_string())
+            .replace(
+                "{per}",
+                &self.t[if st.stars.per == "organisation" {
+                    "stars_per_organisation"
+                } else {
+                    "stars_per_department"
+                }],
+            );
+        Page {
+            path: "stars.html".into(),
+            template: "stars.html",
+            ctx: context! {
+                ..self.base("", self.t["service_stars"].clone(), true),
+                ..context! { months => months, rule => rule }
+            },
+        }
+    }
+
     pub(super) fn data_quality_page(&self, out: &OutDir) -> Result<Page> {
         let (tables, rejects) = data_summary(out)?;
         let log = crate::ingest::read_log(out)?;
@@ -670,6 +723,7 @@ impl Site<'_> {
                     marts => marts,
                     followup_rejects => left_out(&self.d.followup_rejects),
                     plan_rejects => left_out(&self.d.plan_rejects),
+                    staff_exceptions => self.d.staff_exceptions.iter().map(|((table, issue), e)| context! { table => table.clone(), issue => self.t.get(&format!("staff_issue_{issue}")).cloned().unwrap_or(issue.clone()), records => e.records, people => e.staff_ids, staff => e.first.0.clone(), month => e.first.1.clone(), id => e.first.2.clone() }).collect::<Vec<_>>(),
                     restatements => self.d.restated.iter().map(|r| context! { name => self.dept_name(&r.dept_id), period => r.period.clone(), item => r.item.clone(), published => r.published.clone(), recomputed => r.recomputed.clone() }).collect::<Vec<_>>(),
                 }
             },

@@ -13,6 +13,7 @@
 //!    definitions that do not read the plans and those that do;
 //! 5. and 6. [`scores_and_trends`]: scores, closed periods, trends and
 //!    cross-checks;
+//! 9. [`people`]: staff measures and the monthly 服务之星;
 //!
 //! and [`Marts`] writes what they make. A stage reads the lake and the
 //! policy and calls the models; it never publishes (that is `run`) and
@@ -52,6 +53,8 @@ mod scores;
 pub use scores::*;
 mod marts;
 pub use marts::*;
+mod people;
+pub use people::*;
 
 #[cfg(test)]
 mod tests;

@@ -94,7 +94,7 @@ pub fn indicator_values(
     }
     views
         .tables
-        .retain(|(name, _)| !matches!(*name, "rating_appeals" | "complaints" | "measurements"));
+        .retain(|(name, _)| !matches!(*name, "rating_appeals" | "measurements"));
     progress.step(&format!("measure: {} indicator values", values.len()));
     Ok(values)
 }

@@ -266,6 +266,7 @@ pub fn build_views(
     };
 
     let departments = small("departments")?;
+    let staff = small("staff")?;
     let appeals = until(&small("rating_appeals")?, "decided_at", end)?;
     let complaints = until(&small("complaints")?, "received_at", end)?;
     let incidents = until(&small("incidents")?, "occurred_at", end)?;
@@ -411,6 +412,7 @@ pub fn build_views(
 
     let tables = vec![
         ("departments", departments),
+        ("staff", staff),
         ("rating_appeals", appeals),
         ("complaints", complaints),
         ("incidents", incidents),

@@ -61,19 +61,23 @@ fn run_on_the_samples_writes_every_output_and_is_idempotent() {
 
     let m1 = manifest(&ws.out);
     assert_eq!(m1["as_of"], "2026-10-31");
-    // The generator plants eleven invalid records (see commands/generate/world.rs: six bad
+    // The generator plants fourteen invalid records (see commands/generate/world.rs: six bad
     // ratings, a truncated JSON line and an unknown event, one complaint
     // with valid=maybe, one measurement with no value, one improvement plan
-    // due before it was opened).
+    // due before it was opened; and in commands/generate/staff.rs three
+    // staff rows: an unknown department, a manager without one, and a row
+    // overlapping another of its person).
     assert_eq!(
-        m1["rejects_total"], 11,
+        m1["rejects_total"], 14,
         "{:#}",
         m1["ingest"]["rejects_by_reason"]
     );
     let reasons = &m1["ingest"]["rejects_by_reason"];
     for (reason, n) in [
         ("out_of_range", 1),
-        ("unknown_department", 1),
+        ("unknown_department", 2),
+        ("manager_without_department", 1),
+        ("overlapping_validity", 1),
         ("bad_timestamp", 1),
         ("bad_value", 2),
         ("missing_value", 1),
@@ -102,7 +106,7 @@ fn run_on_the_samples_writes_every_output_and_is_idempotent() {
         .unwrap()
         .iter()
         .all(|f| f["status"] == "unchanged"));
-    assert_eq!(m2["rejects_total"], 11);
+    assert_eq!(m2["rejects_total"], 14);
 
     let page = std::fs::read_to_string(ws.out.join("site/index.html")).unwrap();
     assert!(page.contains("人力资源部"), "department names are listed");

@@ -443,6 +443,6 @@ fn the_fast_csv_reader_gives_what_the_reference_reader_gives() {
     ))
     .finish()
     .unwrap();
-    assert_eq!(rejects.height(), 11, "data_samples' bad records");
+    assert_eq!(rejects.height(), 14, "data_samples' bad records");
     assert_same(fast, exact, "data_samples");
 }

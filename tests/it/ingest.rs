@@ -280,8 +280,20 @@ fn every_reject_reason_is_recorded_with_file_line_and_column() {
          e1,p1,extended,2026-03-02 10:00:00,\n\
          e2,p1,done,2026-03-02 10:00:00,2026-04-01\n",
     );
+    // s1 moves from hr to gsc on 16 March (two rows, kept); its third row
+    // overlaps the second.
+    ws.put(
+        "staff.csv",
+        "staff_id,name,name_en,dept_id,role,valid_from,valid_to\n\
+         s1,王伟,Wang Wei,hr,staff,,2026-03-15\n\
+         s1,王伟,Wang Wei,gsc,staff,2026-03-16,\n\
+         s1,王伟,Wang Wei,legal,staff,2026-03-10,\n\
+         s2,李娜,,,manager,,\n\
+         s3,张敏,,ghost,staff,,\n\
+         s4,刘洋,,hr,staff,2026-04-01,2026-03-01\n",
+    );
     let m = ws.ingest().unwrap();
-    assert_eq!(m.rejects_total, 21);
+    assert_eq!(m.rejects_total, 25);
 
     let rows = ws.rows("SELECT \"table\", file, line, \"column\", reason FROM rejects");
     let expected = [
@@ -384,6 +396,22 @@ fn every_reject_reason_is_recorded_with_file_line_and_column() {
         ],
         ["ratings", "ratings.csv", "10", "scale_max", "bad_scale"],
         ["ratings", "ratings.csv", "11", "∅", "ragged_row"],
+        [
+            "staff",
+            "staff.csv",
+            "4",
+            "valid_from",
+            "overlapping_validity",
+        ],
+        [
+            "staff",
+            "staff.csv",
+            "5",
+            "dept_id",
+            "manager_without_department",
+        ],
+        ["staff", "staff.csv", "6", "dept_id", "unknown_department"],
+        ["staff", "staff.csv", "7", "valid_to", "bad_period"],
     ];
     assert_eq!(rows, expected.iter().map(|r| strs(r)).collect::<Vec<_>>());
 
@@ -403,6 +431,19 @@ fn every_reject_reason_is_recorded_with_file_line_and_column() {
     assert_eq!(
         orphan[0][0],
         "orphan,孤儿部,internal_service,Orphans,nowhere"
+    );
+
+    let overlap = ws.rows("SELECT message FROM rejects WHERE reason = 'overlapping_validity'");
+    assert_eq!(
+        overlap[0][0],
+        "staff `s1` from 2026-03-10 to open end overlaps its row from always to 2026-03-15"
+    );
+    let staff = ws.rows(
+        "SELECT staff_id, dept_id, COALESCE(CAST(valid_from AS VARCHAR), '-') FROM staff ORDER BY staff_id, dept_id DESC",
+    );
+    assert_eq!(
+        staff,
+        vec![strs(&["s1", "hr", "-"]), strs(&["s1", "gsc", "2026-03-16"])]
     );
 
     // Valid records are stored: the multi-line quoted field starts on line 12.
@@ -753,5 +794,54 @@ fn a_lake_older_than_a_column_takes_new_rows_and_reads_it_as_empty() {
     assert_eq!(
         ws.rows("SELECT subject_id, call_back_required FROM followup_status ORDER BY subject_id"),
         vec![strs(&["r1", "false"]), strs(&["r2", "true"])]
+    );
+}
+
+/// A staff row overlapping one already in the lake is rejected; a row with
+/// the key (staff id and valid_from) of one in the lake replaces it, so a
+/// re-export that closes a stretch and opens the next is no overlap.
+#[test]
+fn staff_rows_are_checked_against_the_lake() {
+    let ws = Workspace::new();
+    ws.put(
+        "departments.csv",
+        "dept_id,name,dept_type\nhr,人力资源部,internal_service\ngsc,政务服务中心,external_service\n",
+    );
+    ws.put(
+        "staff.csv",
+        "staff_id,name,dept_id,role,valid_from,valid_to\ns1,王伟,hr,staff,,\n",
+    );
+    assert_eq!(ws.ingest().unwrap().rejects_total, 0);
+    // The move to gsc: hr's row closed (same key), gsc's opened.
+    ws.put(
+        "staff/2026-03.csv",
+        "staff_id,name,dept_id,role,valid_from,valid_to\n\
+         s1,王伟,hr,staff,,2026-03-15\n\
+         s1,王伟,gsc,staff,2026-03-16,\n",
+    );
+    assert_eq!(ws.ingest().unwrap().rejects_total, 0);
+    // A later file that puts s1 back in hr from 20 March overlaps gsc's
+    // open stretch in the lake.
+    ws.put(
+        "staff/2026-04.csv",
+        "staff_id,name,dept_id,role,valid_from,valid_to\ns1,王伟,hr,staff,2026-03-20,\n",
+    );
+    assert_eq!(ws.ingest().unwrap().rejects_total, 1);
+    let rejects = ws.rows("SELECT file, line, reason, message FROM rejects");
+    assert_eq!(
+        rejects,
+        vec![strs(&[
+            "staff/2026-04.csv",
+            "2",
+            "overlapping_validity",
+            "staff `s1` from 2026-03-20 to open end overlaps its row from 2026-03-16 to open end"
+        ])]
+    );
+    let staff = ws.rows(
+        "SELECT dept_id, COALESCE(CAST(valid_to AS VARCHAR), '-') FROM staff ORDER BY dept_id DESC",
+    );
+    assert_eq!(
+        staff,
+        vec![strs(&["hr", "2026-03-15"]), strs(&["gsc", "-"])]
     );
 }

@@ -6,6 +6,7 @@ mod fuzz;
 mod incremental;
 mod ingest;
 mod model;
+mod people;
 mod raters;
 mod safety;
 mod site;

@@ -445,3 +445,79 @@ fn improvement_plans_show_on_the_scorecards_that_carry_them() {
         assert_eq!(&last[..last.find('<').unwrap()], r[1], "{}", r[0]);
     }
 }
+
+/// The samples in the workspace's input folder, their policy changed.
+fn samples_with_policy(ws: &Workspace, changes: &[(&str, &str)]) {
+    let samples = crate::samples();
+    for f in crate::files_under(&samples) {
+        let rel = f
+            .strip_prefix(&samples)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        let mut bytes = std::fs::read(&f).unwrap();
+        if rel == "policy.toml" {
+            let mut text = String::from_utf8(bytes).unwrap();
+            for (from, to) in changes {
+                assert!(text.contains(from), "the samples' policy has {from}");
+                text = text.replace(from, to);
+            }
+            bytes = text.into_bytes();
+        }
+        ws.put(&rel, bytes);
+    }
+}
+
+/// The 服务之星 page lists every month's stars with their reasons in the
+/// policy's language, and the navigation links to it; with
+/// `site.publish_staff = "none"` neither the page nor the link is there.
+#[test]
+fn the_stars_page_lists_each_months_stars_in_the_sites_language() {
+    for (locale, reason, name) in [
+        ("zh-CN", "reason_zh", "name"),
+        ("en", "reason_en", "name_en"),
+    ] {
+        let ws = Workspace::new();
+        samples_with_policy(
+            &ws,
+            &[("locale = \"zh-CN\"", &format!("locale = \"{locale}\""))],
+        );
+        ws.run_cli(None, "2026-10-31");
+        let stars = ws.rows(&format!(
+            "SELECT {name}, {reason}, CAST(\"final\" AS VARCHAR) FROM service_stars WHERE period = '2026-09'"
+        ));
+        assert!(!stars.is_empty(), "the samples have stars in 2026-09");
+        let page = std::fs::read_to_string(ws.out.join("site/stars.html")).unwrap();
+        let (start, end) = (
+            page.find("id=\"m-2026-09\"").unwrap(),
+            page.find("id=\"m-2026-08\"").unwrap(),
+        );
+        let month = &page[start..end];
+        for s in &stars {
+            assert!(month.contains(&s[0]), "{} is on the page", s[0]);
+            assert!(month.contains(&s[1]), "{} is on the page", s[1]);
+            assert_eq!(s[2], "true", "September is closed by the end of October");
+        }
+        // October is not closed yet: provisional.
+        let october = &page[page.find("id=\"m-2026-10\"").unwrap()..start];
+        let provisional = if locale == "en" {
+            "provisional"
+        } else {
+            "暂定"
+        };
+        assert!(october.contains(provisional));
+        assert!(!month.contains(provisional));
+        let index = std::fs::read_to_string(ws.out.join("site/index.html")).unwrap();
+        assert!(index.contains("href=\"stars.html\""));
+    }
+    let ws = Workspace::new();
+    samples_with_policy(
+        &ws,
+        &[("publish_staff = \"stars\"", "publish_staff = \"none\"")],
+    );
+    ws.run_cli(None, "2026-10-31");
+    assert!(!ws.out.join("site/stars.html").exists());
+    let index = std::fs::read_to_string(ws.out.join("site/index.html")).unwrap();
+    assert!(!index.contains("stars.html"));
+}

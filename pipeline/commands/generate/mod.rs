@@ -27,6 +27,8 @@ use polars::prelude::*;
 use crate::ingest::tables::{self, Kind, TableSpec};
 use crate::progress::Progress;
 
+mod staff;
+use staff::StaffDraws;
 mod world;
 use world::*;
 mod files;
@@ -268,6 +270,19 @@ pub fn generate(args: &GenerateArgs, progress: &Progress) -> Result<()> {
     let mean_gap = (depts.iter().map(|d| 1.0 - d.base).sum::<f64>() / depts.len() as f64).max(0.05);
     let cases_per_month = args.cases as f64 / n_months;
     let shares: Vec<f64> = depts.iter().map(|d| dept_share(d, &depts)).collect();
+    // Staff, and who served whom: a stream of its own.
+    let client_per_month: Vec<f64> = shares
+        .iter()
+        .map(|s| ratings_per_month / 2.8 * s * 0.62)
+        .collect();
+    let mut staff = StaffDraws::new(args.seed, &depts, &client_per_month, start, args.months);
+    write_file(
+        out,
+        &tables::STAFF,
+        None,
+        staff.records(&depts, args.no_bad_records),
+        file_kind(&args.format, "staff")?,
+    )?;
     // Records are drawn day by day and written as soon as their day (or
     // month) is complete; complaints and appeals are appended to their
     // files as their days pass. Memory holds a day's records and the
@@ -345,6 +360,8 @@ pub fn generate(args: &GenerateArgs, progress: &Progress) -> Result<()> {
                     } else {
                         ts_offset(at)
                     };
+                    let first_item = ratings.len();
+                    let mut overall = None;
                     let mut low = false;
                     let is_client = matches!(group, "client_internal" | "client_external");
                     let real_name = if is_client {
@@ -356,6 +373,11 @@ pub fn generate(args: &GenerateArgs, progress: &Progress) -> Result<()> {
                         let latent = 1.0 + 4.0 * q + lean + 0.6 * rng.normal();
                         let score = latent.round().clamp(1.0, 5.0) as i64;
                         low |= score <= 2;
+                        // What the person served is judged by: the
+                        // overall answer, else the last.
+                        if overall.is_none() || *item == "overall" {
+                            overall = Some(score);
+                        }
                         // A bad review (the default policy's): a service
                         // object's overall answer in the bottom two levels.
                         if is_client && *item == "overall" && score <= 2 {
@@ -377,6 +399,24 @@ pub fn generate(args: &GenerateArgs, progress: &Progress) -> Result<()> {
                             ],
                         ));
                     }
+                    // The person who served a service object: on every
+                    // external response, on most internal ones.
+                    if let (true, Some(o)) = (is_client, overall) {
+                        let share = if d.dtype == "external_service" {
+                            1.0
+                        } else {
+                            0.7
+                        };
+                        if let Some(p) = staff
+                            .serves(share)
+                            .then(|| staff.for_rating(di, day, o))
+                            .flatten()
+                        {
+                            for r in &mut ratings[first_item..] {
+                                r.fields.push(("staff_id", p.clone()));
+                            }
+                        }
+                    }
                     if low && group == "client_external" && rng.chance(0.15) {
                         let decided = at + Duration::days(5 + rng.below(6) as i64);
                         let decision = if rng.chance(0.4) { "removed" } else { "upheld" };
@@ -395,7 +435,26 @@ pub fn generate(args: &GenerateArgs, progress: &Progress) -> Result<()> {
                 let n_cases = rng.poisson(cases_per_month * share * per_day);
                 for _ in 0..n_cases {
                     case_seq += 1;
+                    let first_event = events.len();
                     make_case(&mut rng, &mut events, d, &depts, q, case_seq, day, end);
+                    // Who resolved it, in the department that did.
+                    for e in &mut events[first_event..] {
+                        let resolved = e
+                            .fields
+                            .iter()
+                            .any(|(k, v)| *k == "event" && v == "resolved");
+                        let by = e
+                            .fields
+                            .iter()
+                            .find(|(k, _)| *k == "dept_id")
+                            .map(|f| f.1.clone());
+                        let di = by.and_then(|b| depts.iter().position(|x| x.id == b));
+                        if let (true, Some(di)) = (resolved, di) {
+                            if let Some(p) = staff.for_case(di, e.at.date()) {
+                                e.fields.push(("staff_id", p));
+                            }
+                        }
+                    }
                 }
                 // Complaints: fewer where quality is high.
                 let n_compl = rng.poisson(
@@ -435,6 +494,7 @@ pub fn generate(args: &GenerateArgs, progress: &Progress) -> Result<()> {
                             ("root_cause", rng.pick(&ROOT_CAUSES).to_string()),
                             ("due_at", ts(due)),
                             ("rectified_at", rectified),
+                            ("staff_id", staff.named(di, day, 0.6).unwrap_or_default()),
                         ],
                     ));
                 }
@@ -501,6 +561,14 @@ pub fn generate(args: &GenerateArgs, progress: &Progress) -> Result<()> {
                     ("dept_id", d.id.clone()),
                     ("kind", kind.into()),
                     ("confirmed", confirmed.into()),
+                    (
+                        "staff_id",
+                        depts
+                            .iter()
+                            .position(|x| x.id == d.id)
+                            .and_then(|di| staff.named(di, at.date(), 0.5))
+                            .unwrap_or_default(),
+                    ),
                 ],
             ));
         }
