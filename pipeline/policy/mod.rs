@@ -313,7 +313,7 @@ pub struct StaffPolicy {
 }
 
 impl StaffPolicy {
-    /// The weights in the order of `model::staff::PARTS` (0 where absent).
+    /// The weights in the order of [`STAFF_PARTS`] (0 where absent).
     pub fn part_weights(&self) -> [f64; 5] {
         STAFF_PARTS.map(|p| self.weights.get(p).copied().unwrap_or(0.0))
     }

@@ -101,18 +101,22 @@ impl<'a> Facts<'a> {
         }
     }
 
-    /// Lays `fact` at `staff_id`'s door on the local day of `at`, in the
-    /// department the roster puts them in then.
+    /// The local day of instant `at` (UTC micros).
+    fn day(&mut self, at: i64) -> NaiveDate {
+        self.days.day(at)
+    }
+
+    /// Lays `fact` at `staff_id`'s door on `day`, in the department the
+    /// roster puts them in then.
     fn add(
         &mut self,
         table: &'static str,
         id: &str,
         staff_id: &str,
         dept: &str,
-        at: i64,
+        day: NaiveDate,
         fact: Fact,
     ) {
-        let day = self.days.day(at);
         let (placed, issue) = self.roster.place(staff_id, dept, day);
         if let Some(issue) = issue {
             let e = self
@@ -142,12 +146,7 @@ impl<'a> Facts<'a> {
 /// response's items, with its rater's effect from the rater model removed.
 fn ratings(views: &Views, policy: &LoadedPolicy, facts: &mut Facts) -> Result<()> {
     let groups: Series = CLIENT_GROUPS.iter().copied().collect();
-    let scored = views
-        .sql()
-        .into_iter()
-        .find(|(n, _)| *n == "scored_ratings")
-        .expect("scored ratings are a view")
-        .1;
+    let scored = views.scored_ratings();
     let overall = || col("item").eq(lit("overall"));
     let df = scored
         .filter(
@@ -210,7 +209,7 @@ fn ratings(views: &Views, policy: &LoadedPolicy, facts: &mut Facts) -> Result<()
         else {
             continue;
         };
-        let day = facts.days.day(at);
+        let day = facts.day(at);
         let fair = rater[i]
             .and_then(|r| severity.get(&(r, Period::containing(grain, day).start)))
             .map(|s| score - s);
@@ -223,7 +222,7 @@ fn ratings(views: &Views, policy: &LoadedPolicy, facts: &mut Facts) -> Result<()
             bad: is_bad,
             unrectified: is_bad && unrectified.contains(id),
         };
-        facts.add("ratings", id, staff, dept, at, fact);
+        facts.add("ratings", id, staff, dept, day, fact);
     }
     Ok(())
 }
@@ -284,7 +283,8 @@ fn cases(views: &Views, facts: &mut Facts) -> Result<()> {
             on_time: on_time[i],
             first_time: reopened[i].unwrap_or(0) == 0,
         };
-        facts.add("process_events", id, staff, dept, at, fact);
+        let day = facts.day(at);
+        facts.add("process_events", id, staff, dept, day, fact);
     }
     Ok(())
 }
@@ -319,7 +319,8 @@ fn complaints_and_incidents(views: &Views, facts: &mut Facts) -> Result<()> {
             else {
                 continue;
             };
-            facts.add(table, id, staff, dept, at, fact);
+            let day = facts.day(at);
+            facts.add(table, id, staff, dept, day, fact);
         }
     }
     Ok(())

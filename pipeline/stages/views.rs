@@ -33,6 +33,12 @@ impl Views {
             .map(|(name, df)| (*name, df.clone().lazy()))
             .collect();
         out.extend(self.scans.iter().cloned());
+        out.push(("scored_ratings", self.scored_ratings()));
+        out
+    }
+
+    /// The `scored_ratings` view: see [`scored_ratings`].
+    pub fn scored_ratings(&self) -> LazyFrame {
         let ratings = self
             .scans
             .iter()
@@ -40,11 +46,7 @@ impl Views {
             .expect("ratings are scanned")
             .1
             .clone();
-        out.push((
-            "scored_ratings",
-            scored_ratings(ratings, &self.removed, &self.bad_review),
-        ));
-        out
+        scored_ratings(ratings, &self.removed, &self.bad_review)
     }
 
     pub fn get(&self, name: &str) -> &DataFrame {

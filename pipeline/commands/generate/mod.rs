@@ -275,6 +275,11 @@ pub fn generate(args: &GenerateArgs, progress: &Progress) -> Result<()> {
         .iter()
         .map(|s| ratings_per_month / 2.8 * s * 0.62)
         .collect();
+    let dept_index: std::collections::HashMap<&str, usize> = depts
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.id.as_str(), i))
+        .collect();
     let mut staff = StaffDraws::new(args.seed, &depts, &client_per_month, start, args.months);
     write_file(
         out,
@@ -439,17 +444,15 @@ pub fn generate(args: &GenerateArgs, progress: &Progress) -> Result<()> {
                     make_case(&mut rng, &mut events, d, &depts, q, case_seq, day, end);
                     // Who resolved it, in the department that did.
                     for e in &mut events[first_event..] {
-                        let resolved = e
-                            .fields
-                            .iter()
-                            .any(|(k, v)| *k == "event" && v == "resolved");
-                        let by = e
-                            .fields
-                            .iter()
-                            .find(|(k, _)| *k == "dept_id")
-                            .map(|f| f.1.clone());
-                        let di = by.and_then(|b| depts.iter().position(|x| x.id == b));
-                        if let (true, Some(di)) = (resolved, di) {
+                        let field =
+                            |k: &str| e.fields.iter().find(|f| f.0 == k).map(|f| f.1.as_str());
+                        let di = match field("event") {
+                            Some("resolved") => {
+                                field("dept_id").and_then(|b| dept_index.get(b).copied())
+                            }
+                            _ => None,
+                        };
+                        if let Some(di) = di {
                             if let Some(p) = staff.for_case(di, e.at.date()) {
                                 e.fields.push(("staff_id", p));
                             }
@@ -563,10 +566,9 @@ pub fn generate(args: &GenerateArgs, progress: &Progress) -> Result<()> {
                     ("confirmed", confirmed.into()),
                     (
                         "staff_id",
-                        depts
-                            .iter()
-                            .position(|x| x.id == d.id)
-                            .and_then(|di| staff.named(di, at.date(), 0.5))
+                        dept_index
+                            .get(d.id.as_str())
+                            .and_then(|&di| staff.named(di, at.date(), 0.5))
                             .unwrap_or_default(),
                     ),
                 ],

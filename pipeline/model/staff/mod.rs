@@ -160,13 +160,7 @@ impl Moments {
 }
 
 /// The parts of the composite, in the order of the policy's weights.
-pub const PARTS: [&str; 5] = [
-    "satisfaction",
-    "good_review_rate",
-    "on_time_rate",
-    "first_time_rate",
-    "volume",
-];
+pub use crate::policy::STAFF_PARTS as PARTS;
 /// The parts that are means of units, and shrunk.
 const SHRUNK: usize = 4;
 
@@ -314,20 +308,12 @@ fn measure_period(
                 .map(|&(cases, staff)| {
                     (100.0 * t.cases as f64 * staff as f64 / cases as f64).min(100.0)
                 });
-            let observed: [Option<f64>; 5] = [
-                t.parts[0].mean(),
-                t.parts[1].mean(),
-                t.parts[2].mean(),
-                t.parts[3].mean(),
-                volume,
-            ];
-            let points: [Option<f64>; 5] = [
-                shrunk[0][i],
-                shrunk[1][i],
-                shrunk[2][i],
-                shrunk[3][i],
-                volume,
-            ];
+            let mut observed = [volume; 5];
+            let mut points = [volume; 5];
+            for k in 0..SHRUNK {
+                observed[k] = t.parts[k].mean();
+                points[k] = shrunk[k][i];
+            }
             let shown = t.ratings >= policy.min_ratings;
             let composite =
                 |parts: &[Option<f64>; 5]| shown.then(|| weighted(parts, &weights)).flatten();

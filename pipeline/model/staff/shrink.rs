@@ -34,25 +34,35 @@ pub struct Components {
     pub tau2: f64,
 }
 
-/// Estimates the components from each staff member's moments and their
-/// departments; `None` when there are too few units or staff to tell.
-pub fn components(depts: &[&str], groups: &[Moments]) -> Option<Components> {
-    // Per department (in order, so that sums are the same on every run):
-    // N_d, sum_d, sum of n_i^2.
-    let mut dept: BTreeMap<&str, (f64, f64, f64)> = BTreeMap::new();
-    let (mut n_total, mut staff) = (0.0, 0.0);
-    let mut ssw = 0.0;
-    for (d, g) in depts.iter().zip(groups) {
-        if g.n == 0.0 {
-            continue;
-        }
+/// Per department, in order (so that sums are the same on every run): its
+/// units, their sum, and the sum of its staff's squared unit counts.
+type ByDept<'a> = BTreeMap<&'a str, (f64, f64, f64)>;
+
+fn by_dept<'a>(depts: &[&'a str], groups: &[Moments]) -> ByDept<'a> {
+    let mut dept = ByDept::new();
+    for (d, g) in depts.iter().zip(groups).filter(|(_, g)| g.n > 0.0) {
         let e = dept.entry(d).or_default();
         e.0 += g.n;
         e.1 += g.sum;
         e.2 += g.n * g.n;
+    }
+    dept
+}
+
+/// Estimates the components from each staff member's moments and their
+/// departments; `None` when there are too few units or staff to tell.
+pub fn components(depts: &[&str], groups: &[Moments]) -> Option<Components> {
+    components_by(depts, groups, &by_dept(depts, groups))
+}
+
+fn components_by(depts: &[&str], groups: &[Moments], dept: &ByDept) -> Option<Components> {
+    let (mut n_total, mut staff, mut ssw, mut ssb) = (0.0, 0.0, 0.0, 0.0);
+    for (d, g) in depts.iter().zip(groups).filter(|(_, g)| g.n > 0.0) {
+        let (nd, sd, _) = dept[d];
         n_total += g.n;
         staff += 1.0;
         ssw += (g.sum_sq - g.sum * g.sum / g.n).max(0.0);
+        ssb += g.n * (g.sum / g.n - sd / nd).powi(2);
     }
     let df_within = n_total - staff;
     let df_between = staff - dept.len() as f64;
@@ -60,14 +70,6 @@ pub fn components(depts: &[&str], groups: &[Moments]) -> Option<Components> {
         return None;
     }
     let sigma2 = ssw / df_within;
-    let mut ssb = 0.0;
-    for (d, g) in depts.iter().zip(groups) {
-        if g.n == 0.0 {
-            continue;
-        }
-        let (nd, sd, _) = dept[d];
-        ssb += g.n * (g.sum / g.n - sd / nd).powi(2);
-    }
     let n0 = (n_total - dept.values().map(|(nd, _, sq)| sq / nd).sum::<f64>()) / df_between;
     let tau2 = ((ssb / df_between - sigma2) / n0).max(0.0);
     Some(Components { sigma2, tau2 })
@@ -77,13 +79,8 @@ pub fn components(depts: &[&str], groups: &[Moments]) -> Option<Components> {
 /// (`None` for one without units). Where the components cannot be
 /// estimated the means are left as they are.
 pub fn shrink(depts: &[&str], groups: &[Moments]) -> Vec<Option<f64>> {
-    let comps = components(depts, groups);
-    let mut dept: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
-    for (d, g) in depts.iter().zip(groups) {
-        let e = dept.entry(d).or_default();
-        e.0 += g.n;
-        e.1 += g.sum;
-    }
+    let dept = by_dept(depts, groups);
+    let comps = components_by(depts, groups, &dept);
     depts
         .iter()
         .zip(groups)
@@ -92,7 +89,7 @@ pub fn shrink(depts: &[&str], groups: &[Moments]) -> Vec<Option<f64>> {
             let Some(c) = comps else {
                 return Some(mean);
             };
-            let (nd, sd) = dept[d];
+            let (nd, sd, _) = dept[d];
             let m = sd / nd;
             let b = if c.sigma2 == 0.0 {
                 1.0

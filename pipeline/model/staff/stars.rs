@@ -39,6 +39,10 @@ pub struct Star {
 /// of every month, in month, department and rank order.
 pub fn stars(measures: &mut [StaffMeasure], policy: &StaffPolicy) -> Vec<Star> {
     let rule = &policy.stars;
+    let scope: &'static str = match rule.per.as_str() {
+        "organisation" => "organisation",
+        _ => "department",
+    };
     // What rules a person out in a month, over all their departments.
     let mut barred: HashMap<(Period, &str), BTreeSet<&'static str>> = HashMap::new();
     for m in measures.iter().filter(|m| m.period.grain == Grain::Month) {
@@ -53,36 +57,36 @@ pub fn stars(measures: &mut [StaffMeasure], policy: &StaffPolicy) -> Vec<Star> {
             e.insert("unrectified_bad_review");
         }
     }
-    let barred: HashMap<(Period, String), BTreeSet<&'static str>> = barred
-        .into_iter()
-        .map(|((p, s), b)| ((p, s.to_string()), b))
+    // Each month row's reasons, then the eligible rows by month and scope.
+    let why: Vec<Option<Vec<&str>>> = measures
+        .iter()
+        .map(|m| {
+            (m.period.grain == Grain::Month).then(|| {
+                let mut why: Vec<&str> = Vec::new();
+                if m.ratings < rule.min_ratings || m.composite.is_none() {
+                    why.push("few_ratings");
+                } else if m.composite < Some(rule.min_composite) {
+                    why.push("low_composite");
+                }
+                why.extend(barred[&(m.period, m.staff_id.as_str())].iter().copied());
+                why
+            })
+        })
         .collect();
+    drop(barred);
     let mut candidates: BTreeMap<(Period, String), Vec<usize>> = BTreeMap::new();
-    for (i, m) in measures.iter_mut().enumerate() {
-        if m.period.grain != Grain::Month {
-            continue;
-        }
-        let mut why: Vec<&str> = Vec::new();
-        if m.ratings < rule.min_ratings || m.composite.is_none() {
-            why.push("few_ratings");
-        } else if m.composite < Some(rule.min_composite) {
-            why.push("low_composite");
-        }
-        why.extend(barred[&(m.period, m.staff_id.clone())].iter().copied());
+    for (i, (m, why)) in measures.iter_mut().zip(why).enumerate() {
+        let Some(why) = why else { continue };
         m.star_eligible = Some(why.is_empty());
         m.not_eligible_because = (!why.is_empty()).then(|| why.join(","));
         if why.is_empty() {
-            let scope = match rule.per.as_str() {
+            let key = match scope {
                 "organisation" => String::new(),
                 _ => m.dept_id.clone(),
             };
-            candidates.entry((m.period, scope)).or_default().push(i);
+            candidates.entry((m.period, key)).or_default().push(i);
         }
     }
-    let scope: &'static str = match rule.per.as_str() {
-        "organisation" => "organisation",
-        _ => "department",
-    };
     let mut out: Vec<Star> = Vec::new();
     // Months in order, so a run can look at the month before.
     let mut runs: HashMap<(Period, String), usize> = HashMap::new();
