@@ -86,6 +86,10 @@ impl OutDir {
     pub fn site(&self) -> PathBuf {
         self.root.join("site")
     }
+    /// The HR lists' CSV and XLSX files (they name people: not in the site).
+    pub fn hr(&self) -> PathBuf {
+        self.root.join("hr")
+    }
     pub fn policy(&self) -> PathBuf {
         self.root.join("policy.toml")
     }

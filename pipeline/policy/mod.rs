@@ -310,6 +310,8 @@ pub struct StaffPolicy {
     /// A composite is given from this many ratings in the period.
     pub min_ratings: usize,
     pub stars: StarPolicy,
+    pub review360: Review360Policy,
+    pub hr: HrPolicy,
 }
 
 impl StaffPolicy {
@@ -345,6 +347,63 @@ impl Default for StaffPolicy {
             .collect(),
             min_ratings: 10,
             stars: StarPolicy::default(),
+            review360: Review360Policy::default(),
+            hr: HrPolicy::default(),
+        }
+    }
+}
+
+/// Managers' 360-degree feedback: the groups' weights in its composite
+/// (the anonymity minimums are `raters.anonymity_min`'s).
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Review360Policy {
+    /// Weight of `superior`, `peer`, `subordinate`, `client` and `self`
+    /// (re-normalised over the groups published).
+    pub weights: BTreeMap<String, f64>,
+}
+
+/// The rater groups whose ratings that name a `staff_id` are 360-degree
+/// feedback on that person (the rest of a 360 are service objects'
+/// ratings, which count for the department too).
+pub const FEEDBACK_GROUPS: [&str; 4] = ["superior", "peer", "subordinate", "self"];
+
+/// The groups of a manager's 360, in the mart's order.
+pub const REVIEW360_GROUPS: [&str; 5] = ["superior", "peer", "subordinate", "client", "self"];
+
+impl Default for Review360Policy {
+    fn default() -> Self {
+        Review360Policy {
+            weights: [
+                ("superior", 30.0),
+                ("peer", 20.0),
+                ("subordinate", 25.0),
+                ("client", 25.0),
+                ("self", 0.0),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        }
+    }
+}
+
+/// The yearly HR lists.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HrPolicy {
+    /// Share of a department's ranked staff in the reserve pool (0-1).
+    pub top_share: f64,
+    /// Months with a composite a person needs in the year before a
+    /// declining trend is claimed.
+    pub min_months: usize,
+}
+
+impl Default for HrPolicy {
+    fn default() -> Self {
+        HrPolicy {
+            top_share: 0.2,
+            min_months: 6,
         }
     }
 }

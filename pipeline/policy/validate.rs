@@ -477,6 +477,31 @@ impl Policy {
                 st.stars.min_composite
             ));
         }
+        for (k, w) in &st.review360.weights {
+            if !REVIEW360_GROUPS.contains(&k.as_str()) {
+                p.push(format!(
+                    "staff.review360.weights.{k}: not a group of a manager's 360; expected one of {}",
+                    REVIEW360_GROUPS.join(", ")
+                ));
+            }
+            if !(w.is_finite() && *w >= 0.0) {
+                p.push(format!(
+                    "staff.review360.weights.{k}: {w} must be 0 or more"
+                ));
+            }
+        }
+        if !(st.hr.top_share > 0.0 && st.hr.top_share <= 1.0) {
+            p.push(format!(
+                "staff.hr.top_share: {} is not a share above 0 and at most 1",
+                st.hr.top_share
+            ));
+        }
+        if st.hr.min_months < 3 || st.hr.min_months > 12 {
+            p.push(format!(
+                "staff.hr.min_months: {} is not between 3 and 12 (months of a year)",
+                st.hr.min_months
+            ));
+        }
         if !matches!(self.site.publish_staff.as_str(), "none" | "stars" | "all") {
             p.push(format!(
                 "site.publish_staff: `{}` is not one of none, stars, all",

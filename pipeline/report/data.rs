@@ -183,6 +183,7 @@ pub struct Escalation {
 pub struct StarRow {
     pub period: Period,
     pub dept_id: String,
+    pub staff_id: String,
     pub rank: i64,
     pub name: String,
     pub composite: Option<f64>,
@@ -243,6 +244,8 @@ pub struct SiteData {
     pub plan_rejects: BTreeMap<String, (usize, String, i64, String)>,
     /// 服务之星, latest month first, then by department and rank.
     pub stars: Vec<StarRow>,
+    /// The staff pages' data, with `site.publish_staff = "all"`.
+    pub people: Option<super::people::StaffData>,
     /// Facts whose staff id the staff table does not place, per (table,
     /// issue).
     pub staff_exceptions: BTreeMap<(String, String), StaffExceptions>,
@@ -265,7 +268,7 @@ fn read_mart(out: &OutDir, name: &str, columns: Option<&[&str]>) -> Result<Optio
     }))
 }
 
-fn mart(out: &OutDir, name: &str) -> Result<Option<DataFrame>> {
+pub(super) fn mart(out: &OutDir, name: &str) -> Result<Option<DataFrame>> {
     read_mart(out, name, None)
 }
 
@@ -273,7 +276,10 @@ fn mart_columns(out: &OutDir, name: &str, columns: &[&str]) -> Result<Option<Dat
     read_mart(out, name, Some(columns))
 }
 
-fn period_of(grain: &Option<String>, start: Option<chrono::NaiveDate>) -> Option<Period> {
+pub(super) fn period_of(
+    grain: &Option<String>,
+    start: Option<chrono::NaiveDate>,
+) -> Option<Period> {
     Some(Period::containing(Grain::parse(grain.as_deref()?)?, start?))
 }
 
@@ -708,6 +714,7 @@ fn load_others(out: &OutDir, english: bool, tz: chrono_tz::Tz) -> Result<SiteDat
     if let Some(df) = mart(out, "service_stars")? {
         let s = |c: &str| frame::strs(&df, c);
         let (grain, dept, name, name_en) = (s("grain")?, s("dept_id")?, s("name")?, s("name_en")?);
+        let staff = s("staff_id")?;
         let reason = s(if english { "reason_en" } else { "reason_zh" })?;
         let start = frame::dates(&df, "period_start")?;
         let (rank, ratings, run) = (
@@ -733,6 +740,7 @@ fn load_others(out: &OutDir, english: bool, tz: chrono_tz::Tz) -> Result<SiteDat
             d.stars.push(StarRow {
                 period: Period::containing(g, start),
                 dept_id: dept[i].clone().unwrap_or_default(),
+                staff_id: staff[i].clone().unwrap_or_default(),
                 rank: rank[i].unwrap_or_default(),
                 name: shown.unwrap_or_default(),
                 composite: composite[i],

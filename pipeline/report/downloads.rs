@@ -2,6 +2,7 @@
 //! dictionary of every lake table, the rejects and the marts as CSV.
 
 use super::*;
+use crate::frame;
 
 impl Site<'_> {
     /// The year's results for HR, as CSV (UTF-8 with BOM, as Excel expects)
@@ -53,56 +54,32 @@ impl Site<'_> {
                 format!("results-{}.csv", year.label()),
                 w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?,
             ));
+            let cells: Vec<Vec<Cell>> = rows
+                .iter()
+                .map(|(dept, s)| {
+                    let num = |v: Option<f64>| v.map_or(Cell::Empty, Cell::Number);
+                    vec![
+                        Cell::Text(dept.id.clone()),
+                        Cell::Text(dept.name.clone()),
+                        Cell::Text(dept.type_id.clone()),
+                        num(s.total),
+                        Cell::Text(s.grade.clone().unwrap_or_default()),
+                        num(s.rank.map(|k| k as f64)),
+                        num(s.bonus),
+                        Cell::Bool(s.veto),
+                        Cell::Text(s.veto_reasons.clone().unwrap_or_default()),
+                        Cell::Bool(s.is_partial),
+                    ]
+                })
+                .collect();
+            let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
             out.push((
                 format!("results-{}.xlsx", year.label()),
-                xlsx(&header, &rows, year)?,
+                xlsx_table(&year.label(), &header, &cells, year.start.year())?,
             ));
         }
         Ok(out)
     }
-}
-
-/// One year's results as an XLSX workbook. The document's creation date is
-/// the period's first day, so the same results give the same bytes.
-pub(super) fn xlsx(
-    header: &[&str],
-    rows: &[(&data::Dept, &data::DeptScore)],
-    year: Period,
-) -> Result<Vec<u8>> {
-    use rust_xlsxwriter::{DocProperties, ExcelDateTime, Workbook};
-    let mut wb = Workbook::new();
-    let created = ExcelDateTime::from_ymd(year.start.year() as u16, 1, 1)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    wb.set_properties(&DocProperties::new().set_creation_datetime(&created));
-    let ws = wb.add_worksheet();
-    ws.set_name(year.label())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let x = |e: rust_xlsxwriter::XlsxError| anyhow::anyhow!("{e}");
-    for (c, h) in header.iter().enumerate() {
-        ws.write_string(0, c as u16, *h).map_err(x)?;
-    }
-    for (r, (dept, s)) in rows.iter().enumerate() {
-        let r = r as u32 + 1;
-        ws.write_string(r, 0, &dept.id).map_err(x)?;
-        ws.write_string(r, 1, &dept.name).map_err(x)?;
-        ws.write_string(r, 2, &dept.type_id).map_err(x)?;
-        if let Some(t) = s.total {
-            ws.write_number(r, 3, t).map_err(x)?;
-        }
-        ws.write_string(r, 4, s.grade.as_deref().unwrap_or(""))
-            .map_err(x)?;
-        if let Some(k) = s.rank {
-            ws.write_number(r, 5, k as f64).map_err(x)?;
-        }
-        if let Some(b) = s.bonus {
-            ws.write_number(r, 6, b).map_err(x)?;
-        }
-        ws.write_boolean(r, 7, s.veto).map_err(x)?;
-        ws.write_string(r, 8, s.veto_reasons.as_deref().unwrap_or(""))
-            .map_err(x)?;
-        ws.write_boolean(r, 9, s.is_partial).map_err(x)?;
-    }
-    wb.save_to_buffer().map_err(x)
 }
 
 /// The data dictionary as CSV (`dataset,column,type,description`): every
@@ -153,4 +130,159 @@ pub(super) fn dictionary_csv(out: &OutDir) -> Result<Vec<u8>> {
         }
     }
     w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// A cell of an exported table.
+pub(super) enum Cell {
+    Text(String),
+    Number(f64),
+    Bool(bool),
+    Empty,
+}
+
+impl Cell {
+    fn text(&self) -> String {
+        match self {
+            Cell::Text(s) => s.clone(),
+            Cell::Number(v) => format!("{v}"),
+            Cell::Bool(b) => b.to_string(),
+            Cell::Empty => String::new(),
+        }
+    }
+}
+
+impl Site<'_> {
+    /// Each closed year's HR lists (`hr_lists`) as CSV (UTF-8 with BOM)
+    /// and XLSX, headed in the site's language: for `OUT/hr/`, never the
+    /// site, as the lists name people.
+    pub(super) fn hr_exports(&self, out: &OutDir) -> Result<Vec<(String, Vec<u8>)>> {
+        let Some(df) = data::mart(out, "hr_lists")? else {
+            return Ok(Vec::new());
+        };
+        let s = |c: &str| frame::strs(&df, c);
+        let (period, dept, list, staff, name, name_en, grade, previous) = (
+            s("period")?,
+            s("dept_id")?,
+            s("list")?,
+            s("staff_id")?,
+            s("name")?,
+            s("name_en")?,
+            s("grade")?,
+            s("previous_grade")?,
+        );
+        let start = frame::dates(&df, "period_start")?;
+        let i = |c: &str| frame::i64s(&df, c);
+        let (rank, ranked, months) = (i("rank_in_dept")?, i("ranked")?, i("months")?);
+        let f = |c: &str| frame::f64s(&df, c);
+        let (composite, tau, p) = (f("composite")?, f("trend_tau")?, f("trend_p")?);
+        let header: Vec<String> = [
+            "hr_col_year",
+            "dept_name",
+            "hr_col_list",
+            "hr_col_staff_id",
+            "staff_name",
+            "composite",
+            "hr_col_grade",
+            "hr_col_rank",
+            "hr_col_ranked",
+            "hr_col_previous_grade",
+            "hr_col_months",
+            "hr_col_trend_tau",
+            "hr_col_trend_p",
+        ]
+        .iter()
+        .map(|k| self.t[*k].clone())
+        .collect();
+        let text = |v: &Option<String>| v.clone().map_or(Cell::Empty, Cell::Text);
+        let num = |v: Option<f64>| v.map_or(Cell::Empty, Cell::Number);
+        let int = |v: Option<i64>| v.map_or(Cell::Empty, |n| Cell::Number(n as f64));
+        let mut years: BTreeMap<(String, Option<NaiveDate>), Vec<Vec<Cell>>> = BTreeMap::new();
+        for r in 0..df.height() {
+            let shown = if self.english {
+                name_en[r].clone().or_else(|| name[r].clone())
+            } else {
+                name[r].clone()
+            };
+            let row = vec![
+                text(&period[r]),
+                Cell::Text(self.dept_name(dept[r].as_deref().unwrap_or(""))),
+                Cell::Text(
+                    self.t[&format!("hr_list_{}", list[r].as_deref().unwrap_or(""))].clone(),
+                ),
+                text(&staff[r]),
+                text(&shown),
+                num(composite[r].map(|c| (c * 100.0).round() / 100.0)),
+                Cell::Text(self.grade_name(grade[r].as_deref())),
+                int(rank[r]),
+                int(ranked[r]),
+                match previous[r].as_deref() {
+                    Some(g) => Cell::Text(self.grade_name(Some(g))),
+                    None => Cell::Empty,
+                },
+                int(months[r]),
+                num(tau[r]),
+                num(p[r]),
+            ];
+            years
+                .entry((period[r].clone().unwrap_or_default(), start[r]))
+                .or_default()
+                .push(row);
+        }
+        let mut files = Vec::new();
+        for ((label, start), rows) in years {
+            let mut w = csv::Writer::from_writer(vec![0xEF, 0xBB, 0xBF]);
+            w.write_record(&header)?;
+            for row in &rows {
+                w.write_record(row.iter().map(Cell::text))?;
+            }
+            files.push((
+                format!("hr-lists-{label}.csv"),
+                w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?,
+            ));
+            let year = start.map_or(1970, |d| d.year());
+            files.push((
+                format!("hr-lists-{label}.xlsx"),
+                xlsx_table(&label, &header, &rows, year)?,
+            ));
+        }
+        Ok(files)
+    }
+}
+
+/// A table as an XLSX workbook of one sheet; created on 1 January of
+/// `year`, so the same rows give the same bytes.
+pub(super) fn xlsx_table(
+    sheet: &str,
+    header: &[String],
+    rows: &[Vec<Cell>],
+    year: i32,
+) -> Result<Vec<u8>> {
+    use rust_xlsxwriter::{DocProperties, ExcelDateTime, Workbook};
+    let x = |e: rust_xlsxwriter::XlsxError| anyhow::anyhow!("{e}");
+    let mut wb = Workbook::new();
+    let created = ExcelDateTime::from_ymd(year as u16, 1, 1).map_err(x)?;
+    wb.set_properties(&DocProperties::new().set_creation_datetime(&created));
+    let ws = wb.add_worksheet();
+    ws.set_name(sheet).map_err(x)?;
+    for (c, h) in header.iter().enumerate() {
+        ws.write_string(0, c as u16, h).map_err(x)?;
+    }
+    for (r, row) in rows.iter().enumerate() {
+        for (c, cell) in row.iter().enumerate() {
+            let (r, c) = (r as u32 + 1, c as u16);
+            match cell {
+                Cell::Text(s) => {
+                    ws.write_string(r, c, s).map_err(x)?;
+                }
+                Cell::Number(v) => {
+                    ws.write_number(r, c, *v).map_err(x)?;
+                }
+                Cell::Bool(b) => {
+                    ws.write_boolean(r, c, *b).map_err(x)?;
+                }
+                Cell::Empty => {}
+            }
+        }
+    }
+    wb.save_to_buffer().map_err(x)
 }

@@ -25,6 +25,7 @@ mod data;
 pub mod dictionary;
 mod downloads;
 mod pages;
+mod people;
 pub mod svg;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -48,7 +49,7 @@ use crate::time::periods::{Grain, Period};
 use data::SiteData;
 
 /// Built-in templates: (name, text).
-const TEMPLATES: [(&str, &str); 6] = [
+const TEMPLATES: [(&str, &str); 8] = [
     (
         "base.html",
         include_str!("../../report_templates/base.html"),
@@ -72,6 +73,14 @@ const TEMPLATES: [(&str, &str); 6] = [
     (
         "stars.html",
         include_str!("../../report_templates/stars.html"),
+    ),
+    (
+        "staff_index.html",
+        include_str!("../../report_templates/staff_index.html"),
+    ),
+    (
+        "person.html",
+        include_str!("../../report_templates/person.html"),
     ),
 ];
 const CSS: &str = include_str!("../../report_templates/style.css");
@@ -152,7 +161,10 @@ pub fn render(
     let p = &policy.policy;
     let english = p.locale == "en";
     let t = labels(&p.locale)?;
-    let d = data::load(out, english, policy.tz)?;
+    let mut d = data::load(out, english, policy.tz)?;
+    if p.site.publish_staff == "all" {
+        d.people = Some(people::load(out, english)?);
+    }
     let site = Site {
         d: &d,
         p,
@@ -174,6 +186,9 @@ pub fn render(
     }
     if p.site.publish_staff != "none" {
         pages.push(site.stars_page());
+    }
+    if let Some(staff) = &d.people {
+        site.staff_pages(staff, &mut pages);
     }
     pages.push(site.data_quality_page(out)?);
 
@@ -222,6 +237,15 @@ pub fn render(
     for (name, bytes) in &downloads {
         std::fs::create_dir_all(dir.join("downloads"))?;
         put(&Path::new("downloads").join(name), bytes)?;
+    }
+    // The HR lists name people: a folder of their own, never the site.
+    let hr = site.hr_exports(out)?;
+    let hr_dir = staging.stage(&out.hr());
+    std::fs::create_dir_all(&hr_dir)
+        .with_context(|| format!("cannot create {}", hr_dir.display()))?;
+    for (name, bytes) in &hr {
+        let file = hr_dir.join(name);
+        std::fs::write(&file, bytes).with_context(|| format!("cannot write {}", file.display()))?;
     }
     store.seal()?;
     crate::runtime::failpoint("render");
@@ -303,6 +327,7 @@ impl Site<'_> {
             tool_version => env!("CARGO_PKG_VERSION"),
             publish_raters => self.p.site.publish_rater_audit,
             publish_stars => self.p.site.publish_staff != "none",
+            publish_staff_pages => self.p.site.publish_staff == "all",
             lang => if self.english { "en" } else { "zh-CN" },
         }
     }

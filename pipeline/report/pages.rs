@@ -657,6 +657,7 @@ impl Site<'_> {
                         href => self.dept_link("", &s.dept_id, &period),
                         rank => s.rank,
                         name => s.name.clone(),
+                        person => self.d.people.as_ref().map(|_| people::person_path(&s.staff_id)),
                         composite => f1(s.composite),
                         ratings => s.ratings,
                         fair => f1(s.fair_mean),

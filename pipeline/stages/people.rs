@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::model::staff::{self, Fact, Member, Roster, StaffFact};
+use crate::model::staff::{self, Fact, FeedbackRating, Member, Roster, StaffFact};
 use crate::time::calendar::LocalDays;
 
 /// The rater groups whose ratings of a person count: service objects.
@@ -28,18 +28,43 @@ pub fn people(
         cases(views, &mut facts)?;
         complaints_and_incidents(views, &mut facts)?;
     }
+    if !roster.is_empty() {
+        feedback_ratings(views, &mut facts)?;
+    }
     let Facts {
-        facts, exceptions, ..
+        facts,
+        feedback,
+        exceptions,
+        ..
     } = facts;
     let p = &policy.policy.staff;
     let mut measures = staff::measures(&facts, p);
     let stars = staff::stars(&mut measures, p);
+    // A period is published once it has closed.
+    let closed_by = as_of - Duration::days(policy.policy.scoring.close_after_days as i64);
+    let review = staff::feedback(
+        &feedback,
+        &staff::FeedbackRules {
+            weights: &p.review360.weights,
+            min_raters: &|g| policy.policy.raters.min_raters(g),
+            closed_by,
+        },
+    );
+    let hr = staff::hr_lists(
+        &measures,
+        &staff::HrRules {
+            policy: &policy.policy,
+            closed_by,
+        },
+    );
     if !roster.is_empty() {
         progress.step(&format!(
-            "staff: {} people, {} facts, {} stars{}",
+            "staff: {} people, {} facts, {} stars, {} 360 ratings of managers, {} on HR lists{}",
             roster.members.len(),
             facts.len(),
             stars.len(),
+            feedback.len(),
+            hr.len(),
             match exceptions.values().map(|e| e.0).sum::<usize>() {
                 0 => String::new(),
                 n => format!(" ({n} facts with a staff id the staff table does not place: see staff_exceptions)"),
@@ -53,6 +78,8 @@ pub fn people(
             stars_frame(&stars, &roster, policy, as_of)?,
         ),
         ("staff_exceptions", exceptions_frame(&exceptions)?),
+        ("manager_feedback", feedback_frame(&review, as_of)?),
+        ("hr_lists", hr_frame(&hr, &roster, as_of)?),
     ])
 }
 
@@ -87,6 +114,8 @@ struct Facts<'a> {
     roster: &'a Roster,
     days: LocalDays,
     facts: Vec<StaffFact>,
+    /// Responses about managers, for their 360.
+    feedback: Vec<FeedbackRating>,
     /// (table, month, issue, staff id, fact's department) -> (count, first id).
     exceptions: BTreeMap<ExceptionKey, (usize, String)>,
 }
@@ -97,6 +126,7 @@ impl<'a> Facts<'a> {
             roster,
             days: LocalDays::new(tz),
             facts: Vec::new(),
+            feedback: Vec::new(),
             exceptions: BTreeMap::new(),
         }
     }
@@ -104,6 +134,46 @@ impl<'a> Facts<'a> {
     /// The local day of instant `at` (UTC micros).
     fn day(&mut self, at: i64) -> NaiveDate {
         self.days.day(at)
+    }
+
+    /// The department the roster puts `staff_id` in on `day` (`None`: no
+    /// one's), listing what is amiss as an exception.
+    fn place(
+        &mut self,
+        table: &'static str,
+        id: &str,
+        staff_id: &str,
+        dept: &str,
+        day: NaiveDate,
+    ) -> Option<String> {
+        let (placed, issue) = self.roster.place(staff_id, dept, day);
+        let placed = placed.map(str::to_string);
+        if let Some(issue) = issue {
+            self.exception(table, id, staff_id, dept, day, issue);
+        }
+        placed
+    }
+
+    fn exception(
+        &mut self,
+        table: &'static str,
+        id: &str,
+        staff_id: &str,
+        dept: &str,
+        day: NaiveDate,
+        issue: &'static str,
+    ) {
+        let e = self
+            .exceptions
+            .entry((
+                table,
+                day.format("%Y-%m").to_string(),
+                issue,
+                staff_id.to_string(),
+                dept.to_string(),
+            ))
+            .or_insert_with(|| (0, id.to_string()));
+        e.0 += 1;
     }
 
     /// Lays `fact` at `staff_id`'s door on `day`, in the department the
@@ -117,24 +187,10 @@ impl<'a> Facts<'a> {
         day: NaiveDate,
         fact: Fact,
     ) {
-        let (placed, issue) = self.roster.place(staff_id, dept, day);
-        if let Some(issue) = issue {
-            let e = self
-                .exceptions
-                .entry((
-                    table,
-                    day.format("%Y-%m").to_string(),
-                    issue,
-                    staff_id.to_string(),
-                    dept.to_string(),
-                ))
-                .or_insert_with(|| (0, id.to_string()));
-            e.0 += 1;
-        }
-        if let Some(d) = placed {
+        if let Some(dept_id) = self.place(table, id, staff_id, dept, day) {
             self.facts.push(StaffFact {
                 staff_id: staff_id.to_string(),
-                dept_id: d.to_string(),
+                dept_id,
                 day,
                 fact,
             });
@@ -195,10 +251,7 @@ fn ratings(views: &Views, policy: &LoadedPolicy, facts: &mut Facts) -> Result<()
             .filter_map(|i| id[i])
             .collect()
     };
-    let ids = frame::str_refs(&df, "rating_id")?;
-    let at = frame::micros(&df, "rated_at")?;
-    let depts = frame::str_refs(&df, "dept_id")?;
-    let staff_ids = frame::str_refs(&df, "staff_id")?;
+    let (ids, at, depts, staff_ids) = located(&df, "rating_id", "rated_at")?;
     let rater = frame::str_refs(&df, "rater_id")?;
     let score = frame::f64s(&df, "score_100")?;
     let bad = frame::bools(&df, "bad_review")?;
@@ -222,7 +275,80 @@ fn ratings(views: &Views, policy: &LoadedPolicy, facts: &mut Facts) -> Result<()
             bad: is_bad,
             unrectified: is_bad && unrectified.contains(id),
         };
-        facts.add("ratings", id, staff, dept, day, fact);
+        let Some(dept_id) = facts.place("ratings", id, staff, dept, day) else {
+            continue;
+        };
+        if facts.roster.is_manager(staff, day) {
+            facts.feedback.push(FeedbackRating {
+                staff_id: staff.to_string(),
+                dept_id: dept_id.clone(),
+                day,
+                group: "client",
+                // A response without a rater is a rater of its own.
+                rater_id: rater[i].unwrap_or(id).to_string(),
+                score,
+            });
+        }
+        facts.facts.push(StaffFact {
+            staff_id: staff.to_string(),
+            dept_id,
+            day,
+            fact,
+        });
+    }
+    Ok(())
+}
+
+/// Superiors', peers', subordinates' and the managers' own responses about
+/// managers (the mean of each response's items). One about a person who
+/// is not a manager that day is listed as `not_a_manager`.
+fn feedback_ratings(views: &Views, facts: &mut Facts) -> Result<()> {
+    let df = views
+        .scored_feedback()
+        .group_by_stable([col("rating_id")])
+        .agg([
+            col("rated_at").first(),
+            col("dept_id").first(),
+            col("staff_id").first(),
+            col("rater_id").first(),
+            col("rater_group").first(),
+            col("score_100").mean(),
+        ])
+        .collect()
+        .map_err(|e| anyhow::anyhow!("cannot read the lake's ratings: {e}"))?;
+    let (ids, at, depts, staff_ids) = located(&df, "rating_id", "rated_at")?;
+    let rater = frame::str_refs(&df, "rater_id")?;
+    let groups = frame::str_refs(&df, "rater_group")?;
+    let score = frame::f64s(&df, "score_100")?;
+    for i in 0..df.height() {
+        let (Some(id), Some(at), Some(dept), Some(staff), Some(group), Some(score)) =
+            (ids[i], at[i], depts[i], staff_ids[i], groups[i], score[i])
+        else {
+            continue;
+        };
+        let Some(&group) = staff::ANONYMOUS
+            .iter()
+            .chain(&staff::OPEN)
+            .find(|g| **g == group)
+        else {
+            continue;
+        };
+        let day = facts.day(at);
+        let Some(dept_id) = facts.place("ratings", id, staff, dept, day) else {
+            continue;
+        };
+        if !facts.roster.is_manager(staff, day) {
+            facts.exception("ratings", id, staff, dept, day, "not_a_manager");
+            continue;
+        }
+        facts.feedback.push(FeedbackRating {
+            staff_id: staff.to_string(),
+            dept_id,
+            day,
+            group,
+            rater_id: rater[i].unwrap_or(id).to_string(),
+            score,
+        });
     }
     Ok(())
 }
@@ -268,10 +394,7 @@ fn cases(views: &Views, facts: &mut Facts) -> Result<()> {
         .sort(["case_id"], SortMultipleOptions::default())
         .collect()
         .map_err(|e| anyhow::anyhow!("cannot read the cases and their events: {e}"))?;
-    let ids = frame::str_refs(&df, "case_id")?;
-    let at = frame::micros(&df, "at")?;
-    let depts = frame::str_refs(&df, "dept_id")?;
-    let staff_ids = frame::str_refs(&df, "staff_id")?;
+    let (ids, at, depts, staff_ids) = located(&df, "case_id", "at")?;
     let on_time = frame::bools(&df, "on_time")?;
     let reopened = frame::i64s(&df, "reopen_count")?;
     for i in 0..df.height() {
@@ -308,10 +431,7 @@ fn complaints_and_incidents(views: &Views, facts: &mut Facts) -> Result<()> {
         ),
     ] {
         let df = views.get(table);
-        let ids = frame::str_refs(df, id_col)?;
-        let at = frame::micros(df, at_col)?;
-        let depts = frame::str_refs(df, "dept_id")?;
-        let staff_ids = frame::str_refs(df, "staff_id")?;
+        let (ids, at, depts, staff_ids) = located(df, id_col, at_col)?;
         let yes = frame::bools(df, flag)?;
         for i in 0..df.height() {
             let (Some(id), Some(at), Some(dept), Some(staff), Some(true)) =
@@ -324,6 +444,27 @@ fn complaints_and_incidents(views: &Views, facts: &mut Facts) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A fact table's id, instant (UTC micros), department and staff id
+/// columns.
+#[allow(clippy::type_complexity)]
+fn located<'a>(
+    df: &'a DataFrame,
+    id: &str,
+    at: &str,
+) -> Result<(
+    Vec<Option<&'a str>>,
+    Vec<Option<i64>>,
+    Vec<Option<&'a str>>,
+    Vec<Option<&'a str>>,
+)> {
+    Ok((
+        frame::str_refs(df, id)?,
+        frame::micros(df, at)?,
+        frame::str_refs(df, "dept_id")?,
+        frame::str_refs(df, "staff_id")?,
+    ))
 }
 
 fn measures_frame(m: &[staff::StaffMeasure], as_of: NaiveDate) -> Result<DataFrame> {
@@ -375,12 +516,7 @@ fn stars_frame(
 ) -> Result<DataFrame> {
     let periods: Vec<Period> = s.iter().map(|r| r.period).collect();
     let close = policy.policy.scoring.close_after_days as i64;
-    // The name the person had at the end of the month.
-    let member = |r: &staff::Star| {
-        roster
-            .at(&r.staff_id, r.period.end)
-            .or_else(|| roster.members.iter().find(|m| m.staff_id == r.staff_id))
-    };
+    let member = |r: &staff::Star| roster.as_of(&r.staff_id, r.period.end);
     Builder::new()
         .periods(&periods, as_of)
         .str("scope", s.iter().map(|r| Some(r.scope)))
@@ -422,5 +558,49 @@ fn exceptions_frame(e: &BTreeMap<ExceptionKey, (usize, String)>) -> Result<DataF
         .str("dept_id", e.keys().map(|k| Some(k.4.as_str())))
         .i64("records", e.values().map(|v| Some(v.0 as i64)))
         .str("example_id", e.values().map(|v| Some(v.1.as_str())))
+        .build()
+}
+
+fn feedback_frame(r: &[staff::FeedbackRow], as_of: NaiveDate) -> Result<DataFrame> {
+    let periods: Vec<Period> = r.iter().map(|r| r.period).collect();
+    Builder::new()
+        .periods(&periods, as_of)
+        .str("dept_id", r.iter().map(|r| Some(r.dept_id.as_str())))
+        .str("staff_id", r.iter().map(|r| Some(r.staff_id.as_str())))
+        .str("rater_group", r.iter().map(|r| Some(r.rater_group)))
+        .str("groups", r.iter().map(|r| Some(r.groups.as_str())))
+        .i64("raters", r.iter().map(|r| Some(r.raters as i64)))
+        .i64("ratings", r.iter().map(|r| Some(r.ratings as i64)))
+        .f64("mean", r.iter().map(|r| r.mean))
+        .str("withheld", r.iter().map(|r| r.withheld))
+        .build()
+}
+
+fn hr_frame(r: &[staff::HrRow], roster: &Roster, as_of: NaiveDate) -> Result<DataFrame> {
+    let periods: Vec<Period> = r.iter().map(|r| r.year).collect();
+    let member = |r: &staff::HrRow| roster.as_of(&r.staff_id, r.year.end);
+    let count = |v: Option<usize>| v.map(|n| n as i64);
+    Builder::new()
+        .periods(&periods, as_of)
+        .str("dept_id", r.iter().map(|r| Some(r.dept_id.as_str())))
+        .str("list", r.iter().map(|r| Some(r.list)))
+        .str("staff_id", r.iter().map(|r| Some(r.staff_id.as_str())))
+        .str("name", r.iter().map(|r| member(r).map(|m| m.name.as_str())))
+        .str(
+            "name_en",
+            r.iter()
+                .map(|r| member(r).and_then(|m| m.name_en.as_deref())),
+        )
+        .f64("composite", r.iter().map(|r| r.composite))
+        .str("grade", r.iter().map(|r| r.grade.as_deref()))
+        .i64("rank_in_dept", r.iter().map(|r| count(r.rank_in_dept)))
+        .i64("ranked", r.iter().map(|r| Some(r.ranked as i64)))
+        .str(
+            "previous_grade",
+            r.iter().map(|r| r.previous_grade.as_deref()),
+        )
+        .i64("months", r.iter().map(|r| count(r.months)))
+        .f64("trend_tau", r.iter().map(|r| r.trend_tau))
+        .f64("trend_p", r.iter().map(|r| r.trend_p))
         .build()
 }

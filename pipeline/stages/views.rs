@@ -13,6 +13,9 @@ pub struct Views {
     /// the case marts already written, as scans of their files: each query
     /// reads only the columns it needs, and nothing stays in memory.
     pub scans: Vec<(&'static str, LazyFrame)>,
+    /// Managers' 360-degree feedback as of as-of ([`feedback_360`]): in
+    /// none of the views above.
+    pub feedback: LazyFrame,
     /// Ratings removed on appeal by as-of.
     pub(super) removed: PlHashSet<String>,
     /// Over `ratings`: whether a rating is a bad review (null for a rating
@@ -49,6 +52,11 @@ impl Views {
         scored_ratings(ratings, &self.removed, &self.bad_review)
     }
 
+    /// [`Views::feedback`] scored as `scored_ratings` is.
+    pub fn scored_feedback(&self) -> LazyFrame {
+        scored_ratings(self.feedback.clone(), &self.removed, &self.bad_review)
+    }
+
     pub fn get(&self, name: &str) -> &DataFrame {
         &self
             .tables
@@ -57,6 +65,18 @@ impl Views {
             .expect("view exists")
             .1
     }
+}
+
+/// Over `ratings`: whether a rating is 360-degree feedback on a person, a
+/// rating by a superior, peer, subordinate or the person themselves that
+/// names a `staff_id` (`policy::FEEDBACK_GROUPS`).
+pub fn feedback_360() -> Expr {
+    let groups: Series = crate::policy::FEEDBACK_GROUPS.iter().copied().collect();
+    col("staff_id").is_not_null().and(
+        col("rater_group")
+            .is_in(lit(groups).implode(false), false)
+            .fill_null(lit(false)),
+    )
 }
 
 /// `ratings` without the ratings removed on appeal, plus `score_100` (the
@@ -259,6 +279,15 @@ pub fn build_views(
     let p = &policy.policy;
     let end = end_of_day(as_of, tz);
     let cal = WorkCalendar::from_policy(p);
+    // Managers' 360-degree feedback is about a person, not the department's
+    // service: no department result reads it.
+    let department_scan = |first: &str, last: &str| -> Result<Option<LazyFrame>> {
+        Ok((ratings_months.scan)(first, last)?.map(|lf| lf.filter(feedback_360().not())))
+    };
+    let ratings_months = &RatingMonths {
+        months: ratings_months.months.clone(),
+        scan: &department_scan,
+    };
     let mut lake: HashMap<&str, LazyFrame> = lake.into_iter().collect();
     let mut take = |name: &str| lake.remove(name).expect("every lake table is present");
     let mut small = |name: &str| -> Result<DataFrame> {
@@ -283,7 +312,13 @@ pub fn build_views(
     let measurements = by_day(small("measurements")?, "period_start")?;
     let plans = by_day(small("improvement_plans")?, "opened_on")?;
     let plan_events = until(&small("plan_events")?, "at", end)?;
-    let ratings = take("ratings").filter(col("rated_at").lt_eq(instant(end)));
+    let (ratings, feedback) = {
+        let all = take("ratings").filter(col("rated_at").lt_eq(instant(end)));
+        (
+            all.clone().filter(feedback_360().not()),
+            all.filter(feedback_360()),
+        )
+    };
     let events = take("process_events").filter(col("at").lt_eq(instant(end)));
 
     // Ratings removed on appeal (decided by as-of) are never scored.
@@ -443,6 +478,7 @@ pub fn build_views(
             ("cases", cases_scan),
             ("case_time", case_time_scan),
         ],
+        feedback,
         removed,
         bad_review,
         satisfaction: rated.satisfaction,

@@ -1,6 +1,6 @@
-//! Reporting periods: ISO weeks, months, quarters and years, cut in the
-//! policy's time zone, with the labels the marts use (`2026-W12`, `2026-03`,
-//! `2026-Q1`, `2026`).
+//! Reporting periods: ISO weeks, months, quarters, half-years and years,
+//! cut in the policy's time zone, with the labels the marts use
+//! (`2026-W12`, `2026-03`, `2026-Q1`, `2026-H1`, `2026`).
 
 use chrono::{Datelike, Duration, NaiveDate, Weekday};
 
@@ -9,6 +9,9 @@ pub enum Grain {
     Week,
     Month,
     Quarter,
+    /// Half-years (January-June, July-December): managers' 360-degree
+    /// feedback only, so not in [`Grain::ALL`].
+    Half,
     Year,
 }
 
@@ -20,12 +23,16 @@ impl Grain {
             Grain::Week => "week",
             Grain::Month => "month",
             Grain::Quarter => "quarter",
+            Grain::Half => "half",
             Grain::Year => "year",
         }
     }
 
     pub fn parse(s: &str) -> Option<Grain> {
-        Grain::ALL.into_iter().find(|g| g.as_str() == s)
+        Grain::ALL
+            .into_iter()
+            .chain([Grain::Half])
+            .find(|g| g.as_str() == s)
     }
 }
 
@@ -55,6 +62,11 @@ impl Period {
                 let start = NaiveDate::from_ymd_opt(day.year(), m0 + 1, 1).expect("valid month");
                 (start, add_months(start, 3) - Duration::days(1))
             }
+            Grain::Half => {
+                let m0 = (day.month0() / 6) * 6;
+                let start = NaiveDate::from_ymd_opt(day.year(), m0 + 1, 1).expect("valid month");
+                (start, add_months(start, 6) - Duration::days(1))
+            }
             Grain::Year => (
                 NaiveDate::from_ymd_opt(day.year(), 1, 1).expect("valid date"),
                 NaiveDate::from_ymd_opt(day.year(), 12, 31).expect("valid date"),
@@ -63,7 +75,7 @@ impl Period {
         Period { grain, start, end }
     }
 
-    /// `2026-W12`, `2026-03`, `2026-Q1` or `2026`.
+    /// `2026-W12`, `2026-03`, `2026-Q1`, `2026-H1` or `2026`.
     pub fn label(&self) -> String {
         match self.grain {
             Grain::Week => {
@@ -72,6 +84,7 @@ impl Period {
             }
             Grain::Month => self.start.format("%Y-%m").to_string(),
             Grain::Quarter => format!("{}-Q{}", self.start.year(), self.start.month0() / 3 + 1),
+            Grain::Half => format!("{}-H{}", self.start.year(), self.start.month0() / 6 + 1),
             Grain::Year => self.start.format("%Y").to_string(),
         }
     }
@@ -142,6 +155,17 @@ mod tests {
             Period::containing(Grain::Year, d("2026-11-26")).label(),
             "2026"
         );
+        let h = Period::containing(Grain::Half, d("2026-07-01"));
+        assert_eq!(
+            (h.label(), h.start, h.end),
+            ("2026-H2".into(), d("2026-07-01"), d("2026-12-31"))
+        );
+        let h = Period::containing(Grain::Half, d("2026-06-30"));
+        assert_eq!(
+            (h.label(), h.start, h.end),
+            ("2026-H1".into(), d("2026-01-01"), d("2026-06-30"))
+        );
+        assert_eq!(Grain::parse("half"), Some(Grain::Half));
     }
 
     #[test]

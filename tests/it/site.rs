@@ -514,10 +514,102 @@ fn the_stars_page_lists_each_months_stars_in_the_sites_language() {
     let ws = Workspace::new();
     samples_with_policy(
         &ws,
-        &[("publish_staff = \"stars\"", "publish_staff = \"none\"")],
+        &[("publish_staff = \"all\"", "publish_staff = \"none\"")],
     );
     ws.run_cli(None, "2026-10-31");
     assert!(!ws.out.join("site/stars.html").exists());
+    assert!(!ws.out.join("site/staff").exists());
     let index = std::fs::read_to_string(ws.out.join("site/index.html")).unwrap();
     assert!(!index.contains("stars.html"));
+    assert!(!index.contains("staff/index.html"));
+}
+
+/// With `site.publish_staff = "all"` (the samples'), each person with
+/// results has a page: their own months beside the department's average,
+/// and a manager's 360 as the mart publishes it, in the site's language;
+/// the stars page links to it. With "stars" there are no staff pages.
+#[test]
+fn staff_pages_show_a_persons_own_results_and_a_managers_360() {
+    for (locale, heading) in [("zh-CN", "360度反馈"), ("en", "360-degree feedback")] {
+        let ws = Workspace::new();
+        samples_with_policy(
+            &ws,
+            &[("locale = \"zh-CN\"", &format!("locale = \"{locale}\""))],
+        );
+        ws.run_cli(None, "2026-10-31");
+        // A front-line person with months: their figures are on the page.
+        let person = ws.rows(
+            "SELECT staff_id, period, CAST(ratings AS VARCHAR) FROM staff_measures \
+             WHERE grain = 'month' AND period = '2026-09' AND ratings > 0 ORDER BY staff_id LIMIT 1",
+        );
+        let [id, period, _] = &person[0][..] else {
+            panic!()
+        };
+        let page = std::fs::read_to_string(ws.out.join(format!("site/staff/{id}.html"))).unwrap();
+        assert!(
+            page.contains(&format!("<td>{period}</td>")),
+            "{id}'s {period} is listed"
+        );
+        // No other person's id appears on it.
+        let others = ws.rows(&format!(
+            "SELECT DISTINCT staff_id FROM staff_measures WHERE staff_id <> '{id}'"
+        ));
+        assert!(others.iter().all(|o| !page.contains(&o[0])));
+        // A manager with a 360 has it on their page, withheld means marked.
+        let manager = ws.rows(
+            "SELECT staff_id, CAST(count(*) AS VARCHAR) FROM manager_feedback \
+             GROUP BY staff_id ORDER BY staff_id LIMIT 1",
+        );
+        let page =
+            std::fs::read_to_string(ws.out.join(format!("site/staff/{}.html", manager[0][0])))
+                .unwrap();
+        let section = &page[page.find(heading).expect("the 360 section")..];
+        let n: usize = manager[0][1].parse().unwrap();
+        let rows = section.matches("<tr><td>20").count()
+            + section.matches("<tr class=\"total\"><td>20").count();
+        assert_eq!(rows, n, "one row per manager_feedback row");
+        let index = std::fs::read_to_string(ws.out.join("site/staff/index.html")).unwrap();
+        assert!(index.contains(&format!("href=\"{}.html\"", manager[0][0])));
+        let stars = std::fs::read_to_string(ws.out.join("site/stars.html")).unwrap();
+        assert!(stars.contains("href=\"staff/"));
+    }
+    let ws = Workspace::new();
+    samples_with_policy(
+        &ws,
+        &[("publish_staff = \"all\"", "publish_staff = \"stars\"")],
+    );
+    ws.run_cli(None, "2026-10-31");
+    assert!(ws.out.join("site/stars.html").exists());
+    assert!(!ws.out.join("site/staff").exists());
+}
+
+/// The HR lists go to `OUT/hr/`, never the site: one CSV (with BOM) and
+/// one XLSX per closed year, headed in the site's language, a row per
+/// hr_lists row.
+#[test]
+fn hr_lists_are_written_for_hr_with_headers_in_the_sites_language() {
+    for (locale, first) in [("zh-CN", "年度,部门,名单"), ("en", "Year,Department,List")] {
+        let ws = Workspace::new();
+        samples_with_policy(
+            &ws,
+            &[("locale = \"zh-CN\"", &format!("locale = \"{locale}\""))],
+        );
+        ws.run_cli(None, "2026-10-31");
+        let rows = ws.rows("SELECT staff_id FROM hr_lists WHERE period = '2025' ORDER BY staff_id");
+        assert!(!rows.is_empty(), "the samples have HR lists for 2025");
+        let csv = std::fs::read(ws.out.join("hr/hr-lists-2025.csv")).unwrap();
+        assert_eq!(&csv[..3], b"\xEF\xBB\xBF");
+        let text = String::from_utf8(csv[3..].to_vec()).unwrap();
+        assert!(text.starts_with(first), "{text}");
+        assert_eq!(text.lines().count(), rows.len() + 1);
+        for r in &rows {
+            assert!(text.contains(&r[0]));
+        }
+        assert!(ws.out.join("hr/hr-lists-2025.xlsx").is_file());
+        // 2026 is not closed: no list yet.
+        assert!(!ws.out.join("hr/hr-lists-2026.csv").exists());
+        assert!(crate::files_under(&ws.out.join("site"))
+            .iter()
+            .all(|f| !f.to_string_lossy().contains("hr-lists")));
+    }
 }

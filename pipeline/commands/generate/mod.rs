@@ -322,6 +322,7 @@ pub fn generate(args: &GenerateArgs, progress: &Progress) -> Result<()> {
     let mut measurements = Vec::new();
     let mut case_seq = 0u64;
     let mut rating_seq = 0u64;
+    let mut feedback_seq = 0u64;
 
     for m in 0..args.months {
         let month = add_months(start, m as i32);
@@ -332,6 +333,12 @@ pub fn generate(args: &GenerateArgs, progress: &Progress) -> Result<()> {
             .iter()
             .map(|d| (d.base + d.slope * m as f64 + season).clamp(0.05, 0.98))
             .collect();
+        if month.month().is_multiple_of(6) {
+            writers.hold(
+                &tables::RATINGS,
+                staff.feedback(month, &depts, &mut feedback_seq),
+            );
+        }
         if !args.no_bad_records && m + 1 == args.months {
             writers.hold(&tables::RATINGS, bad_ratings(month, &depts[0].id));
             writers.hold(&tables::PROCESS_EVENTS, bad_events(month, &depts[0].id));

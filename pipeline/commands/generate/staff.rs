@@ -77,6 +77,9 @@ impl Stint {
 
 pub(super) struct StaffDraws {
     rng: Rng,
+    /// Managers' 360 feedback: a stream of its own, so that adding it
+    /// left the other draws as they were.
+    feedback_rng: Rng,
     people: Vec<Person>,
     stints: Vec<Stint>,
     /// Per department: its stints, front-line ones first (after the
@@ -153,6 +156,7 @@ impl StaffDraws {
         }
         StaffDraws {
             rng,
+            feedback_rng: Rng(seed ^ 0x3336_3046_4200_0001),
             people,
             stints,
             by_dept,
@@ -220,6 +224,70 @@ impl StaffDraws {
             return None;
         }
         self.pick(di, day, true, -0.8)
+    }
+
+    /// Managers' 360-degree feedback, each June and December: between the
+    /// 10th and the 25th of `month`, for each department's manager, their
+    /// superior, three to five peers (other departments' managers) and two
+    /// to seven of their staff are asked, each answering with chance 0.7
+    /// (so a group may fall below its anonymity minimum), and the manager
+    /// rates themselves. Rating ids `F0000001` on (`seq`).
+    pub(super) fn feedback(&mut self, month: NaiveDate, depts: &[Dept], seq: &mut u64) -> Vec<Rec> {
+        const ITEMS: [&str; 3] = ["service_culture", "staff_development", "overall"];
+        let day = month + Duration::days(9);
+        let mut out = Vec::new();
+        for di in 0..depts.len() {
+            let manager = self.stints[self.by_dept[di].0[0]].person;
+            let skill = self.people[manager].skill;
+            let mut raters: Vec<(&'static str, String, f64)> =
+                vec![("superior", format!("L-{}", depts[di].id), 0.0)];
+            if depts.len() > 1 {
+                for _ in 0..3 + self.feedback_rng.below(3) {
+                    let other = (di + 1 + self.feedback_rng.below(depts.len() as u64 - 1) as usize)
+                        % depts.len();
+                    let peer = self.stints[self.by_dept[other].0[0]].person;
+                    raters.push(("peer", self.people[peer].id.clone(), 0.1));
+                }
+            }
+            for _ in 0..2 + self.feedback_rng.below(6) {
+                let list = &self.by_dept[di].0;
+                let s = list[1 + self.feedback_rng.below(list.len() as u64 - 1) as usize];
+                if self.stints[s].covers(day) {
+                    raters.push((
+                        "subordinate",
+                        self.people[self.stints[s].person].id.clone(),
+                        -0.2,
+                    ));
+                }
+            }
+            raters.sort_by(|a, b| a.1.cmp(&b.1));
+            raters.dedup_by(|a, b| a.1 == b.1);
+            raters.retain(|_| self.feedback_rng.chance(0.7));
+            raters.push(("self", self.people[manager].id.clone(), 0.5));
+            for (group, rater, lean) in raters {
+                *seq += 1;
+                let on = day + Duration::days(self.feedback_rng.below(16) as i64);
+                let at = random_time_on(&mut self.feedback_rng, on);
+                for item in ITEMS {
+                    let latent =
+                        1.0 + 4.0 * (0.72 + 0.08 * skill) + lean + 0.6 * self.feedback_rng.normal();
+                    out.push(rec(
+                        at,
+                        vec![
+                            ("rating_id", format!("F{:07}", *seq)),
+                            ("rated_at", ts(at)),
+                            ("dept_id", depts[di].id.clone()),
+                            ("staff_id", self.people[manager].id.clone()),
+                            ("rater_id", rater.clone()),
+                            ("rater_group", group.to_string()),
+                            ("item", item.to_string()),
+                            ("score", (latent.round().clamp(1.0, 5.0) as i64).to_string()),
+                        ],
+                    ));
+                }
+            }
+        }
+        out
     }
 
     /// The staff table's rows, with (unless `no_bad`) three bad ones: an

@@ -13,6 +13,9 @@
 //! scoring 100 or 0), and is shrunk toward the department's mean before
 //! the parts are weighted ([`shrink`]): three lucky ratings do not top the
 //! list. The workload part (`volume`) is a count and is not shrunk.
+//!
+//! Managers' 360-degree feedback ([`feedback`]) and the yearly HR lists
+//! ([`hr_lists`]) are made here too.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -25,6 +28,10 @@ mod shrink;
 pub use shrink::*;
 mod stars;
 pub use stars::*;
+mod feedback;
+pub use feedback::*;
+mod hr;
+pub use hr::*;
 
 #[cfg(test)]
 mod tests;
@@ -75,6 +82,20 @@ impl Roster {
             .iter()
             .map(|&i| &self.members[i])
             .find(|m| m.covers(day))
+    }
+
+    /// Whether `staff_id` is a manager on `day`.
+    pub fn is_manager(&self, staff_id: &str, day: NaiveDate) -> bool {
+        self.at(staff_id, day).is_some_and(|m| m.role == "manager")
+    }
+
+    /// The row that names `staff_id` on `day`: the one in force, else
+    /// their first.
+    pub fn as_of(&self, staff_id: &str, day: NaiveDate) -> Option<&Member> {
+        self.at(staff_id, day).or_else(|| {
+            let first = *self.by_id.get(staff_id)?.first()?;
+            Some(&self.members[first])
+        })
     }
 
     /// Where a fact of `staff_id` on `day`, recorded for department

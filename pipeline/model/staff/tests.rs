@@ -1,5 +1,6 @@
 use super::*;
 use crate::policy::StaffPolicy;
+use std::collections::BTreeSet;
 
 fn day(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
@@ -261,4 +262,328 @@ fn star_runs() {
             ("A".into(), 1)
         ]
     );
+}
+
+fn fb(staff: &str, on: &str, group: &'static str, rater: &str, score: f64) -> FeedbackRating {
+    FeedbackRating {
+        staff_id: staff.into(),
+        dept_id: "D".into(),
+        day: day(on),
+        group,
+        rater_id: rater.into(),
+        score,
+    }
+}
+
+fn review360(ratings: &[FeedbackRating], closed_by: &str) -> Vec<FeedbackRow> {
+    let weights = crate::policy::Review360Policy::default().weights;
+    let min = |g: &str| match g {
+        "superior" => 1,
+        _ => 3,
+    };
+    feedback(
+        ratings,
+        &FeedbackRules {
+            weights: &weights,
+            min_raters: &min,
+            closed_by: day(closed_by),
+        },
+    )
+}
+
+fn find<'a>(rows: &'a [FeedbackRow], label: &str, group: &str) -> &'a FeedbackRow {
+    rows.iter()
+        .find(|r| r.period.label() == label && r.rater_group == group)
+        .unwrap_or_else(|| panic!("no {label} {group} row in {rows:#?}"))
+}
+
+/// One manager's first half of 2026, worked by hand (minimums: superior 1,
+/// others 3; weights superior 30, peer 20, subordinate 25, client 25,
+/// self 0):
+///
+/// ```text
+/// superior  A: 80                      1 rater  >= 1: shown, 80
+/// peer      P1: 60, P2: 70             2 raters <  3: rolled up into others
+/// others    {peer}                     2 raters <  3: counts only (2, 2)
+/// subordinate S1..S4: 90 80 70 60      4 raters >= 3: shown, 75
+/// client    C1: 100                    shown, 100
+/// self      M: 95                      shown, weight 0
+/// composite (30 x 80 + 25 x 75 + 25 x 100) / 80 = 6775 / 80 = 84.6875
+/// ```
+///
+/// The second half is not closed by 2026-08-01: not published.
+#[test]
+fn a_group_below_its_minimum_is_rolled_up_and_its_mean_withheld() {
+    let mut r = vec![
+        fb("M", "2026-02-01", "superior", "A", 80.0),
+        fb("M", "2026-02-01", "peer", "P1", 60.0),
+        fb("M", "2026-03-01", "peer", "P2", 70.0),
+        fb("M", "2026-07-05", "peer", "P3", 10.0),
+    ];
+    for (s, y) in [("S1", 90.0), ("S2", 80.0), ("S3", 70.0), ("S4", 60.0)] {
+        r.push(fb("M", "2026-04-01", "subordinate", s, y));
+    }
+    r.push(fb("M", "2026-05-01", "client", "C1", 100.0));
+    r.push(fb("M", "2026-06-30", "self", "M", 95.0));
+    let rows = review360(&r, "2026-08-01");
+    assert!(
+        rows.iter().all(|r| r.period.label() == "2026-H1"),
+        "{rows:#?}"
+    );
+    let groups: Vec<&str> = rows.iter().map(|r| r.rater_group).collect();
+    assert_eq!(
+        groups,
+        [
+            "superior",
+            "subordinate",
+            "others",
+            "client",
+            "self",
+            "composite"
+        ]
+    );
+    assert_eq!(find(&rows, "2026-H1", "superior").mean, Some(80.0));
+    assert_eq!(find(&rows, "2026-H1", "subordinate").mean, Some(75.0));
+    let others = find(&rows, "2026-H1", "others");
+    assert_eq!(
+        (
+            others.groups.as_str(),
+            others.raters,
+            others.ratings,
+            others.mean,
+            others.withheld
+        ),
+        ("peer", 2, 2, None, Some("below_minimum"))
+    );
+    let c = find(&rows, "2026-H1", "composite");
+    assert_eq!(c.groups, "superior,subordinate,client");
+    assert!((c.mean.unwrap() - 84.6875).abs() < 1e-9, "{c:?}");
+}
+
+/// Two groups each below the minimum reach it together: peers P1, P2 (60,
+/// 70) and subordinates S1, S2 (80, 90) give `others` 4 raters and a mean
+/// of 75.
+#[test]
+fn groups_rolled_up_together_can_reach_the_minimum() {
+    let r = vec![
+        fb("M", "2026-01-10", "peer", "P1", 60.0),
+        fb("M", "2026-01-10", "peer", "P2", 70.0),
+        fb("M", "2026-01-10", "subordinate", "S1", 80.0),
+        fb("M", "2026-01-10", "subordinate", "S2", 90.0),
+    ];
+    let rows = review360(&r, "2026-12-31");
+    let o = find(&rows, "2026-H1", "others");
+    assert_eq!(
+        (o.groups.as_str(), o.raters, o.mean),
+        ("peer,subordinate", 4, Some(75.0))
+    );
+    let c = find(&rows, "2026-H1", "composite");
+    assert_eq!(
+        (c.groups.as_str(), c.mean),
+        ("peer,subordinate", Some(75.0))
+    );
+}
+
+/// The differencing attack: the first half hides its two subordinates
+/// (40, 50); the second half shows three (90 each). Were the year's
+/// subordinate mean published (3 raters, 5 ratings: 360 / 5 = 72), the
+/// first half would follow: 72 x 5 - 3 x 90 = 90 = 40 + 50. So the year
+/// rolls them up and withholds the mean (`adds_up`).
+#[test]
+fn the_year_withholds_what_would_reveal_a_hidden_half() {
+    let mut r = vec![
+        fb("M", "2026-02-01", "subordinate", "S1", 40.0),
+        fb("M", "2026-02-01", "subordinate", "S2", 50.0),
+    ];
+    for s in ["S1", "S2", "S3"] {
+        r.push(fb("M", "2026-09-01", "subordinate", s, 90.0));
+    }
+    let rows = review360(&r, "2026-12-31");
+    assert_eq!(find(&rows, "2026-H1", "others").mean, None);
+    assert_eq!(find(&rows, "2026-H2", "subordinate").mean, Some(90.0));
+    let y = find(&rows, "2026", "others");
+    assert_eq!(
+        (y.groups.as_str(), y.raters, y.ratings, y.mean, y.withheld),
+        ("subordinate", 3, 5, None, Some("adds_up"))
+    );
+    assert!(!rows
+        .iter()
+        .any(|r| r.period.label() == "2026" && r.rater_group == "subordinate"));
+}
+
+/// Whatever the ratings, no published figure can be subtracted from
+/// another to recover a hidden one. Over many random managers: (1) every
+/// year row with a mean is the sum of published rows of its halves made
+/// of its groups (so it says nothing the halves do not); (2) a composite
+/// weighs only groups whose rows show a mean; (3) every group with ratings
+/// appears in a row (rolled up, never dropped).
+#[test]
+fn no_pair_of_published_figures_reveals_a_hidden_group() {
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let mut ratings = Vec::new();
+    for m in 0..300 {
+        let staff = format!("M{m}");
+        for g in ["superior", "peer", "subordinate", "client", "self"] {
+            let n = next(7);
+            for _ in 0..n {
+                let rater = format!("{g}{}", next(5));
+                let month = 1 + next(12);
+                let on = format!("2026-{month:02}-15");
+                ratings.push(fb(&staff, &on, g, &rater, 20.0 * (1 + next(5)) as f64));
+            }
+        }
+    }
+    let rows = review360(&ratings, "2026-12-31");
+    let shown_years = rows.iter().filter(|r| {
+        r.period.grain == Grain::Year && r.mean.is_some() && r.rater_group != "composite"
+    });
+    let mut checked = 0;
+    for y in shown_years {
+        let groups: BTreeSet<&str> = y.groups.split(',').collect();
+        let parts: Vec<&FeedbackRow> = rows
+            .iter()
+            .filter(|h| {
+                h.staff_id == y.staff_id
+                    && h.period.grain == Grain::Half
+                    && h.rater_group != "composite"
+                    && h.groups.split(',').all(|g| groups.contains(g))
+            })
+            .collect();
+        assert!(
+            parts.iter().all(|h| h.mean.is_some()),
+            "{y:?} from {parts:#?}"
+        );
+        let n: usize = parts.iter().map(|h| h.ratings).sum();
+        let sum: f64 = parts
+            .iter()
+            .map(|h| h.mean.unwrap() * h.ratings as f64)
+            .sum();
+        assert_eq!(n, y.ratings, "{y:?} from {parts:#?}");
+        assert!((sum - y.mean.unwrap() * y.ratings as f64).abs() < 1e-6);
+        checked += 1;
+    }
+    assert!(checked > 300, "only {checked} year rows checked");
+    for c in rows.iter().filter(|r| r.rater_group == "composite") {
+        for g in c.groups.split(',').filter(|g| !g.is_empty()) {
+            let row = rows
+                .iter()
+                .find(|r| {
+                    r.staff_id == c.staff_id
+                        && r.period == c.period
+                        && r.rater_group != "composite"
+                        && r.groups.split(',').any(|x| x == g)
+                })
+                .unwrap();
+            assert!(row.mean.is_some(), "{c:?} weighs hidden {row:?}");
+        }
+    }
+    let mut with_ratings: BTreeSet<(String, &str)> = BTreeSet::new();
+    for r in &ratings {
+        with_ratings.insert((r.staff_id.clone(), r.group));
+    }
+    for (staff, g) in with_ratings {
+        assert!(rows.iter().any(|r| r.staff_id == staff
+            && r.period.grain == Grain::Year
+            && r.rater_group != "composite"
+            && r.groups.split(',').any(|x| x == g)));
+    }
+    // Some year rows were withheld for adding up, and some rolled-up rows
+    // were shown: the rules were exercised.
+    assert!(rows.iter().any(|r| r.withheld == Some("adds_up")));
+    assert!(rows
+        .iter()
+        .any(|r| r.rater_group == "others" && r.mean.is_some()));
+}
+
+fn at(grain: Grain, on: &str, staff: &str, composite: f64) -> StaffMeasure {
+    StaffMeasure {
+        period: Period::containing(grain, day(on)),
+        ..month_row(staff, "D", composite, 30)
+    }
+}
+
+/// One department, years 2025 and 2026 (default grades: excellent from
+/// 90, good from 80; top share 20%, declining from 6 months):
+///
+/// ```text
+/// 2025: A 92 (excellent), B 85                 ranked 2 -> pool ceil(0.4) = 1: A
+/// 2026: A 95, B 93, C 91, then 7 people 70-88  ranked 10 -> pool ceil(2.0) = 2: A, B
+///       top grade both years: A only (B was good in 2025; C has no 2025)
+/// E's months 2026-01..12: 90, 88, ..., 68     S = -66, var S = 12 x 11 x 29 / 18
+///       = 212.67, z = -65 / 14.583 = -4.457, p = 8.3e-6 < 0.05: declining
+/// F's months 2026-01..05: falling too          5 < 6 months: not claimed
+/// ```
+#[test]
+fn hr_lists_top_two_years_reserve_pool_and_declining() {
+    let mut p = crate::policy::load_text(
+        crate::policy::DEFAULT_POLICY.into(),
+        crate::policy::PolicySource::Embedded,
+    )
+    .unwrap()
+    .policy;
+    p.staff.hr.top_share = 0.2;
+    let mut m = vec![
+        at(Grain::Year, "2025-06-01", "A", 92.0),
+        at(Grain::Year, "2025-06-01", "B", 85.0),
+        at(Grain::Year, "2026-06-01", "A", 95.0),
+        at(Grain::Year, "2026-06-01", "B", 93.0),
+        at(Grain::Year, "2026-06-01", "C", 91.0),
+    ];
+    for (i, c) in [88.0, 85.0, 82.0, 79.0, 76.0, 73.0, 70.0]
+        .iter()
+        .enumerate()
+    {
+        m.push(at(Grain::Year, "2026-06-01", &format!("P{i}"), *c));
+    }
+    for k in 0..12 {
+        let on = format!("2026-{:02}-01", k + 1);
+        m.push(at(Grain::Month, &on, "E", 90.0 - 2.0 * k as f64));
+        if k < 5 {
+            m.push(at(Grain::Month, &on, "F", 90.0 - 5.0 * k as f64));
+        }
+    }
+    let rows = hr_lists(
+        &m,
+        &HrRules {
+            policy: &p,
+            closed_by: day("2026-12-31"),
+        },
+    );
+    let got: Vec<(String, &str, &str, Option<usize>)> = rows
+        .iter()
+        .map(|r| (r.year.label(), r.list, r.staff_id.as_str(), r.rank_in_dept))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("2025".into(), "reserve_pool", "A", Some(1)),
+            ("2026".into(), "top_two_years", "A", Some(1)),
+            ("2026".into(), "reserve_pool", "A", Some(1)),
+            ("2026".into(), "reserve_pool", "B", Some(2)),
+            ("2026".into(), "declining", "E", None),
+        ]
+    );
+    let a = &rows[1];
+    assert_eq!(
+        (a.grade.as_deref(), a.previous_grade.as_deref(), a.ranked),
+        (Some("excellent"), Some("excellent"), 10)
+    );
+    let e = rows.last().unwrap();
+    assert_eq!((e.months, e.trend_tau), (Some(12), Some(-1.0)));
+    assert!((e.trend_p.unwrap() - 8.3e-6).abs() < 0.1e-6, "{e:?}");
+    // Not closed: 2026 gives no lists as of 2026-12-30.
+    let early = hr_lists(
+        &m,
+        &HrRules {
+            policy: &p,
+            closed_by: day("2026-12-30"),
+        },
+    );
+    assert!(early.iter().all(|r| r.year.label() == "2025"));
 }

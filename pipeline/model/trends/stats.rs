@@ -173,6 +173,7 @@ pub(super) fn ordinal(p: &Period) -> f64 {
         }
         Grain::Month => (p.start.year() * 12 + p.start.month0() as i32) as f64,
         Grain::Quarter => (p.start.year() * 4 + (p.start.month0() / 3) as i32) as f64,
+        Grain::Half => (p.start.year() * 2 + (p.start.month0() / 6) as i32) as f64,
         Grain::Year => p.start.year() as f64,
     }
 }
