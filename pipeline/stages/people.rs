@@ -204,28 +204,20 @@ fn ratings(views: &Views, policy: &LoadedPolicy, facts: &mut Facts) -> Result<()
     let groups: Series = CLIENT_GROUPS.iter().copied().collect();
     let scored = views.scored_ratings();
     let overall = || col("item").eq(lit("overall"));
-    let df = scored
-        .filter(
-            col("staff_id").is_not_null().and(
-                col("rater_group")
-                    .is_in(lit(groups).implode(false), false)
-                    .fill_null(lit(false)),
-            ),
-        )
-        // Groups in order of first appearance, each one's items in file
-        // order: the same sums on every run.
-        .group_by_stable([col("rating_id")])
-        .agg([
-            col("rated_at").first(),
-            col("dept_id").first(),
-            col("staff_id").first(),
-            col("rater_id").first(),
-            col("score_100").mean(),
+    let clients = scored.filter(
+        col("staff_id").is_not_null().and(
+            col("rater_group")
+                .is_in(lit(groups).implode(false), false)
+                .fill_null(lit(false)),
+        ),
+    );
+    let df = responses(
+        clients,
+        [
             col("score_100").filter(overall()).first().alias("overall"),
             col("bad_review").filter(overall()).first(),
-        ])
-        .collect()
-        .map_err(|e| anyhow::anyhow!("cannot read the lake's ratings: {e}"))?;
+        ],
+    )?;
     // Rater effects by rater and estimation period, for raters on the
     // common scale.
     let effects = views.get("rater_effects");
@@ -303,19 +295,7 @@ fn ratings(views: &Views, policy: &LoadedPolicy, facts: &mut Facts) -> Result<()
 /// managers (the mean of each response's items). One about a person who
 /// is not a manager that day is listed as `not_a_manager`.
 fn feedback_ratings(views: &Views, facts: &mut Facts) -> Result<()> {
-    let df = views
-        .scored_feedback()
-        .group_by_stable([col("rating_id")])
-        .agg([
-            col("rated_at").first(),
-            col("dept_id").first(),
-            col("staff_id").first(),
-            col("rater_id").first(),
-            col("rater_group").first(),
-            col("score_100").mean(),
-        ])
-        .collect()
-        .map_err(|e| anyhow::anyhow!("cannot read the lake's ratings: {e}"))?;
+    let df = responses(views.scored_feedback(), [col("rater_group").first()])?;
     let (ids, at, depts, staff_ids) = located(&df, "rating_id", "rated_at")?;
     let rater = frame::str_refs(&df, "rater_id")?;
     let groups = frame::str_refs(&df, "rater_group")?;
@@ -444,6 +424,26 @@ fn complaints_and_incidents(views: &Views, facts: &mut Facts) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Scored item ratings as responses: per `rating_id`, its time,
+/// department, staff id and rater, the mean of its items' `score_100`,
+/// and `more`. Groups in order of first appearance, each one's items in
+/// file order: the same sums on every run.
+fn responses<const N: usize>(items: LazyFrame, more: [Expr; N]) -> Result<DataFrame> {
+    let mut agg = vec![
+        col("rated_at").first(),
+        col("dept_id").first(),
+        col("staff_id").first(),
+        col("rater_id").first(),
+        col("score_100").mean(),
+    ];
+    agg.extend(more);
+    items
+        .group_by_stable([col("rating_id")])
+        .agg(agg)
+        .collect()
+        .map_err(|e| anyhow::anyhow!("cannot read the lake's ratings: {e}"))
 }
 
 /// A fact table's id, instant (UTC micros), department and staff id
