@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::model::staff::{self, Fact, FeedbackRating, Member, Roster, StaffFact};
+use crate::model::staff::{self, Fact, FeedbackRating, Key, Member, Names, Roster, StaffFact};
 use crate::time::calendar::LocalDays;
 
 /// The rater groups whose ratings of a person count: service objects.
@@ -33,12 +33,13 @@ pub fn people(
     }
     let Facts {
         facts,
+        names,
         feedback,
         exceptions,
         ..
     } = facts;
     let p = &policy.policy.staff;
-    let mut measures = staff::measures(&facts, p);
+    let mut measures = staff::measures(&facts, &names, p);
     let stars = staff::stars(&mut measures, p);
     // A period is published once it has closed.
     let closed_by = as_of - Duration::days(policy.policy.scoring.close_after_days as i64);
@@ -114,6 +115,8 @@ struct Facts<'a> {
     roster: &'a Roster,
     days: LocalDays,
     facts: Vec<StaffFact>,
+    /// The staff and department ids of `facts`.
+    names: Names,
     /// Responses about managers, for their 360.
     feedback: Vec<FeedbackRating>,
     /// (table, month, issue, staff id, fact's department) -> (count, first id).
@@ -126,6 +129,7 @@ impl<'a> Facts<'a> {
             roster,
             days: LocalDays::new(tz),
             facts: Vec::new(),
+            names: Names::default(),
             feedback: Vec::new(),
             exceptions: BTreeMap::new(),
         }
@@ -145,13 +149,24 @@ impl<'a> Facts<'a> {
         staff_id: &str,
         dept: &str,
         day: NaiveDate,
-    ) -> Option<String> {
-        let (placed, issue) = self.roster.place(staff_id, dept, day);
-        let placed = placed.map(str::to_string);
+    ) -> Option<Key> {
+        let roster = self.roster;
+        let (placed, issue) = roster.place(staff_id, dept, day);
         if let Some(issue) = issue {
             self.exception(table, id, staff_id, dept, day, issue);
         }
-        placed
+        placed.map(|d| self.names.key(d))
+    }
+
+    /// `fact`, of `staff_id` in department `dept` (a key) on `day`.
+    fn push(&mut self, staff_id: &str, dept: Key, day: NaiveDate, fact: Fact) {
+        let staff = self.names.key(staff_id);
+        self.facts.push(StaffFact {
+            staff,
+            dept,
+            day,
+            fact,
+        });
     }
 
     fn exception(
@@ -187,13 +202,8 @@ impl<'a> Facts<'a> {
         day: NaiveDate,
         fact: Fact,
     ) {
-        if let Some(dept_id) = self.place(table, id, staff_id, dept, day) {
-            self.facts.push(StaffFact {
-                staff_id: staff_id.to_string(),
-                dept_id,
-                day,
-                fact,
-            });
+        if let Some(dept) = self.place(table, id, staff_id, dept, day) {
+            self.push(staff_id, dept, day, fact);
         }
     }
 }
@@ -267,13 +277,13 @@ fn ratings(views: &Views, policy: &LoadedPolicy, facts: &mut Facts) -> Result<()
             bad: is_bad,
             unrectified: is_bad && unrectified.contains(id),
         };
-        let Some(dept_id) = facts.place("ratings", id, staff, dept, day) else {
+        let Some(dept_key) = facts.place("ratings", id, staff, dept, day) else {
             continue;
         };
         if facts.roster.is_manager(staff, day) {
             facts.feedback.push(FeedbackRating {
                 staff_id: staff.to_string(),
-                dept_id: dept_id.clone(),
+                dept_id: facts.names.name(dept_key).to_string(),
                 day,
                 group: "client",
                 // A response without a rater is a rater of its own.
@@ -281,12 +291,7 @@ fn ratings(views: &Views, policy: &LoadedPolicy, facts: &mut Facts) -> Result<()
                 score,
             });
         }
-        facts.facts.push(StaffFact {
-            staff_id: staff.to_string(),
-            dept_id,
-            day,
-            fact,
-        });
+        facts.push(staff, dept_key, day, fact);
     }
     Ok(())
 }
@@ -314,7 +319,7 @@ fn feedback_ratings(views: &Views, facts: &mut Facts) -> Result<()> {
             continue;
         };
         let day = facts.day(at);
-        let Some(dept_id) = facts.place("ratings", id, staff, dept, day) else {
+        let Some(dept_key) = facts.place("ratings", id, staff, dept, day) else {
             continue;
         };
         if !facts.roster.is_manager(staff, day) {
@@ -323,7 +328,7 @@ fn feedback_ratings(views: &Views, facts: &mut Facts) -> Result<()> {
         }
         facts.feedback.push(FeedbackRating {
             staff_id: staff.to_string(),
-            dept_id,
+            dept_id: facts.names.name(dept_key).to_string(),
             day,
             group,
             rater_id: rater[i].unwrap_or(id).to_string(),

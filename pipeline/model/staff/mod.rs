@@ -17,7 +17,9 @@
 //! Managers' 360-degree feedback ([`feedback`]) and the yearly HR lists
 //! ([`hr_lists`]) are made here too.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+
+use polars::prelude::PlHashMap;
 
 use chrono::NaiveDate;
 
@@ -58,12 +60,12 @@ impl Member {
 #[derive(Debug, Default)]
 pub struct Roster {
     pub members: Vec<Member>,
-    by_id: HashMap<String, Vec<usize>>,
+    by_id: PlHashMap<String, Vec<usize>>,
 }
 
 impl Roster {
     pub fn new(members: Vec<Member>) -> Roster {
-        let mut by_id: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_id: PlHashMap<String, Vec<usize>> = PlHashMap::default();
         for (i, m) in members.iter().enumerate() {
             by_id.entry(m.staff_id.clone()).or_default().push(i);
         }
@@ -150,12 +152,51 @@ pub enum Fact {
     ConfirmedIncident,
 }
 
+/// A staff id or department id as a number: its index in [`Names`].
+pub type Key = u32;
+
+/// The staff and department ids that facts name, each once, numbered in
+/// order of first appearance: facts carry the numbers, not the text.
+#[derive(Debug, Default)]
+pub struct Names {
+    names: Vec<String>,
+    keys: PlHashMap<String, Key>,
+}
+
+impl Names {
+    /// The number of `name`, given one if it has none yet.
+    pub fn key(&mut self, name: &str) -> Key {
+        if let Some(&k) = self.keys.get(name) {
+            return k;
+        }
+        let k = Key::try_from(self.names.len()).expect("fewer than 2^32 ids");
+        self.names.push(name.to_string());
+        self.keys.insert(name.to_string(), k);
+        k
+    }
+
+    pub fn name(&self, key: Key) -> &str {
+        &self.names[key as usize]
+    }
+
+    /// Each key's place in the order of the names.
+    fn ranks(&self) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..self.names.len() as u32).collect();
+        order.sort_unstable_by(|&a, &b| self.names[a as usize].cmp(&self.names[b as usize]));
+        let mut rank = vec![0; order.len()];
+        for (r, &k) in order.iter().enumerate() {
+            rank[k as usize] = r as u32;
+        }
+        rank
+    }
+}
+
 /// A fact about a staff member, on a local day, for the department they
 /// belonged to on that day.
 #[derive(Debug, Clone)]
 pub struct StaffFact {
-    pub staff_id: String,
-    pub dept_id: String,
+    pub staff: Key,
+    pub dept: Key,
     pub day: NaiveDate,
     pub fact: Fact,
 }
@@ -169,6 +210,12 @@ pub struct Moments {
 }
 
 impl Moments {
+    fn merge(&mut self, o: &Moments) {
+        self.n += o.n;
+        self.sum += o.sum;
+        self.sum_sq += o.sum_sq;
+    }
+
     pub fn add(&mut self, y: f64) {
         self.n += 1.0;
         self.sum += y;
@@ -200,6 +247,19 @@ pub struct Tally {
 }
 
 impl Tally {
+    fn merge(&mut self, o: &Tally) {
+        self.ratings += o.ratings;
+        self.observed.merge(&o.observed);
+        for (p, q) in self.parts.iter_mut().zip(&o.parts) {
+            p.merge(q);
+        }
+        self.bad_reviews += o.bad_reviews;
+        self.unrectified += o.unrectified;
+        self.cases += o.cases;
+        self.valid_complaints += o.valid_complaints;
+        self.confirmed_incidents += o.confirmed_incidents;
+    }
+
     fn add(&mut self, fact: &Fact) {
         let bin = |b: bool| if b { 100.0 } else { 0.0 };
         match *fact {
@@ -270,50 +330,136 @@ pub struct StaffMeasure {
 }
 
 /// Adds the facts up per period of every grain, measures and shrinks.
-pub fn measures(facts: &[StaffFact], policy: &StaffPolicy) -> Vec<StaffMeasure> {
-    let mut tallies: BTreeMap<(Period, &str, &str), Tally> = BTreeMap::new();
-    for f in facts {
-        for grain in Grain::ALL {
-            tallies
-                .entry((
-                    Period::containing(grain, f.day),
-                    f.dept_id.as_str(),
-                    f.staff_id.as_str(),
-                ))
-                .or_default()
-                .add(&f.fact);
+///
+/// The facts are put in department, staff and day order (departments and
+/// staff by id), so that each person's weeks and months are runs of facts,
+/// added up as they pass; quarters and years are added up from the
+/// months. Every sum adds up in the same order on every run.
+pub fn measures(facts: &[StaffFact], names: &Names, policy: &StaffPolicy) -> Vec<StaffMeasure> {
+    let rank = names.ranks();
+    let mut order: Vec<(u32, u32, NaiveDate, u32)> = facts
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            (
+                rank[f.dept as usize],
+                rank[f.staff as usize],
+                f.day,
+                i as u32,
+            )
+        })
+        .collect();
+    order.sort_unstable();
+    // Each day's week and month, worked out once.
+    let first = facts.iter().map(|f| f.day).min();
+    let last = facts.iter().map(|f| f.day).max();
+    let days: Vec<[Period; 2]> = first
+        .zip(last)
+        .map(|(first, last)| {
+            first
+                .iter_days()
+                .take_while(|d| *d <= last)
+                .map(|d| [Grain::Week, Grain::Month].map(|g| Period::containing(g, d)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut rows: Vec<(Period, Key, Key, Tally)> = Vec::new();
+    // The open period of each grain for the person being added up.
+    let mut open: [Option<(Period, Tally)>; 4] = Default::default();
+    let flush = |open: &mut [Option<(Period, Tally)>; 4],
+                 rows: &mut Vec<(Period, Key, Key, Tally)>,
+                 k: usize,
+                 who: (Key, Key)| {
+        if let Some((p, t)) = open[k].take() {
+            if k == 1 {
+                // A month ends: it adds to its quarter and year.
+                for g in [2, 3] {
+                    let q = Period::containing(Grain::ALL[g], p.start);
+                    if open[g].as_ref().is_some_and(|(o, _)| *o != q) {
+                        let (o, t) = open[g].take().expect("open");
+                        rows.push((o, who.0, who.1, t));
+                    }
+                    open[g]
+                        .get_or_insert_with(|| (q, Tally::default()))
+                        .1
+                        .merge(&t);
+                }
+            }
+            rows.push((p, who.0, who.1, t));
+        }
+    };
+    let mut who: Option<(Key, Key)> = None;
+    let mut last_day: Option<NaiveDate> = None;
+    for &(_, _, day, i) in &order {
+        let f = &facts[i as usize];
+        let this = (f.dept, f.staff);
+        if who != Some(this) {
+            if let Some(w) = who {
+                for k in 0..4 {
+                    flush(&mut open, &mut rows, k, w);
+                }
+            }
+            who = Some(this);
+            last_day = None;
+        }
+        if last_day != Some(day) {
+            let of_day = days[(day - first.expect("a fact")).num_days() as usize];
+            for (k, p) in of_day.into_iter().enumerate() {
+                if open[k].as_ref().is_some_and(|(o, _)| *o != p) {
+                    flush(&mut open, &mut rows, k, this);
+                }
+                open[k].get_or_insert_with(|| (p, Tally::default()));
+            }
+            last_day = Some(day);
+        }
+        for o in open.iter_mut().take(2) {
+            o.as_mut().expect("open").1.add(&f.fact);
         }
     }
-    let mut out = Vec::with_capacity(tallies.len());
-    let mut by_period: BTreeMap<Period, Vec<(&str, &str, Tally)>> = BTreeMap::new();
-    for ((p, d, s), t) in tallies {
-        by_period.entry(p).or_default().push((d, s, t));
+    if let Some(w) = who {
+        for k in 0..4 {
+            flush(&mut open, &mut rows, k, w);
+        }
     }
-    for (period, rows) in by_period {
-        out.extend(measure_period(period, &rows, policy));
+    // By period, each in department and staff order (the order they were
+    // made in).
+    let mut by_period: HashMap<Period, Vec<&(Period, Key, Key, Tally)>> = HashMap::new();
+    for r in &rows {
+        by_period.entry(r.0).or_default().push(r);
+    }
+    let mut periods: Vec<_> = by_period.into_iter().collect();
+    periods.sort_unstable_by_key(|p| p.0);
+    let mut out = Vec::with_capacity(rows.len());
+    for (_, same) in periods {
+        out.extend(measure_period(&same, names, &rank, policy));
     }
     out
 }
 
+/// The measures of one period's rows (period, department, staff, tally),
+/// in department and staff order; `order`: each key's place in the order
+/// of the names.
 fn measure_period(
-    period: Period,
-    rows: &[(&str, &str, Tally)],
+    rows: &[&(Period, Key, Key, Tally)],
+    names: &Names,
+    order: &[u32],
     policy: &StaffPolicy,
 ) -> Vec<StaffMeasure> {
-    let depts: Vec<&str> = rows.iter().map(|r| r.0).collect();
+    let period = rows[0].0;
+    let depts: Vec<u32> = rows.iter().map(|r| order[r.1 as usize]).collect();
     let shrunk: Vec<Vec<Option<f64>>> = (0..SHRUNK)
         .map(|k| {
-            let groups: Vec<Moments> = rows.iter().map(|r| r.2.parts[k]).collect();
+            let groups: Vec<Moments> = rows.iter().map(|r| r.3.parts[k]).collect();
             shrink(&depts, &groups)
         })
         .collect();
     // Workload: of those who resolved cases, the cases resolved against
     // the mean of the department's staff who resolved any, capped at 100
     // (no part for a person who resolves none, such as a front desk).
-    let mut dept_cases: HashMap<&str, (usize, usize)> = HashMap::new();
-    for (d, _, t) in rows {
+    let mut dept_cases: HashMap<Key, (usize, usize)> = HashMap::new();
+    for (_, d, _, t) in rows.iter().copied() {
         if t.cases > 0 {
-            let e = dept_cases.entry(d).or_default();
+            let e = dept_cases.entry(*d).or_default();
             e.0 += t.cases;
             e.1 += 1;
         }
@@ -322,9 +468,9 @@ fn measure_period(
     let mut measures: Vec<StaffMeasure> = rows
         .iter()
         .enumerate()
-        .map(|(i, (d, s, t))| {
+        .map(|(i, &&(_, d, s, ref t))| {
             let volume = dept_cases
-                .get(d)
+                .get(&d)
                 .filter(|_| t.cases > 0)
                 .map(|&(cases, staff)| {
                     (100.0 * t.cases as f64 * staff as f64 / cases as f64).min(100.0)
@@ -340,8 +486,8 @@ fn measure_period(
                 |parts: &[Option<f64>; 5]| shown.then(|| weighted(parts, &weights)).flatten();
             StaffMeasure {
                 period,
-                staff_id: s.to_string(),
-                dept_id: d.to_string(),
+                staff_id: names.name(s).to_string(),
+                dept_id: names.name(d).to_string(),
                 ratings: t.ratings,
                 observed_mean: t.observed.mean(),
                 fair_mean: t.parts[0].mean(),
@@ -363,7 +509,6 @@ fn measure_period(
         })
         .collect();
     rank(&mut measures);
-    measures.sort_by(|a, b| (&a.dept_id, &a.staff_id).cmp(&(&b.dept_id, &b.staff_id)));
     measures
 }
 

@@ -36,12 +36,12 @@ pub struct Components {
 
 /// Per department, in order (so that sums are the same on every run): its
 /// units, their sum, and the sum of its staff's squared unit counts.
-type ByDept<'a> = BTreeMap<&'a str, (f64, f64, f64)>;
+type ByDept<D> = BTreeMap<D, (f64, f64, f64)>;
 
-fn by_dept<'a>(depts: &[&'a str], groups: &[Moments]) -> ByDept<'a> {
+fn by_dept<D: Ord + Copy>(depts: &[D], groups: &[Moments]) -> ByDept<D> {
     let mut dept = ByDept::new();
     for (d, g) in depts.iter().zip(groups).filter(|(_, g)| g.n > 0.0) {
-        let e = dept.entry(d).or_default();
+        let e = dept.entry(*d).or_default();
         e.0 += g.n;
         e.1 += g.sum;
         e.2 += g.n * g.n;
@@ -51,11 +51,15 @@ fn by_dept<'a>(depts: &[&'a str], groups: &[Moments]) -> ByDept<'a> {
 
 /// Estimates the components from each staff member's moments and their
 /// departments; `None` when there are too few units or staff to tell.
-pub fn components(depts: &[&str], groups: &[Moments]) -> Option<Components> {
+pub fn components<D: Ord + Copy>(depts: &[D], groups: &[Moments]) -> Option<Components> {
     components_by(depts, groups, &by_dept(depts, groups))
 }
 
-fn components_by(depts: &[&str], groups: &[Moments], dept: &ByDept) -> Option<Components> {
+fn components_by<D: Ord + Copy>(
+    depts: &[D],
+    groups: &[Moments],
+    dept: &ByDept<D>,
+) -> Option<Components> {
     let (mut n_total, mut staff, mut ssw, mut ssb) = (0.0, 0.0, 0.0, 0.0);
     for (d, g) in depts.iter().zip(groups).filter(|(_, g)| g.n > 0.0) {
         let (nd, sd, _) = dept[d];
@@ -78,7 +82,7 @@ fn components_by(depts: &[&str], groups: &[Moments], dept: &ByDept) -> Option<Co
 /// Each staff member's mean shrunk toward their department's mean
 /// (`None` for one without units). Where the components cannot be
 /// estimated the means are left as they are.
-pub fn shrink(depts: &[&str], groups: &[Moments]) -> Vec<Option<f64>> {
+pub fn shrink<D: Ord + Copy>(depts: &[D], groups: &[Moments]) -> Vec<Option<f64>> {
     let dept = by_dept(depts, groups);
     let comps = components_by(depts, groups, &dept);
     depts

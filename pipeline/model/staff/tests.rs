@@ -88,10 +88,10 @@ fn member(id: &str, dept: &str, from: Option<&str>, to: Option<&str>) -> Member 
     }
 }
 
-fn rating(staff: &str, dept: &str, on: &str, score: f64) -> StaffFact {
+fn rating(names: &mut Names, staff: &str, dept: &str, on: &str, score: f64) -> StaffFact {
     StaffFact {
-        staff_id: staff.into(),
-        dept_id: dept.into(),
+        staff: names.key(staff),
+        dept: names.key(dept),
         day: day(on),
         fact: Fact::Rating {
             score,
@@ -130,14 +130,15 @@ fn transfer_mid_month() {
         (None, Some("not_in_force"))
     );
 
+    let mut names = Names::default();
     let facts: Vec<StaffFact> = [("2026-03-10", 80.0), ("2026-03-20", 60.0)]
         .iter()
         .map(|&(on, score)| {
             let (dept, _) = roster.place("X", "D2", day(on));
-            rating("X", dept.unwrap(), on, score)
+            rating(&mut names, "X", dept.unwrap(), on, score)
         })
         .collect();
-    let m = measures(&facts, &StaffPolicy::default());
+    let m = measures(&facts, &names, &StaffPolicy::default());
     let march: Vec<(&str, usize, Option<f64>)> = m
         .iter()
         .filter(|r| r.period.grain == Grain::Month)
