@@ -141,7 +141,8 @@ impl<'a> Facts<'a> {
     }
 
     /// The department the roster puts `staff_id` in on `day` (`None`: no
-    /// one's), listing what is amiss as an exception.
+    /// one's) and whether they are a manager then, listing what is amiss
+    /// as an exception.
     fn place(
         &mut self,
         table: &'static str,
@@ -149,13 +150,15 @@ impl<'a> Facts<'a> {
         staff_id: &str,
         dept: &str,
         day: NaiveDate,
-    ) -> Option<Key> {
+    ) -> Option<(Key, bool)> {
         let roster = self.roster;
-        let (placed, issue) = roster.place(staff_id, dept, day);
+        let member = roster.at(staff_id, day);
+        let (placed, issue) = roster.placement(member, staff_id, dept);
         if let Some(issue) = issue {
             self.exception(table, id, staff_id, dept, day, issue);
         }
-        placed.map(|d| self.names.key(d))
+        let manager = member.is_some_and(|m| m.is_manager());
+        placed.map(|d| (self.names.key(d), manager))
     }
 
     /// `fact`, of `staff_id` in department `dept` (a key) on `day`.
@@ -202,7 +205,7 @@ impl<'a> Facts<'a> {
         day: NaiveDate,
         fact: Fact,
     ) {
-        if let Some(dept) = self.place(table, id, staff_id, dept, day) {
+        if let Some((dept, _)) = self.place(table, id, staff_id, dept, day) {
             self.push(staff_id, dept, day, fact);
         }
     }
@@ -277,10 +280,10 @@ fn ratings(views: &Views, policy: &LoadedPolicy, facts: &mut Facts) -> Result<()
             bad: is_bad,
             unrectified: is_bad && unrectified.contains(id),
         };
-        let Some(dept_key) = facts.place("ratings", id, staff, dept, day) else {
+        let Some((dept_key, manager)) = facts.place("ratings", id, staff, dept, day) else {
             continue;
         };
-        if facts.roster.is_manager(staff, day) {
+        if manager {
             facts.feedback.push(FeedbackRating {
                 staff_id: staff.to_string(),
                 dept_id: facts.names.name(dept_key).to_string(),
@@ -319,10 +322,10 @@ fn feedback_ratings(views: &Views, facts: &mut Facts) -> Result<()> {
             continue;
         };
         let day = facts.day(at);
-        let Some(dept_key) = facts.place("ratings", id, staff, dept, day) else {
+        let Some((dept_key, manager)) = facts.place("ratings", id, staff, dept, day) else {
             continue;
         };
-        if !facts.roster.is_manager(staff, day) {
+        if !manager {
             facts.exception("ratings", id, staff, dept, day, "not_a_manager");
             continue;
         }

@@ -51,6 +51,10 @@ pub struct Member {
 }
 
 impl Member {
+    pub fn is_manager(&self) -> bool {
+        self.role == "manager"
+    }
+
     fn covers(&self, day: NaiveDate) -> bool {
         self.from.is_none_or(|f| f <= day) && self.to.is_none_or(|t| day <= t)
     }
@@ -86,11 +90,6 @@ impl Roster {
             .find(|m| m.covers(day))
     }
 
-    /// Whether `staff_id` is a manager on `day`.
-    pub fn is_manager(&self, staff_id: &str, day: NaiveDate) -> bool {
-        self.at(staff_id, day).is_some_and(|m| m.role == "manager")
-    }
-
     /// The row that names `staff_id` on `day`: the one in force, else
     /// their first.
     pub fn as_of(&self, staff_id: &str, day: NaiveDate) -> Option<&Member> {
@@ -113,7 +112,17 @@ impl Roster {
         dept: &'a str,
         day: NaiveDate,
     ) -> (Option<&'a str>, Option<&'static str>) {
-        match self.at(staff_id, day) {
+        self.placement(self.at(staff_id, day), staff_id, dept)
+    }
+
+    /// [`Roster::place`] with the row in force already looked up.
+    pub fn placement<'a>(
+        &'a self,
+        member: Option<&'a Member>,
+        staff_id: &str,
+        dept: &'a str,
+    ) -> (Option<&'a str>, Option<&'static str>) {
+        match member {
             None if self.by_id.contains_key(staff_id) => (None, Some("not_in_force")),
             None => (None, Some("unknown_staff")),
             Some(m) => match m.dept_id.as_deref() {
